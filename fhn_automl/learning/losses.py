@@ -1,0 +1,222 @@
+"""Loss terms of the thesis (3.3-3.4), each with its own batch size and weight.
+
+The total loss is the weighted sum of the terms (eqs. 3.8, 3.14, 3.16):
+
+* ``DataTerm``        eq. 3.7: 0.5 * mean ||u_net - u_solver||^2 over a batch of one dataset.
+* ``PhysicsTerm``     eq. 3.13: mean ||d u_net/dt - f(u_net)||^2 at random collocation points,
+                      optionally restricted to a box of the input space (increased cloud-point
+                      density, 3.4.2).
+* ``InitialConditionTerm`` eq. 3.15: mean ||u_net(t=0, U0, W0) - (U0, W0)||^2.
+* ``ContinuityTerm``  eq. 3.20: neighbouring window networks agree at the interfaces.
+
+All terms compare *standardised* outputs ((y - mean) / std, with mean 0 and std 1 in the paper
+recipe), so U and W weigh alike and the fast recipe's loss scale does not depend on the problem.
+Batches are drawn on the training device with ``torch.randint`` / ``torch.rand`` and a
+``torch.Generator``, never through a DataLoader.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from fhn_automl.physics.problems import Problem
+
+
+class BoxSampler:
+    """Uniform points in an axis-aligned box of the raw input space, drawn on the device."""
+
+    def __init__(self, low: Sequence[float], high: Sequence[float], device: torch.device) -> None:
+        self.low = torch.tensor(low, dtype=torch.float32, device=device)
+        self.width = torch.tensor(high, dtype=torch.float32, device=device) - self.low
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        unit = torch.rand(n, self.low.numel(), generator=generator, device=self.low.device)
+        return self.low + unit * self.width
+
+
+def input_box(problem: Problem, inputs: Sequence[str], overrides: dict[str, tuple[float, float]] | None = None,
+              ) -> tuple[list[float], list[float]]:
+    """(low, high) per input from the problem's ranges, with some inputs narrowed by ``overrides``."""
+    overrides = overrides or {}
+    unknown = sorted(set(overrides) - set(inputs))
+    if unknown:
+        raise ValueError(f"box names {unknown} are not inputs of {problem.name} ({', '.join(inputs)})")
+    low, high = [], []
+    for name in inputs:
+        lo, hi = overrides.get(name, problem.ranges[name])
+        low.append(float(lo))
+        high.append(float(hi))
+    return low, high
+
+
+def applied_current(problem: Problem, x: torch.Tensor, inputs: Sequence[str]) -> torch.Tensor | float:
+    """I_app for each row of raw inputs (depends on k in problem C)."""
+    if "k" in inputs:
+        return problem.i_app(x[:, list(inputs).index("k")])
+    return problem.i_app(0.0)
+
+
+def physics_residual(model: nn.Module, x: torch.Tensor, problem: Problem) -> torch.Tensor:
+    """(du/dt - f_u, dw/dt - f_w) / std at raw inputs ``x``, by the forward-mode tangent.
+
+    Dividing by the output std puts the residual in the same standardised units as the data term
+    (it is the thesis' eq. 3.13 exactly when std = 1, the paper recipe).
+    """
+    y_norm, dy_norm = model.time_tangent(x)
+    mean, std = model.output_statistics()
+    y = y_norm * std + mean
+    du, dw = problem.model.rhs(y[:, 0], y[:, 1], applied_current(problem, x, model.spec.inputs))
+    return dy_norm - torch.stack((du, dw), dim=1) / std
+
+
+def physics_residual_autograd(model: nn.Module, x: torch.Tensor, problem: Problem) -> torch.Tensor:
+    """The same residual with d/dt from reverse-mode ``autograd.grad`` (the reference in the tests)."""
+    x = x.detach().requires_grad_(True)
+    y = model(x)
+    t_index = list(model.spec.inputs).index("t")
+    slopes = [torch.autograd.grad(y[:, j].sum(), x, create_graph=True)[0][:, t_index] for j in range(y.shape[1])]
+    dy = torch.stack(slopes, dim=1)
+    du, dw = problem.model.rhs(y[:, 0], y[:, 1], applied_current(problem, x, model.spec.inputs))
+    _, std = model.output_statistics()
+    return (dy - torch.stack((du, dw), dim=1)) / std
+
+
+class LossTerm(abc.ABC):
+    """One weighted term of the loss: draws its own batch and evaluates on it."""
+
+    def __init__(self, name: str, weight: float, batch_size: int) -> None:
+        if batch_size < 1:
+            raise ValueError(f"loss term {name!r} needs a positive batch size, got {batch_size}")
+        self.name = name
+        self.weight = float(weight)
+        self.batch_size = int(batch_size)
+
+    @abc.abstractmethod
+    def draw(self, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+        """A fresh batch (tensors on the training device)."""
+
+    @abc.abstractmethod
+    def evaluate(self, model: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """The unweighted scalar loss on ``batch``."""
+
+
+class DataTerm(LossTerm):
+    """Closeness to one dataset (eq. 3.7); targets stored already standardised."""
+
+    def __init__(self, name: str, inputs: torch.Tensor, targets_normalised: torch.Tensor, *, weight: float,
+                 batch_size: int) -> None:
+        super().__init__(name, weight, batch_size)
+        if inputs.shape[0] == 0:
+            raise ValueError(f"data term {name!r} has no points")
+        self.inputs = inputs
+        self.targets = targets_normalised
+
+    def draw(self, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+        rows = torch.randint(self.inputs.shape[0], (self.batch_size,), generator=generator,
+                             device=self.inputs.device)
+        return self.inputs[rows], self.targets[rows]
+
+    def evaluate(self, model: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        x, y = batch
+        return 0.5 * (model.forward_normalised(x) - y).square().sum(dim=1).mean()
+
+
+class PhysicsTerm(LossTerm):
+    """The FHN residual at collocation points uniform in a box (the whole domain or a region)."""
+
+    def __init__(self, name: str, problem: Problem, sampler: BoxSampler, *, weight: float, batch_size: int) -> None:
+        super().__init__(name, weight, batch_size)
+        self.problem = problem
+        self.sampler = sampler
+
+    def draw(self, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+        return (self.sampler.sample(self.batch_size, generator),)
+
+    def evaluate(self, model: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        return physics_residual(model, batch[0], self.problem).square().sum(dim=1).mean()
+
+
+class InitialConditionTerm(LossTerm):
+    """u_net(t = 0, U0, W0[, K]) = (U0, W0) (eq. 3.15); problem A's fixed state when U0, W0 are not inputs."""
+
+    def __init__(self, name: str, problem: Problem, inputs: Sequence[str], sampler: BoxSampler, *,
+                 weight: float, batch_size: int) -> None:
+        super().__init__(name, weight, batch_size)
+        self.sampler = sampler
+        self.t_index = list(inputs).index("t")
+        if "u0" in inputs and "w0" in inputs:
+            self.state_indices: list[int] | None = [list(inputs).index("u0"), list(inputs).index("w0")]
+            self.fixed_state = None
+        elif problem.fixed_initial_state is not None:
+            self.state_indices = None
+            self.fixed_state = torch.tensor(problem.fixed_initial_state, dtype=torch.float32,
+                                            device=sampler.low.device)
+        else:
+            raise ValueError(f"{problem.name} has neither initial-state inputs nor a fixed initial state")
+
+    def draw(self, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+        x = self.sampler.sample(self.batch_size, generator)
+        x[:, self.t_index] = 0.0
+        return (x,)
+
+    def evaluate(self, model: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        x = batch[0]
+        mean, std = model.output_statistics()
+        target = x[:, self.state_indices] if self.state_indices is not None else self.fixed_state.expand(x.shape[0], -1)
+        return (model.forward_normalised(x) - (target - mean) / std).square().sum(dim=1).mean()
+
+
+class ContinuityTerm(LossTerm):
+    """Neighbouring split-window networks agree at each interface (eq. 3.20), random other inputs."""
+
+    def __init__(self, name: str, interfaces: Sequence[float], inputs: Sequence[str], sampler: BoxSampler, *,
+                 weight: float, batch_size: int) -> None:
+        super().__init__(name, weight, batch_size)
+        self.interfaces = [float(edge) for edge in interfaces]
+        self.t_index = list(inputs).index("t")
+        self.sampler = sampler
+
+    def draw(self, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+        return (self.sampler.sample(self.batch_size, generator),)
+
+    def evaluate(self, model: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        x = batch[0].clone()
+        total = x.new_zeros(())
+        for k, edge in enumerate(self.interfaces):
+            x[:, self.t_index] = edge
+            before = model.windows[k].forward_normalised(x)
+            after = model.windows[k + 1].forward_normalised(x)
+            total = total + (before - after).square().sum(dim=1).mean()
+        return total / len(self.interfaces)
+
+
+class TrainingObjective(nn.Module):
+    """The model plus its loss terms; ``forward`` returns (weighted total, each term unweighted).
+
+    Wrapping this module (not the bare model) in DistributedDataParallel keeps DDP's gradient
+    synchronisation valid for the tangent pass and the multi-network terms, which do not go
+    through the model's ``forward``.
+    """
+
+    def __init__(self, model: nn.Module, terms: Sequence[LossTerm]) -> None:
+        super().__init__()
+        if not terms:
+            raise ValueError("a training objective needs at least one loss term")
+        self.model = model
+        self.terms = list(terms)
+        self.register_buffer("weights", torch.tensor([term.weight for term in self.terms], dtype=torch.float32))
+
+    @property
+    def term_names(self) -> list[str]:
+        return [term.name for term in self.terms]
+
+    def draw(self, generator: torch.Generator) -> list[tuple[torch.Tensor, ...]]:
+        return [term.draw(generator) for term in self.terms]
+
+    def forward(self, batches: list[tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, torch.Tensor]:
+        values = torch.stack([term.evaluate(self.model, batch) for term, batch in zip(self.terms, batches)])
+        return (values * self.weights).sum(), values.detach()

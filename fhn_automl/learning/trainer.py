@@ -1,0 +1,382 @@
+"""The training loop: ``train(config, report=None, *, checkpoint=None) -> dict``.
+
+A trial is a plain function of a config mapping and a ``report(metrics, checkpoint_dir)`` callback,
+so the search layer can hand in Ray's reporter while tests and the CLI pass their own (no Ray or
+MLflow imported here). The loop follows the thesis protocol (3.2): a fixed number of iterations,
+validation every ``val_every`` steps with the mean and max point error |dU| + |dW|, every loss term
+recorded; plus what makes it usable as a search trial: the best model kept on disk, resumable
+checkpoints, a NaN / inf loss stopping the run as ``diverged``, and DDP when a process group is up.
+
+Data live on the training device and batches are drawn there with ``torch.randint`` from a seeded
+``torch.Generator`` (one per rank), so a run is deterministic on the CPU for a given seed and a
+resumed run continues exactly where the checkpoint left it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from fhn_automl.learning import training_data
+from fhn_automl.learning.architecture import count_macs, count_neurons, count_parameters, format_layers, shape_class
+from fhn_automl.learning.config import TrainConfig
+from fhn_automl.learning.losses import (BoxSampler, ContinuityTerm, DataTerm, InitialConditionTerm, LossTerm,
+                                        PhysicsTerm, TrainingObjective, input_box)
+from fhn_automl.learning.mlp import build_model
+from fhn_automl.learning.model_io import save_model
+from fhn_automl.learning.recipes import Recipe, get_recipe
+from fhn_automl.learning.spec import ModelSpec
+from fhn_automl.learning.validation import validation_metrics
+from fhn_automl.learning.windows import WindowPlan, parse_window
+from fhn_automl.physics.problems import Problem, get_problem
+
+ReportFn = Callable[[dict[str, Any], "str | None"], None]
+
+#: Seed of the fixed validation subset: independent of the trial seed so all trials compare alike.
+VALIDATION_SUBSET_SEED = 20_240_601
+CHECKPOINT_FOLDER = "checkpoint"
+BEST_MODEL_FOLDER = "best"
+STATE_FILE = "train_state.pt"
+MODEL_FOLDER = "model"
+METRICS_FILE = "metrics.json"
+#: How often (in steps) the accumulated loss is checked for NaN / inf between validations.
+DIVERGENCE_CHECK_EVERY = 100
+
+
+@dataclass
+class _Progress:
+    """Mutable loop state that a checkpoint carries."""
+
+    step: int = 0
+    best_val_mean_err: float = math.inf
+    best_val_max_err: float = math.inf
+    best_step: int = -1
+    train_seconds: float = 0.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Distributed:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def active(self) -> bool:
+        return self.world_size > 1
+
+
+def _distributed_context() -> _Distributed:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        world = torch.distributed.get_world_size()
+        if world > 1:
+            rank = torch.distributed.get_rank()
+            return _Distributed(rank, world, int(os.environ.get("LOCAL_RANK", rank)))
+    return _Distributed()
+
+
+def _resolve_device(name: str, dist: _Distributed) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"device {name!r} asked for but torch.cuda is not available on this machine")
+        if name == "cuda":
+            return torch.device("cuda", dist.local_rank % torch.cuda.device_count())
+    return torch.device(name)
+
+
+def _dataset_dir(cfg: TrainConfig, problem: Problem, device: torch.device) -> Path:
+    if cfg.data_dir is not None:
+        return Path(cfg.data_dir)
+    from fhn_automl.physics.datasets import ensure_dataset
+
+    return Path(ensure_dataset(problem, root=cfg.data_root, n_trajectories=cfg.n_trajectories,
+                               seed=cfg.data_seed, device="cuda" if device.type == "cuda" else "cpu"))
+
+
+def _check_kind(cfg: TrainConfig, problem: Problem, window: WindowPlan) -> None:
+    if cfg.kind == "iter" and problem.kind != "iterator":
+        raise ValueError(f"kind 'iter' needs an iterator problem; {problem.name} is a {problem.kind} problem")
+    if cfg.kind != "iter" and problem.kind == "iterator":
+        raise ValueError(f"{problem.name} is an iterator problem: use kind 'iter'")
+    if cfg.kind == "iter" and window.mode != "none":
+        raise ValueError("iterator models take no time windows")
+    if cfg.extra_region is not None and cfg.extra_region.kind == "physics" and "t" not in problem.inputs:
+        raise ValueError("a physics extra_region needs a 't' input; iterators take a data extra_region")
+    if window.mode == "chained" and not {"u0", "w0"} <= set(problem.inputs):
+        raise ValueError("chained windows need the initial state (u0, w0) among the inputs")
+
+
+def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.as_tensor(array, dtype=torch.float32).to(device)
+
+
+def _build_terms(cfg: TrainConfig, problem: Problem, window: WindowPlan, train_points, extra_sets,
+                 mean: np.ndarray, std: np.ndarray, batch_size: int, device: torch.device) -> list[LossTerm]:
+    def data_term(name: str, points, weight: float, size: int) -> DataTerm:
+        return DataTerm(name, _to_device(points.x, device), _to_device((points.y - mean) / std, device),
+                        weight=weight, batch_size=size)
+
+    terms: list[LossTerm] = []
+    if cfg.data_weight > 0:
+        terms.append(data_term("data", train_points, cfg.data_weight, batch_size))
+    for name, points, weight, size in extra_sets:
+        terms.append(data_term(name, points, weight, size or batch_size))
+    t_override = {"t": (window.edges[0], window.edges[1])} if window.mode == "chained" else {}
+    domain = BoxSampler(*input_box(problem, problem.inputs, t_override), device)
+    small_batch = max(1, batch_size // 4)
+    if cfg.kind == "pinn":
+        terms.append(PhysicsTerm("physics", problem, domain, weight=cfg.physics_weight,
+                                 batch_size=cfg.physics_batch_size or batch_size))
+        terms.append(InitialConditionTerm("ic", problem, problem.inputs, domain, weight=cfg.ic_weight,
+                                          batch_size=cfg.ic_batch_size or small_batch))
+    region = cfg.extra_region
+    if region is not None and region.kind == "physics":
+        box = BoxSampler(*input_box(problem, problem.inputs, {**t_override, **region.box}), device)
+        terms.append(PhysicsTerm("extra_physics", problem, box, weight=region.weight,
+                                 batch_size=region.batch_size or small_batch))
+    if window.mode == "split":
+        terms.append(ContinuityTerm("continuity", window.interfaces, problem.inputs, domain,
+                                    weight=cfg.continuity_weight,
+                                    batch_size=cfg.continuity_batch_size or small_batch))
+    if not terms:
+        raise ValueError("no loss terms: data_weight is 0 and the kind adds no physics terms")
+    return terms
+
+
+def _extra_sets(cfg: TrainConfig, problem: Problem, dataset_dir: Path, window: WindowPlan):
+    """(term name, points, weight, batch size) of each additional data set (eq. 3.8)."""
+    entries = [dict(item) for item in cfg.extra_data]
+    region = cfg.extra_region
+    if region is not None and region.kind == "data":
+        entries.append({"source": region.source, "weight": region.weight, "batch_size": region.batch_size,
+                        "name": "extra_data"})
+    out = []
+    for entry in entries:
+        unknown = sorted(set(entry) - {"source", "weight", "batch_size", "name"})
+        if unknown or "source" not in entry:
+            raise ValueError(f"extra_data entries take source, weight, batch_size, name; got {sorted(entry)}")
+        points = training_data.load_points(problem, dataset_dir, str(entry["source"]))
+        if window.mode == "chained":
+            points = training_data.restrict_time(points, problem.inputs.index("t"), *window.edges)
+        name = entry.get("name") or "data_" + Path(str(entry["source"])).stem
+        out.append((name, points, float(entry.get("weight", 1.0)), entry.get("batch_size")))
+    return out
+
+
+def _make_spec(cfg: TrainConfig, recipe: Recipe, problem: Problem, window: WindowPlan, mean, std) -> ModelSpec:
+    return ModelSpec(
+        problem=problem.name, kind=cfg.kind, layers=cfg.layers, inputs=problem.inputs, outputs=problem.outputs,
+        ranges={name: problem.ranges[name] for name in problem.inputs}, input_scaling=recipe.scale_inputs,
+        output_mean=tuple(float(v) for v in mean), output_std=tuple(float(v) for v in std),
+        window_mode=window.mode, window_edges=window.edges,
+        horizon=problem.t_end if window.mode == "chained" else None, dt_net=problem.dt_net,
+        metadata={"recipe": recipe.name, "seed": cfg.seed, "window": window.describe(),
+                  "extra_region": None if cfg.extra_region is None else cfg.extra_region.describe()},
+    )
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=float))
+    os.replace(tmp, path)
+
+
+def train(config: Mapping[str, Any], report: ReportFn | None = None, *, checkpoint: str | os.PathLike | None = None,
+          ) -> dict[str, Any]:
+    """Train one surrogate as ``config`` says; see ``TrainConfig`` for the keys and defaults.
+
+    ``report(metrics, checkpoint_dir)`` is called after every validation on every rank
+    (``checkpoint_dir`` is None on ranks other than 0). ``checkpoint`` resumes from such a folder.
+    Returns the final metrics with ``status`` (``finished`` | ``diverged``), ``model_dir`` (the best
+    model's files, None if the run diverged before its first validation) and ``out_dir``.
+    """
+    cfg = TrainConfig.from_mapping(config)
+    recipe = get_recipe(cfg.recipe)
+    problem = get_problem(cfg.problem)
+    window = parse_window(cfg.window, problem.t_span)
+    _check_kind(cfg, problem, window)
+    dist = _distributed_context()
+    device = _resolve_device(cfg.device, dist)
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    batch_size = cfg.batch_size or recipe.batch_size
+    lr = cfg.lr or recipe.lr
+
+    # data, once, on the training device
+    dataset_dir = _dataset_dir(cfg, problem, device)
+    train_points = training_data.load_points(problem, dataset_dir, cfg.train_split)
+    if window.mode == "chained":
+        train_points = training_data.restrict_time(train_points, problem.inputs.index("t"), *window.edges)
+    val_points = training_data.subsample(training_data.load_points(problem, dataset_dir, cfg.val_split),
+                                         cfg.val_max_points, VALIDATION_SUBSET_SEED)
+    rollout = None
+    if cfg.kind == "iter":
+        rollout = training_data.rollout_arrays(training_data.read_columns(dataset_dir, "rollout"), problem,
+                                               cfg.rollout_max_trajectories, VALIDATION_SUBSET_SEED)
+    extra_sets = _extra_sets(cfg, problem, dataset_dir, window)
+    if recipe.standardise_outputs:
+        mean = train_points.y.mean(axis=0, dtype=np.float64)
+        std = np.maximum(train_points.y.std(axis=0, dtype=np.float64), 1e-6)
+    else:
+        mean, std = np.zeros(problem.outputs.__len__()), np.ones(len(problem.outputs))
+    mean, std = mean.astype(np.float32), std.astype(np.float32)
+
+    spec = _make_spec(cfg, recipe, problem, window, mean, std)
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
+    model = build_model(spec).to(device)
+    terms = _build_terms(cfg, problem, window, train_points, extra_sets, mean, std, batch_size, device)
+    objective = TrainingObjective(model, terms).to(device)
+    runner: nn.Module = objective
+    if dist.active:
+        runner = nn.parallel.DistributedDataParallel(
+            objective, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=window.mode == "split")
+    optimizer = recipe.make_optimizer(model.parameters(), lr, device)
+    scheduler = recipe.make_scheduler(optimizer, cfg.steps, cfg.warmup_steps)
+    generator = torch.Generator(device=device)
+    generator.manual_seed(cfg.seed * 1_000_003 + 7919 * dist.rank + 1)
+
+    out_dir = Path(cfg.out_dir) if cfg.out_dir else Path(tempfile.mkdtemp(prefix="fhn_train_"))
+    checkpoint_dir = out_dir / CHECKPOINT_FOLDER
+    is_writer = dist.rank == 0
+    if is_writer:
+        checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    progress = _Progress()
+    if checkpoint is not None:
+        progress = _restore(Path(checkpoint), checkpoint_dir if is_writer else None, model, optimizer, scheduler,
+                            generator, device)
+
+    val_x = _to_device(val_points.x, device)
+    val_y = _to_device(val_points.y, device)
+    rollout_tensors = None if rollout is None else (_to_device(rollout.x0, device), _to_device(rollout.y, device))
+    counts = {"n_neurons": count_neurons(cfg.layers) * spec.n_networks,
+              "n_parameters": count_parameters(cfg.layers, spec.n_in, spec.n_out) * spec.n_networks,
+              "macs_per_eval": count_macs(cfg.layers, spec.n_in, spec.n_out),
+              "shape_class": shape_class(cfg.layers), "layers": format_layers(cfg.layers)}
+
+    names = objective.term_names
+    running = torch.zeros(len(names) + 1, device=device)
+    steps_in_interval = 0
+    status = "running"
+    interval_start = time.perf_counter()
+    last: dict[str, Any] = {}
+    while progress.step < cfg.steps:
+        batches = objective.draw(generator)
+        total, values = runner(batches)
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        optimizer.step()
+        if recipe.steps_on_loss:
+            scheduler.step(total.item())
+        else:
+            scheduler.step()
+        running += torch.cat((total.detach().reshape(1), values))
+        steps_in_interval += 1
+        progress.step += 1
+        at_validation = progress.step % cfg.val_every == 0 or progress.step == cfg.steps
+        if progress.step % DIVERGENCE_CHECK_EVERY == 0 or at_validation:
+            if not bool(torch.isfinite(running).all()):
+                status = "diverged"
+        if not at_validation and status != "diverged":
+            continue
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        interval_seconds = time.perf_counter() - interval_start
+        progress.train_seconds += interval_seconds
+        means = (running / max(1, steps_in_interval)).tolist()
+        metrics: dict[str, Any] = {
+            "step": progress.step, "loss": means[0], **{f"loss_{name}": value for name, value in zip(names, means[1:])},
+            "lr": optimizer.param_groups[0]["lr"],
+            "step_time_ms": 1e3 * interval_seconds / max(1, steps_in_interval),
+            "train_seconds": progress.train_seconds,
+        }
+        if status != "diverged":
+            metrics.update(validation_metrics(model, val_x, val_y, rollout_tensors))
+            if not math.isfinite(metrics["val_mean_err"]):
+                status = "diverged"
+        if status != "diverged" and metrics["val_mean_err"] < progress.best_val_mean_err:
+            progress.best_val_mean_err = metrics["val_mean_err"]
+            progress.best_val_max_err = metrics["val_max_err"]
+            progress.best_step = progress.step
+            if is_writer:
+                save_model(model, checkpoint_dir / BEST_MODEL_FOLDER, torchscript=cfg.write_torchscript)
+        if status == "running" and progress.step >= cfg.steps:
+            status = "finished"
+        metrics.update({"best_val_mean_err": progress.best_val_mean_err, "best_val_max_err": progress.best_val_max_err,
+                        "best_step": progress.best_step, "status": status, **counts})
+        metrics.setdefault("val_mean_err", math.inf)
+        metrics.setdefault("val_max_err", math.inf)
+        progress.history.append(metrics)
+        if is_writer:
+            _save_state(checkpoint_dir, model, optimizer, scheduler, generator, progress, cfg)
+        if report is not None:
+            report(dict(metrics), str(checkpoint_dir) if is_writer else None)
+        last = metrics
+        running.zero_()
+        steps_in_interval = 0
+        if status == "diverged":
+            break
+        interval_start = time.perf_counter()
+
+    if not last:  # resumed from a checkpoint that had already reached cfg.steps
+        last = dict(progress.history[-1]) if progress.history else {"step": progress.step}
+        last["status"] = status = "finished"
+    best_dir = checkpoint_dir / BEST_MODEL_FOLDER
+    model_dir = out_dir / MODEL_FOLDER
+    result = {**last, "status": status, "out_dir": str(out_dir), "model_dir": None, "dataset_dir": str(dataset_dir)}
+    if is_writer:
+        if (best_dir / "spec.json").exists():
+            shutil.copytree(best_dir, model_dir, dirs_exist_ok=True)
+            result["model_dir"] = str(model_dir)
+        _write_json(out_dir / METRICS_FILE, {"final": result, "config": cfg.to_dict(), "history": progress.history})
+    elif (best_dir / "spec.json").exists():
+        result["model_dir"] = str(model_dir)
+    return result
+
+
+def _save_state(checkpoint_dir: Path, model: nn.Module, optimizer, scheduler, generator: torch.Generator,
+                progress: _Progress, cfg: TrainConfig) -> None:
+    state = {
+        "step": progress.step, "best_val_mean_err": progress.best_val_mean_err,
+        "best_val_max_err": progress.best_val_max_err, "best_step": progress.best_step,
+        "train_seconds": progress.train_seconds, "history": progress.history,
+        "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+        "generator": generator.get_state(), "config": cfg.to_dict(),
+    }
+    tmp = checkpoint_dir / (STATE_FILE + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, checkpoint_dir / STATE_FILE)
+
+
+def _restore(source: Path, checkpoint_dir: Path | None, model: nn.Module, optimizer, scheduler,
+             generator: torch.Generator, device: torch.device) -> _Progress:
+    """Load a checkpoint folder written by ``train`` (and copy its best model into ours)."""
+    state_path = source / STATE_FILE
+    if not state_path.exists():
+        raise FileNotFoundError(f"no {STATE_FILE} in checkpoint folder {source}")
+    state = torch.load(state_path, map_location=device, weights_only=False)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    generator.set_state(state["generator"].cpu())  # generator states are CPU byte tensors
+    if checkpoint_dir is not None and source.resolve() != checkpoint_dir.resolve():
+        best = source / BEST_MODEL_FOLDER
+        if best.exists():
+            shutil.copytree(best, checkpoint_dir / BEST_MODEL_FOLDER, dirs_exist_ok=True)
+    return _Progress(step=int(state["step"]), best_val_mean_err=float(state["best_val_mean_err"]),
+                     best_val_max_err=float(state["best_val_max_err"]), best_step=int(state["best_step"]),
+                     train_seconds=float(state["train_seconds"]), history=list(state["history"]))

@@ -1,0 +1,27 @@
+"""The post-stage's errors: each says what went wrong and what to do about it.
+
+The CLIs turn any ``PostStageError`` into one line on stderr and a non-zero exit, so a user sees the
+remedy instead of a traceback.
+"""
+
+from __future__ import annotations
+
+
+class PostStageError(RuntimeError):
+    """Base class: bad input to the post-stage (not a bug)."""
+
+
+class ExperimentNotFoundError(PostStageError):
+    """The MLflow experiment named on the command line does not exist in the tracking store."""
+
+
+class NoFinishedTrialsError(PostStageError):
+    """The experiment holds no finished trial with a model artifact and a validation error."""
+
+
+class NoRegisteredModelsError(PostStageError):
+    """``pull`` was asked for a problem / alias that has no registered model version."""
+
+
+class BackendNotInstalledError(PostStageError):
+    """A compile backend (TensorRT, CUDA) was asked for explicitly but cannot run on this machine."""

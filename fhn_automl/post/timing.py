@@ -1,0 +1,83 @@
+"""One way to time things, used by both sides of every comparison (solver and surrogates).
+
+Warm-up calls first (JIT compilation, caches, CUDA context, page faults of fresh buffers), then
+``repeats`` timed calls; the median is the figure reported, min and max show the spread. On a GPU
+each call is bracketed by ``torch.cuda.synchronize`` so asynchronous launches are counted in full.
+Whether host-device transfers are inside the timed region is decided by the caller (what it passes
+in as ``fn``) and recorded in ``Timing.transfers`` so every reported number says it.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Wall-clock seconds of ``repeats`` calls after ``warmup`` untimed ones."""
+
+    median_s: float
+    min_s: float
+    max_s: float
+    repeats: int
+    warmup: int
+    device: str
+    transfers: str  # e.g. "excluded (inputs and outputs stay on the GPU)" or "none (CPU)"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def synchronizer(device: str) -> Callable[[], None]:
+    """A no-op on the CPU, ``torch.cuda.synchronize`` on a CUDA device."""
+    if device.startswith("cuda"):
+        import torch
+
+        return lambda: torch.cuda.synchronize(device)
+    return lambda: None
+
+
+def time_call(fn: Callable[[], Any], *, warmup: int = 1, repeats: int = 5, device: str = "cpu",
+              transfers: str = "none (CPU)") -> Timing:
+    """Median wall time of ``fn()`` over ``repeats`` calls after ``warmup`` calls."""
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"need repeats >= 1 and warmup >= 0, got {repeats} and {warmup}")
+    sync = synchronizer(device)
+    for _ in range(warmup):
+        fn()
+    sync()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        sync()
+        samples.append(time.perf_counter() - start)
+    return Timing(median_s=statistics.median(samples), min_s=min(samples), max_s=max(samples),
+                  repeats=repeats, warmup=warmup, device=device, transfers=transfers)
+
+
+def describe_device(device: str) -> str:
+    """A human name for the device a number was measured on (GPU model or CPU model and cores)."""
+    if device.startswith("cuda"):
+        import torch
+
+        return f"{torch.cuda.get_device_name(device)} ({device})"
+    import os
+    import platform
+
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    import torch
+
+    return f"{model}, {os.cpu_count()} logical CPUs, torch threads {torch.get_num_threads()}"

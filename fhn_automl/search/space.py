@@ -1,0 +1,594 @@
+"""Search-space files (``search_spaces/<name>.yaml``): loading, validation, expansion into trials.
+
+A file describes one study of the thesis, or several (``studies:``) that share a problem and
+settings. Every field is checked on load and an error names the file and the field, because a typo in a
+paper-budget search should fail in a second, not after a day on a cluster. The format is documented in
+``search_spaces/README.md``; the fields are:
+
+- ``problem``, ``kind`` (``ddnn`` | ``pinn`` | ``iter`` | ``untrained``), ``batch_size``,
+  ``extra_region``, ``window``, ``seeds``: a value or a list (a list is a grid axis);
+- ``layers``: ``choices`` (``activation-width`` tokens) and ``depths`` -> the choices^depth grid, optional
+  ``shape_classes`` filter; or explicit ``sequences``;
+- ``options``: further keys of the learning layer's training config, each a value or a list;
+- ``steps``, ``val_every``, ``recipe``, ``n_trajectories``: training and data at the paper budget;
+- ``search`` (``grid`` | ``tpe`` | ``multi_objective``), ``scheduler`` (``fifo`` | ``asha``),
+  ``resources`` (workers, CPUs and GPU fraction per worker), ``budgets`` (per-budget overrides).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fhn_automl.search.budgets import BUDGET_FIELDS, BUDGET_NAMES, Budget, resolve_budget
+from fhn_automl.search.grid import evenly_spaced, layer_sequences
+
+#: Where ``python -m fhn_automl.search NAME`` looks for ``NAME.yaml``: the repository's folder.
+SEARCH_SPACES_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
+
+KINDS = ("ddnn", "pinn", "iter", "untrained")
+ALGORITHMS = ("grid", "tpe", "multi_objective")
+SCHEDULERS = ("fifo", "asha")
+COST_METRICS = ("macs", "parameters", "neurons")
+USE_GPU = ("auto", "always", "never")
+_LAYER_TOKEN = re.compile(r"^[a-z][a-z0-9_]*-[1-9][0-9]*$")
+
+#: The grid axes other than the layer sequence: file key -> trial parameter name.
+AXES = {"problem": "problem", "kind": "kind", "batch_size": "batch_size",
+        "extra_region": "extra_region", "window": "window", "seeds": "seed"}
+_STUDY_KEYS = set(AXES) | {"layers", "options", "description", "steps", "val_every", "recipe",
+                           "n_trajectories"}
+_TOP_KEYS = _STUDY_KEYS | {"search", "scheduler", "resources", "budgets", "studies"}
+
+
+class SearchSpaceError(ValueError):
+    """A search file that cannot be used; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class LayerGrid:
+    """Layer sequences: a choices^depth grid (optionally filtered by shape class) or explicit ones."""
+
+    choices: tuple[str, ...] = ()
+    depths: tuple[int, ...] = ()
+    shape_classes: tuple[str, ...] | None = None
+    sequences: tuple[str, ...] = ()
+
+    def expand(self) -> list[str]:
+        """All layer strings of this grid, in a stable order."""
+        if self.sequences:
+            return list(self.sequences)
+        shape_class_of = None
+        if self.shape_classes is not None:
+            from fhn_automl.learning.architecture import shape_class as shape_class_of
+        return list(layer_sequences(self.choices, self.depths, shape_classes=self.shape_classes,
+                                    shape_class_of=shape_class_of))
+
+
+@dataclass(frozen=True)
+class Study:
+    """One grid of the file: the product of the layer sequences and every axis."""
+
+    name: str
+    description: str
+    layers: LayerGrid
+    axes: dict[str, tuple[Any, ...]]
+    options: dict[str, tuple[Any, ...]]
+    steps: int
+    val_every: int
+    recipe: str
+    n_trajectories: int | None
+
+
+@dataclass(frozen=True)
+class SearchAlgorithm:
+    """``grid`` tries every trial; ``tpe`` / ``multi_objective`` let Optuna pick ``num_samples``."""
+
+    algorithm: str = "grid"
+    num_samples: int = 1
+    metric: str = "val_mean_err"
+    #: the second objective of ``multi_objective``: an inference-cost proxy reported by every trial
+    cost_metric: str = "macs"
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Scheduler:
+    """``fifo`` trains every trial to the end; ``asha`` stops poor ones after ``grace_period`` steps."""
+
+    kind: str = "fifo"
+    #: as a fraction of a trial's steps, so budgets scale it with the steps
+    grace_fraction: float = 0.1
+    reduction_factor: int = 3
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one trial asks for: ``workers`` Ray Train workers of ``cpus_per_worker`` and a GPU share.
+
+    ``gpus_per_worker`` below 1 packs several tiny models on one GPU. ``use_gpu: auto`` uses it when
+    the cluster has GPUs and trains on CPU otherwise; ``always`` makes a GPU-less cluster an error.
+    """
+
+    workers: int = 1
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0
+    use_gpu: str = "auto"
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """A validated search file."""
+
+    name: str
+    path: Path
+    description: str
+    studies: tuple[Study, ...]
+    search: SearchAlgorithm
+    scheduler: Scheduler
+    resources: Resources
+    budget_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def problems(self) -> list[str]:
+        """Every problem some trial trains on (each gets its dataset built once by the driver)."""
+        seen: dict[str, None] = {}
+        for study in self.studies:
+            for problem in study.axes["problem"]:
+                seen[problem] = None
+        return list(seen)
+
+    def budget(self, name: str) -> Budget:
+        return resolve_budget(name, self.budget_overrides.get(name))
+
+    def trials(self, budget: Budget | str = "paper") -> list[TrialSpec]:
+        """The trials of the whole grid at ``budget``, numbered in a stable order.
+
+        Budgets with ``max_trials`` keep that many, spread evenly over the grid so every study is
+        touched. Model-based searches (Optuna) sample from this list instead of running all of it.
+        """
+        if isinstance(budget, str):
+            budget = self.budget(budget)
+        trials: list[TrialSpec] = []
+        for study in self.studies:
+            for layers in study.layers.expand():
+                names = list(study.axes) + list(study.options)
+                values = [study.axes[k] for k in study.axes] + [study.options[k] for k in study.options]
+                for combination in itertools.product(*values):
+                    chosen = dict(zip(names, combination))
+                    axes = {AXES[k]: chosen[k] for k in study.axes}
+                    options = {k: chosen[k] for k in study.options}
+                    trials.append(TrialSpec(
+                        index=len(trials), study=study.name, layers=layers, options=options,
+                        steps=budget.steps or study.steps,
+                        val_every=min(budget.val_every or study.val_every, budget.steps or study.steps),
+                        recipe=budget.recipe or study.recipe,
+                        n_trajectories=(budget.n_trajectories if budget.n_trajectories is not None
+                                        else study.n_trajectories),
+                        **axes))
+        if budget.max_trials is not None and self.search.algorithm == "grid":
+            trials = evenly_spaced(trials, budget.max_trials)
+        return trials
+
+    def select_trials(self, budget: Budget | str, study: str | None = None) -> list[TrialSpec]:
+        """``trials(budget)``, restricted to one study when asked (``--study``)."""
+        if study is None:
+            return self.trials(budget)
+        names = [s.name for s in self.studies]
+        if study not in names:
+            raise SearchSpaceError(f"{self.path}: no study {study!r}; studies: {', '.join(names)}")
+        only = dataclasses.replace(self, studies=tuple(s for s in self.studies if s.name == study))
+        return only.trials(budget)
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """One trial: the architecture, the training settings and a deterministic name."""
+
+    index: int
+    study: str
+    problem: str
+    kind: str
+    layers: str
+    batch_size: int
+    extra_region: str | None
+    window: str | None
+    seed: int
+    steps: int
+    val_every: int
+    recipe: str
+    n_trajectories: int | None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """Deterministic, so a restarted search finds its trials again (no timestamps, no hashes)."""
+        layers = ".".join(token.replace("-", "") for token in self.layers.split(","))
+        parts = [f"t{self.index:04d}", self.study, self.problem.removeprefix("problem_"), self.kind,
+                 layers, f"bs{self.batch_size}"]
+        if self.extra_region:
+            parts.append("xr" + _short(self.extra_region.partition(":")[0])[:8])
+        if self.window not in (None, False):
+            parts.append(f"w{self.window}")
+        parts += [f"{k}{_short(v)}" for k, v in self.options.items()]
+        parts.append(f"s{self.seed}")
+        return "-".join(parts)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "index": self.index, "study": self.study, "problem": self.problem,
+                "kind": self.kind, "layers": self.layers, "batch_size": self.batch_size,
+                "extra_region": self.extra_region, "window": self.window, "seed": self.seed,
+                "steps": self.steps, "val_every": self.val_every, "recipe": self.recipe,
+                "n_trajectories": self.n_trajectories, "options": dict(self.options)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrialSpec:
+        data = dict(data)
+        data.pop("name", None)
+        return cls(**data)
+
+
+def _short(value: Any) -> str:
+    return re.sub(r"[^A-Za-z0-9.]+", "", str(value))[:16]
+
+
+# --------------------------------------------------------------------------------------- loading
+
+
+def resolve_search_file(name_or_path: str | Path) -> Path:
+    """``problem_b_s`` -> ``search_spaces/problem_b_s.yaml``; a path is taken as it is."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
+        if not candidate.exists():
+            raise SearchSpaceError(f"{candidate}: no such search file")
+        return candidate.resolve()
+    path = SEARCH_SPACES_DIR / f"{name_or_path}.yaml"
+    if not path.exists():
+        known = ", ".join(sorted(p.stem for p in SEARCH_SPACES_DIR.glob("*.yaml")))
+        raise SearchSpaceError(f"no search file {name_or_path!r} in {SEARCH_SPACES_DIR}; "
+                               f"known: {known}")
+    return path
+
+
+def load_search_space(name_or_path: str | Path) -> SearchSpace:
+    """Read and validate a search file; any problem raises ``SearchSpaceError`` naming the field."""
+    path = resolve_search_file(name_or_path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SearchSpaceError(f"{path}: not valid YAML: {exc}") from None
+    return parse_search_space(raw, path)
+
+
+def parse_search_space(raw: Any, path: Path) -> SearchSpace:
+    """Validate the parsed YAML of ``path`` (split out so tests can feed mappings)."""
+    check = _Checker(path)
+    if not isinstance(raw, Mapping):
+        raise check.error("(top level)", "must be a mapping of fields", raw)
+    check.known_keys("(top level)", raw, _TOP_KEYS)
+    for required in ("problem", "kind", "layers"):
+        if required not in raw and not _all_studies_set(raw, required):
+            raise check.error(required, "is required", None)
+
+    shared = {k: v for k, v in raw.items() if k in _STUDY_KEYS}
+    studies_raw = raw.get("studies")
+    if studies_raw is None:
+        studies = [_parse_study(check, "main", shared, prefix="")]
+    else:
+        if not isinstance(studies_raw, Mapping) or not studies_raw:
+            raise check.error("studies", "must be a non-empty mapping of study name -> fields",
+                              studies_raw)
+        studies = []
+        for study_name, overrides in studies_raw.items():
+            prefix = f"studies.{study_name}."
+            if not re.fullmatch(r"[A-Za-z0-9_]+", str(study_name)):
+                raise check.error(f"studies.{study_name}", "study names use letters, digits and _",
+                                  study_name)
+            if not isinstance(overrides, Mapping):
+                raise check.error(prefix[:-1], "must be a mapping of fields", overrides)
+            check.known_keys(prefix[:-1], overrides, _STUDY_KEYS)
+            studies.append(_parse_study(check, str(study_name), {**shared, **overrides},
+                                        prefix=prefix))
+
+    space = SearchSpace(
+        name=path.stem, path=path, description=str(raw.get("description", "")).strip(),
+        studies=tuple(studies), search=_parse_search(check, raw.get("search", {})),
+        scheduler=_parse_scheduler(check, raw.get("scheduler", {})),
+        resources=_parse_resources(check, raw.get("resources", {})),
+        budget_overrides=_parse_budgets(check, raw.get("budgets", {})))
+    if space.search.algorithm != "grid" and any(s.axes["kind"] == ("untrained",) for s in studies):
+        raise check.error("search.algorithm", "untrained sweeps have no error to optimise: use grid",
+                          space.search.algorithm)
+    return space
+
+
+def _all_studies_set(raw: Mapping, key: str) -> bool:
+    studies = raw.get("studies")
+    return isinstance(studies, Mapping) and bool(studies) and all(
+        isinstance(s, Mapping) and key in s for s in studies.values())
+
+
+class _Checker:
+    """Builds errors that name the file and the field, and checks the common value shapes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def error(self, field_name: str, problem: str, value: Any) -> SearchSpaceError:
+        got = "" if value is None else f" (got {value!r})"
+        return SearchSpaceError(f"{self.path}: field '{field_name}' {problem}{got}")
+
+    def known_keys(self, where: str, mapping: Mapping, allowed: set[str]) -> None:
+        unknown = sorted(set(map(str, mapping)) - allowed)
+        if unknown:
+            field_name = unknown[0] if where == "(top level)" else f"{where}.{unknown[0]}"
+            raise self.error(field_name, f"is not a known field; known: {', '.join(sorted(allowed))}",
+                             None)
+
+    def as_list(self, field_name: str, value: Any) -> list:
+        items = list(value) if isinstance(value, (list, tuple)) else [value]
+        if not items:
+            raise self.error(field_name, "must not be an empty list", value)
+        return items
+
+    def positive_int(self, field_name: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise self.error(field_name, "must be a positive integer", value)
+        return value
+
+
+def _parse_study(check: _Checker, name: str, fields_: Mapping[str, Any], prefix: str) -> Study:
+    for required in ("problem", "kind", "layers"):
+        if required not in fields_:
+            raise check.error(prefix + required, "is required", None)
+
+    problems = [str(p) for p in check.as_list(prefix + "problem", fields_["problem"])]
+    _check_problems(check, prefix + "problem", problems)
+    kinds = check.as_list(prefix + "kind", fields_["kind"])
+    for kind in kinds:
+        if kind not in KINDS:
+            raise check.error(prefix + "kind", f"must be one of {', '.join(KINDS)}", kind)
+    batch_sizes = [check.positive_int(prefix + "batch_size", b)
+                   for b in check.as_list(prefix + "batch_size", fields_.get("batch_size", 128))]
+    extra = [None if value in (False, None, "none") else value
+             for value in check.as_list(prefix + "extra_region", fields_.get("extra_region", None))]
+    for value in extra:
+        if value is True or (value is not None and not isinstance(value, str)):
+            raise check.error(prefix + "extra_region",
+                              "must be false or a region the learning layer knows (a preset such as "
+                              "unstable_equilibrium, 'physics:u0=0.35:0.45', 'data:SET'), or a list "
+                              "of them", value)
+        _check_with_learning(check, prefix + "extra_region", "extra_region", value, problems)
+    windows = [None if value in (False, None, "none") else value
+               for value in check.as_list(prefix + "window", fields_.get("window", None))]
+    for value in windows:
+        if value is not None and not isinstance(value, str):
+            raise check.error(prefix + "window",
+                              "must be none, 'split:N', 'split:EDGES' or 'chained:T', or a list of them",
+                              value)
+        _check_with_learning(check, prefix + "window", "window", value, problems)
+    seeds = check.as_list(prefix + "seeds", fields_.get("seeds", 0))
+    for value in seeds:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise check.error(prefix + "seeds", "must be non-negative integers", value)
+
+    options_raw = fields_.get("options", {}) or {}
+    if not isinstance(options_raw, Mapping):
+        raise check.error(prefix + "options", "must be a mapping of training-config key -> value(s)",
+                          options_raw)
+    reserved = {"problem", "kind", "layers", "steps", "batch_size", "recipe", "val_every", "seed",
+                "device", "extra_region", "window", "data_dir", "out_dir"}
+    options: dict[str, tuple[Any, ...]] = {}
+    for key, value in options_raw.items():
+        if key in reserved:
+            raise check.error(f"{prefix}options.{key}", "is set by its own field or by the search",
+                              None)
+        options[str(key)] = tuple(check.as_list(f"{prefix}options.{key}", value))
+
+    steps = check.positive_int(prefix + "steps", fields_.get("steps", 1_000_000))
+    val_every = check.positive_int(prefix + "val_every", fields_.get("val_every", 10_000))
+    recipe = fields_.get("recipe", "paper")
+    if recipe not in ("fast", "paper"):
+        raise check.error(prefix + "recipe", "must be fast or paper", recipe)
+    n_traj = fields_.get("n_trajectories")
+    if n_traj is not None:
+        check.positive_int(prefix + "n_trajectories", n_traj)
+
+    return Study(
+        name=name, description=str(fields_.get("description", "")).strip(),
+        layers=_parse_layers(check, prefix + "layers", fields_["layers"]),
+        axes={"problem": tuple(problems), "kind": tuple(kinds), "batch_size": tuple(batch_sizes),
+              "extra_region": tuple(extra), "window": tuple(windows), "seeds": tuple(seeds)},
+        options=options, steps=steps, val_every=val_every, recipe=recipe, n_trajectories=n_traj)
+
+
+def _check_with_learning(check: _Checker, field_name: str, what: str, value: Any,
+                         problems: Sequence[str]) -> None:
+    """Let the learning layer's own parser judge an extra region or a window, naming the field."""
+    if value is None:
+        return
+    try:
+        from fhn_automl.learning.config import parse_extra_region
+        from fhn_automl.learning.windows import parse_window
+        from fhn_automl.physics.problems import get_problem
+    except ImportError:  # learning layer absent: its trainer will judge the value later
+        return
+    try:
+        if what == "extra_region":
+            parse_extra_region(value)
+        else:
+            for problem in problems:
+                parse_window(value, get_problem(problem).t_span)
+    except ValueError as exc:
+        raise check.error(field_name, str(exc), value) from None
+
+
+def _check_problems(check: _Checker, field_name: str, problems: Sequence[str]) -> None:
+    from fhn_automl.physics.problems import PROBLEMS
+
+    for problem in problems:
+        if problem not in PROBLEMS:
+            raise check.error(field_name, f"names no problem; known: {', '.join(sorted(PROBLEMS))}",
+                              problem)
+
+
+def _parse_layers(check: _Checker, field_name: str, raw: Any) -> LayerGrid:
+    if not isinstance(raw, Mapping):
+        raise check.error(field_name, "must be a mapping with 'choices' and 'depths', or 'sequences'",
+                          raw)
+    check.known_keys(field_name, raw, {"choices", "depths", "shape_classes", "sequences"})
+    if "sequences" in raw:
+        if "choices" in raw or "depths" in raw:
+            raise check.error(field_name, "takes either 'sequences' or 'choices' + 'depths'", None)
+        sequences = check.as_list(field_name + ".sequences", raw["sequences"])
+        for sequence in sequences:
+            tokens = str(sequence).replace(" ", "").split(",")
+            for token in tokens:
+                _check_layer_token(check, field_name + ".sequences", token)
+        return LayerGrid(sequences=tuple(str(s).replace(" ", "") for s in sequences))
+    if "choices" not in raw or "depths" not in raw:
+        raise check.error(field_name, "needs both 'choices' and 'depths' (or 'sequences')", None)
+    choices = [str(c).replace(" ", "") for c in check.as_list(field_name + ".choices", raw["choices"])]
+    for token in choices:
+        _check_layer_token(check, field_name + ".choices", token)
+    if len(set(choices)) != len(choices):
+        raise check.error(field_name + ".choices", "lists a layer twice", choices)
+    depths = [check.positive_int(field_name + ".depths", d)
+              for d in check.as_list(field_name + ".depths", raw["depths"])]
+    shape_classes = raw.get("shape_classes")
+    if shape_classes is not None:
+        shape_classes = [str(s) for s in check.as_list(field_name + ".shape_classes", shape_classes)]
+        known = _known_shape_classes()
+        for shape in shape_classes:
+            if known is not None and shape not in known:
+                raise check.error(field_name + ".shape_classes",
+                                  f"must be among {', '.join(sorted(known))}", shape)
+    grid = LayerGrid(choices=tuple(choices), depths=tuple(depths),
+                     shape_classes=None if shape_classes is None else tuple(shape_classes))
+    if shape_classes is not None and not grid.expand():
+        raise check.error(field_name + ".shape_classes", "leaves no layer sequence in the grid",
+                          shape_classes)
+    return grid
+
+
+def _check_layer_token(check: _Checker, field_name: str, token: str) -> None:
+    if not _LAYER_TOKEN.match(token):
+        raise check.error(field_name, "layers are written activation-width, e.g. silu-32", token)
+    known = _known_activations()
+    activation = token.rpartition("-")[0]
+    if known is not None and activation not in known:
+        raise check.error(field_name, f"unknown activation {activation!r}; known: "
+                          f"{', '.join(sorted(known))}", token)
+
+
+def _known_activations() -> set[str] | None:
+    """The learning layer's activation names (None while it is absent: only the syntax is checked)."""
+    try:
+        from fhn_automl.learning import architecture
+    except ImportError:
+        return None
+    names = getattr(architecture, "ACTIVATIONS", None)
+    return set(names) if names is not None else None
+
+
+def _known_shape_classes() -> set[str] | None:
+    try:
+        from fhn_automl.learning import architecture
+    except ImportError:
+        return None
+    names = getattr(architecture, "SHAPE_CLASSES", None)
+    return set(names) if names is not None else None
+
+
+def _parse_search(check: _Checker, raw: Any) -> SearchAlgorithm:
+    if not isinstance(raw, Mapping):
+        raise check.error("search", "must be a mapping", raw)
+    check.known_keys("search", raw, {"algorithm", "num_samples", "metric", "cost_metric", "seed"})
+    algorithm = raw.get("algorithm", "grid")
+    if algorithm not in ALGORITHMS:
+        raise check.error("search.algorithm", f"must be one of {', '.join(ALGORITHMS)}", algorithm)
+    num_samples = raw.get("num_samples", 1)
+    if algorithm != "grid":
+        if "num_samples" not in raw:
+            raise check.error("search.num_samples", f"is required for {algorithm}", None)
+        check.positive_int("search.num_samples", num_samples)
+    metric = raw.get("metric", "val_mean_err")
+    if metric not in ("val_mean_err", "val_max_err"):
+        raise check.error("search.metric", "must be val_mean_err or val_max_err", metric)
+    cost = raw.get("cost_metric", "macs")
+    if cost not in COST_METRICS:
+        raise check.error("search.cost_metric", f"must be one of {', '.join(COST_METRICS)}", cost)
+    seed = raw.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise check.error("search.seed", "must be an integer", seed)
+    return SearchAlgorithm(algorithm=algorithm, num_samples=int(num_samples), metric=metric,
+                           cost_metric=cost, seed=seed)
+
+
+def _parse_scheduler(check: _Checker, raw: Any) -> Scheduler:
+    if isinstance(raw, str):
+        raw = {"type": raw}
+    if not isinstance(raw, Mapping):
+        raise check.error("scheduler", "must be fifo, asha or a mapping", raw)
+    check.known_keys("scheduler", raw, {"type", "grace_fraction", "reduction_factor"})
+    kind = raw.get("type", "fifo")
+    if kind not in SCHEDULERS:
+        raise check.error("scheduler.type", f"must be one of {', '.join(SCHEDULERS)}", kind)
+    grace = raw.get("grace_fraction", 0.1)
+    if isinstance(grace, bool) or not isinstance(grace, (int, float)) or not 0 < grace <= 1:
+        raise check.error("scheduler.grace_fraction",
+                          "must be a fraction of the trial's steps in (0, 1]", grace)
+    reduction = raw.get("reduction_factor", 3)
+    if isinstance(reduction, bool) or not isinstance(reduction, int) or reduction < 2:
+        raise check.error("scheduler.reduction_factor", "must be an integer >= 2", reduction)
+    return Scheduler(kind=kind, grace_fraction=float(grace), reduction_factor=reduction)
+
+
+def _parse_resources(check: _Checker, raw: Any) -> Resources:
+    if not isinstance(raw, Mapping):
+        raise check.error("resources", "must be a mapping", raw)
+    check.known_keys("resources", raw, {"workers", "cpus_per_worker", "gpus_per_worker", "use_gpu"})
+    workers = check.positive_int("resources.workers", raw.get("workers", 1))
+    cpus = raw.get("cpus_per_worker", 1)
+    if isinstance(cpus, bool) or not isinstance(cpus, (int, float)) or cpus <= 0:
+        raise check.error("resources.cpus_per_worker", "must be a positive number", cpus)
+    gpus = raw.get("gpus_per_worker", 0)
+    if isinstance(gpus, bool) or not isinstance(gpus, (int, float)) or gpus < 0 or (
+            gpus > 1 and gpus != int(gpus)):
+        raise check.error("resources.gpus_per_worker",
+                          "must be a fraction in [0, 1] or a whole number of GPUs", gpus)
+    use_gpu = raw.get("use_gpu", "auto")
+    if use_gpu not in USE_GPU:
+        raise check.error("resources.use_gpu", f"must be one of {', '.join(USE_GPU)}", use_gpu)
+    if use_gpu == "always" and gpus == 0:
+        raise check.error("resources.gpus_per_worker", "must be > 0 when use_gpu is always", gpus)
+    return Resources(workers=workers, cpus_per_worker=float(cpus), gpus_per_worker=float(gpus),
+                     use_gpu=use_gpu)
+
+
+def _parse_budgets(check: _Checker, raw: Any) -> dict[str, dict[str, Any]]:
+    if not isinstance(raw, Mapping):
+        raise check.error("budgets", "must be a mapping of budget name -> overrides", raw)
+    parsed: dict[str, dict[str, Any]] = {}
+    for budget_name, overrides in raw.items():
+        where = f"budgets.{budget_name}"
+        if budget_name not in BUDGET_NAMES:
+            raise check.error(where, f"is not a budget; budgets: {', '.join(BUDGET_NAMES)}", None)
+        if not isinstance(overrides, Mapping):
+            raise check.error(where, "must be a mapping", overrides)
+        check.known_keys(where, overrides, set(BUDGET_FIELDS))
+        for key, value in overrides.items():
+            if key == "recipe":
+                if value not in ("fast", "paper"):
+                    raise check.error(f"{where}.recipe", "must be fast or paper", value)
+            elif value is not None:
+                check.positive_int(f"{where}.{key}", value)
+        parsed[str(budget_name)] = dict(overrides)
+    return parsed

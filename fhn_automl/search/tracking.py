@@ -1,0 +1,323 @@
+"""MLflow tracking of a search, written from one place: the search driver.
+
+Layout (the post-stage reads exactly this):
+
+- experiment ``<search-file>-<budget>`` (e.g. ``problem_b_s-smoke``);
+- one parent run per search: tag ``fhn_automl.role=search``, params of the search, the search file as
+  an artifact, summary metrics at the end;
+- one nested child run per trial (tag ``mlflow.parentRunId``), tag ``fhn_automl.role=trial`` and
+  ``fhn_automl.trial_status`` = ``finished`` | ``diverged`` | ``error``; params (problem, kind, layers,
+  depth, widths, activations, shape_class, neurons, parameters, macs, pinn, batch_size, extra_region,
+  window, seed, ...); metric histories at each validation (``val_mean_err``, ``val_max_err``,
+  ``loss``, ``loss_<term>``, ``lr``, ``step_time_ms`` ..., MLflow step = training step); final metrics;
+  the learning layer's model files under the artifact path ``model/`` (``spec.json``, ``weights.pt``,
+  ``model.ts``).
+
+Workers never touch MLflow: Ray Tune streams every reported result to the driver, and the callback
+below logs it. A tracking failure is logged as a warning and the search goes on (``strict`` turns it
+into an error), because losing a plot is better than losing a day of training.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+logger = logging.getLogger(__name__)
+
+ROLE_TAG = "fhn_automl.role"
+STATUS_TAG = "fhn_automl.trial_status"
+TRIAL_NAME_TAG = "fhn_automl.trial_name"
+SEARCH_TAG = "fhn_automl.search"
+BUDGET_TAG = "fhn_automl.budget"
+PARENT_TAG = "mlflow.parentRunId"
+MODEL_ARTIFACT_PATH = "model"
+TRIAL_STATUSES = ("finished", "diverged", "error")
+
+#: Result keys that Ray adds to every result; not training metrics, so not logged.
+_RAY_RESULT_KEYS = {
+    "training_iteration", "time_this_iter_s", "time_total_s", "timestamp", "time_since_restore",
+    "iterations_since_restore", "timesteps_total", "episodes_total", "done", "pid", "hostname",
+    "node_ip", "date", "trial_id", "experiment_id", "experiment_tag", "checkpoint_dir_name",
+    "should_checkpoint", "timesteps_since_restore", "config", "step",
+}
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def default_tracking_uri(cwd: str | Path | None = None) -> str:
+    """``sqlite:///<cwd>/mlruns/mlflow.db``: MLflow 3 refuses the old file store (FACTS.md)."""
+    root = Path(cwd or os.getcwd()).resolve() / "mlruns"
+    return f"sqlite:///{root / 'mlflow.db'}"
+
+
+def default_artifact_root(tracking_uri: str) -> str | None:
+    """``<dir of the SQLite file>/artifacts`` for a local SQLite store; ``None`` lets a server decide."""
+    if tracking_uri.startswith("sqlite:///"):
+        return str(Path(tracking_uri.removeprefix("sqlite:///")).parent / "artifacts")
+    return None
+
+
+def resolve_tracking_uri(cli_value: str | None = None) -> str:
+    """``--tracking-uri``, else ``MLFLOW_TRACKING_URI``, else the local default under ``mlruns/``."""
+    uri = cli_value or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return uri
+
+
+def experiment_name(search_name: str, budget: str) -> str:
+    return f"{search_name}-{budget}"
+
+
+def _forgiving(method: F) -> F:
+    """Log an MLflow failure and carry on, unless the tracker was made ``strict``."""
+
+    @functools.wraps(method)
+    def wrapper(self: SearchTracker, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as exc:  # any tracking-server or store error
+            if self.strict:
+                raise
+            self.hiccups += 1
+            logger.warning("MLflow tracking hiccup in %s (search continues): %s", method.__name__,
+                           exc)
+            return None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _numeric(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """The finite-or-not numeric entries of a result (MLflow stores NaN/inf; strings are tags)."""
+    out = {}
+    for key, value in metrics.items():
+        if key in _RAY_RESULT_KEYS or isinstance(value, bool):
+            continue
+        if isinstance(value, (int, float)):
+            out[key] = float(value)
+    return out
+
+
+class SearchTracker:
+    """The parent run and the child runs of one search, by explicit run ids (no fluent state)."""
+
+    def __init__(self, tracking_uri: str, experiment: str, *, strict: bool = False) -> None:
+        from mlflow.tracking import MlflowClient
+
+        self.tracking_uri = tracking_uri
+        self.experiment = experiment
+        self.strict = strict
+        self.hiccups = 0
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+        self.experiment_id: str | None = None
+        self.parent_run_id: str | None = None
+        #: trial name -> child run id
+        self.child_runs: dict[str, str] = {}
+        #: trial name -> status tag already written (finished trials are never logged twice)
+        self.closed: dict[str, str] = {}
+        #: run id -> last logged training step (a trial resumed from an older checkpoint repeats
+        #: steps; the history keeps the first pass)
+        self.last_step: dict[str, int] = {}
+        self.logging_seconds = 0.0
+
+    # ------------------------------------------------------------------ parent
+    @_forgiving
+    def start_search(self, *, search_name: str, budget: str, params: Mapping[str, Any],
+                     tags: Mapping[str, str], search_file: Path | None,
+                     resume_parent_run_id: str | None = None) -> str | None:
+        """Create (or, when resuming, reopen) the parent run; returns its id."""
+        started = time.perf_counter()
+        experiment = self.client.get_experiment_by_name(self.experiment)
+        if experiment is None:
+            self.experiment_id = self.client.create_experiment(
+                self.experiment, artifact_location=_artifact_location(self.tracking_uri,
+                                                                      self.experiment))
+        else:
+            self.experiment_id = experiment.experiment_id
+        if resume_parent_run_id:
+            self.parent_run_id = resume_parent_run_id
+            self.client.update_run(resume_parent_run_id, status="RUNNING")
+            self._load_children()
+        else:
+            run = self.client.create_run(
+                self.experiment_id, run_name=f"{search_name}-{budget}",
+                tags={ROLE_TAG: "search", SEARCH_TAG: search_name, BUDGET_TAG: budget, **tags})
+            self.parent_run_id = run.info.run_id
+            self._log_params(self.parent_run_id, params)
+            if search_file is not None:
+                self.client.log_artifact(self.parent_run_id, str(search_file), "search_space")
+        self.logging_seconds += time.perf_counter() - started
+        return self.parent_run_id
+
+    def _load_children(self) -> None:
+        runs = self.client.search_runs(
+            [self.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{self.parent_run_id}'",
+            max_results=50_000)
+        for run in runs:
+            name = run.data.tags.get(TRIAL_NAME_TAG)
+            if name is None:
+                continue
+            self.child_runs[name] = run.info.run_id
+            status = run.data.tags.get(STATUS_TAG)
+            if status:
+                self.closed[name] = status
+            history = self.client.get_metric_history(run.info.run_id, "val_mean_err")
+            if history:
+                self.last_step[run.info.run_id] = max(m.step for m in history)
+
+    @_forgiving
+    def end_search(self, summary: Mapping[str, Any], *, interrupted: bool) -> None:
+        if self.parent_run_id is None:
+            return
+        self.client.log_batch(self.parent_run_id, metrics=_metric_entities(_numeric(summary), 0))
+        self.client.set_terminated(self.parent_run_id,
+                                   status="KILLED" if interrupted else "FINISHED")
+
+    # ------------------------------------------------------------------ children
+    @_forgiving
+    def start_trial(self, trial_name: str, params: Mapping[str, Any]) -> str | None:
+        """The child run of a trial, created once; a resumed trial gets its old run back."""
+        if trial_name in self.child_runs:
+            return self.child_runs[trial_name]
+        started = time.perf_counter()
+        run = self.client.create_run(
+            self.experiment_id, run_name=trial_name,
+            tags={ROLE_TAG: "trial", TRIAL_NAME_TAG: trial_name, PARENT_TAG: self.parent_run_id})
+        self.child_runs[trial_name] = run.info.run_id
+        self._log_params(run.info.run_id, params)
+        self.logging_seconds += time.perf_counter() - started
+        return run.info.run_id
+
+    @_forgiving
+    def log_result(self, trial_name: str, result: Mapping[str, Any]) -> None:
+        """One validation point of a trial: every numeric metric at MLflow step = training step."""
+        run_id = self.child_runs.get(trial_name)
+        if run_id is None or trial_name in self.closed:
+            return
+        step = int(result.get("step", result.get("training_iteration", 0)))
+        if step <= self.last_step.get(run_id, -1) or result.get("final"):
+            return
+        started = time.perf_counter()
+        self.client.log_batch(run_id, metrics=_metric_entities(_numeric(result), step))
+        self.last_step[run_id] = step
+        self.logging_seconds += time.perf_counter() - started
+
+    @_forgiving
+    def finish_trial(self, trial_name: str, status: str, final: Mapping[str, Any] | None = None,
+                     model_dir: Path | None = None, error: str | None = None) -> None:
+        """Final metrics (``final_<metric>``), status tag, model artifacts; at most once per trial."""
+        run_id = self.child_runs.get(trial_name)
+        if run_id is None or trial_name in self.closed:
+            return
+        started = time.perf_counter()
+        if final:
+            finals = {f"final_{k}": v for k, v in _numeric(final).items() if k != "final"}
+            self.client.log_batch(run_id, metrics=_metric_entities(finals, int(final.get("step", 0))))
+        if model_dir is not None and Path(model_dir).is_dir():
+            self.client.log_artifacts(run_id, str(model_dir), MODEL_ARTIFACT_PATH)
+        if error:
+            self.client.set_tag(run_id, "fhn_automl.error", error[:4000])
+        self.client.set_tag(run_id, STATUS_TAG, status)
+        self.client.set_terminated(run_id, status="FAILED" if status == "error" else "FINISHED")
+        self.closed[trial_name] = status
+        self.logging_seconds += time.perf_counter() - started
+
+    def _log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        entries = [Param(str(k), _param_text(v)) for k, v in params.items()]
+        for start in range(0, len(entries), 100):  # MLflow caps a batch at 100 params
+            self.client.log_batch(run_id, params=entries[start:start + 100])
+
+
+def _metric_entities(metrics: Mapping[str, float], step: int) -> list:
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    return [Metric(key, value, now, step) for key, value in metrics.items()]
+
+
+def _param_text(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def _artifact_location(tracking_uri: str, experiment: str) -> str | None:
+    root = default_artifact_root(tracking_uri)
+    if root is None:
+        return None
+    path = Path(root) / experiment
+    path.mkdir(parents=True, exist_ok=True)
+    return path.as_uri()
+
+
+# ----------------------------------------------------------------------------- tags
+
+
+def environment_tags(device: str) -> dict[str, str]:
+    """Git commit, package versions and the device the trials ran on: enough to redo a result."""
+    import importlib.metadata as metadata
+
+    tags = {"fhn_automl.device": device, "fhn_automl.python": platform.python_version(),
+            "fhn_automl.host": platform.node()}
+    for package in ("fhn_automl", "ray", "torch", "mlflow", "optuna", "numpy"):
+        try:
+            tags[f"fhn_automl.version.{package}"] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            tags[f"fhn_automl.version.{package}"] = "absent"
+    commit = git_commit()
+    if commit:
+        tags["fhn_automl.git_commit"] = commit
+        tags["mlflow.source.git.commit"] = commit
+    return tags
+
+
+def git_commit(repo: Path | None = None) -> str | None:
+    """``HEAD`` of the checkout (with ``-dirty`` when it has changes), or None outside git."""
+    repo = repo or Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{commit}-dirty" if dirty else commit
+
+
+def trial_params(spec: Mapping[str, Any], architecture: Mapping[str, Any]) -> dict[str, Any]:
+    """The MLflow params of a child run: the trial's settings and its architecture's figures."""
+    params = {key: spec[key] for key in ("problem", "kind", "layers", "batch_size", "extra_region",
+                                         "window", "seed", "steps", "val_every", "recipe", "study",
+                                         "n_trajectories")}
+    params.update(architecture)
+    for key in ("extra_region", "window"):
+        params[key] = "none" if params[key] is None else params[key]
+    params["pinn"] = spec["kind"] == "pinn"
+    for key, value in spec.get("options", {}).items():
+        params[f"option.{key}"] = value
+    return params
+
+
+def iter_child_runs(tracking_uri: str, experiment: str) -> Iterable[Any]:
+    """Child runs of an experiment (tests, the benchmark and users' notebooks read them this way)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    return client.search_runs([found.experiment_id], filter_string=f"tags.`{ROLE_TAG}` = 'trial'",
+                              max_results=50_000)

@@ -1,0 +1,64 @@
+"""Untrained sweeps (``kind: untrained``, the thesis' inference study 4.4).
+
+The post-stage times thousands of untrained SiLU networks to fit inference cost against neurons and
+depth (Tables 12-13). There is nothing to train, so Ray would only add 10-20 s of start-up per model:
+the driver builds each network with the learning layer, saves it in the usual model layout and logs
+it as a child run with the same params and ``model/`` artifacts as a trained trial.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fhn_automl.search.tracking import SearchTracker, environment_tags, trial_params
+
+if TYPE_CHECKING:
+    from fhn_automl.search.runner import SearchOptions, SearchSummary
+    from fhn_automl.search.space import TrialSpec
+
+
+def run_untrained_sweep(options: SearchOptions, trials: list[TrialSpec], experiment: str,
+                        tracking_uri: str) -> SearchSummary:
+    """Build, save and log every network of the sweep; returns the same summary as a search."""
+    import torch
+
+    from fhn_automl.learning.architecture import parse_layers
+    from fhn_automl.learning.mlp import build_model
+    from fhn_automl.learning.model_io import save_model
+    from fhn_automl.learning.spec import ModelSpec
+    from fhn_automl.physics.problems import get_problem
+    from fhn_automl.search.runner import SearchSummary, architecture_figures
+
+    started = time.perf_counter()
+    space = options.space
+    tracker = SearchTracker(tracking_uri, experiment, strict=options.strict_tracking)
+    tracker.start_search(search_name=space.name, budget=options.budget.name,
+                         params={"search_file": str(space.path), "budget": options.budget.name,
+                                 "algorithm": "grid", "n_trials": len(trials), "kind": "untrained"},
+                         tags=environment_tags("cpu"), search_file=space.path)
+    statuses: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="fhn_automl_untrained_") as scratch:
+        for done, trial in enumerate(trials, start=1):
+            problem = get_problem(trial.problem)
+            spec = ModelSpec(problem=trial.problem, kind="ddnn", layers=parse_layers(trial.layers),
+                             inputs=problem.inputs, outputs=problem.outputs,
+                             ranges={name: problem.ranges[name] for name in problem.inputs},
+                             metadata={"untrained": True, "seed": trial.seed})
+            torch.manual_seed(trial.seed)
+            model_dir = save_model(build_model(spec), Path(scratch) / trial.name)
+            params = trial_params(trial.as_dict(), architecture_figures(trial))
+            tracker.start_trial(trial.name, params)
+            tracker.finish_trial(trial.name, "finished", model_dir=model_dir)
+            statuses[trial.name] = "finished"
+            if not options.quiet and (done % 50 == 0 or done == len(trials)):
+                print(f"[search {time.perf_counter() - started:6.0f}s] done {done} / running 0 / "
+                      f"left {len(trials) - done} | untrained models saved", flush=True)
+    tracker.end_search({"n_finished": len(statuses)}, interrupted=False)
+    return SearchSummary(experiment=experiment, tracking_uri=tracking_uri,
+                         parent_run_id=tracker.parent_run_id, n_trials=len(trials),
+                         statuses=statuses, best_trial=None, best_value=None,
+                         wall_seconds=time.perf_counter() - started, interrupted=False,
+                         tune_path=None, timings={"mlflow_seconds": tracker.logging_seconds})

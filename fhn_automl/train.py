@@ -1,0 +1,122 @@
+"""Train one surrogate: ``python -m fhn_automl.train PROBLEM --layers silu-32,tanh-32,silu-32 --out DIR``.
+
+Builds (or reuses) the problem's dataset through the physics layer unless ``--data-dir`` is given,
+trains with ``fhn_automl.learning.train``, prints a progress line at every validation and leaves
+the best model (``DIR/model``: spec.json, weights.pt, model.ts), ``DIR/metrics.json`` and the resume
+checkpoint (``DIR/checkpoint``) behind.
+
+``--extra-region detect`` runs the thesis' detection step (4.2.3, 4.3): train, take the top 5 % error
+points of the validation set, sample and solve around them (physics.high_error), then train again
+with that set as an extra data term.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from fhn_automl.learning.architecture import LayerNotationError, parse_layers
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m fhn_automl.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("problem", help="problem name, e.g. problem_b_s (see fhn_automl.physics.problems)")
+    parser.add_argument("--layers", default="silu-32,tanh-32,silu-32", help="hidden layers, e.g. silu-32,tanh-32,silu-32")
+    parser.add_argument("--kind", choices=("ddnn", "pinn", "iter"), default=None,
+                        help="model kind (default: iter for iterator problems, else ddnn)")
+    parser.add_argument("--recipe", choices=("fast", "paper"), default="fast")
+    parser.add_argument("--steps", type=int, default=20_000)
+    parser.add_argument("--batch-size", type=int, default=None, help="data batch (recipe default: fast 1024, paper 128)")
+    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--val-every", type=int, default=None, help="validation interval (default: steps / 20)")
+    parser.add_argument("--window", default=None, help="time windows: split:4, split:0,5,20,50 or chained:5")
+    parser.add_argument("--extra-region", default=None,
+                        help="physics:u0=0.35:0.45 | data:SET_OR_PATH | unstable_equilibrium | detect")
+    parser.add_argument("--physics-weight", type=float, default=None)
+    parser.add_argument("--physics-batch-size", type=int, default=None)
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-dir", default=None, help="an existing dataset folder (default: build under --data-root)")
+    parser.add_argument("--data-root", default="data")
+    parser.add_argument("--n-trajectories", type=int, default=None, help="dataset size when it has to be built")
+    parser.add_argument("--resume", default=None, help="a checkpoint folder to continue from")
+    parser.add_argument("--out", required=True, help="output folder")
+    return parser
+
+
+def _progress_printer(steps: int):
+    started = time.perf_counter()
+
+    def report(metrics: dict[str, Any], checkpoint_dir: str | None) -> None:
+        line = (f"step {metrics['step']:>8d}/{steps}  loss {metrics['loss']:.3e}  "
+                f"val mean {metrics['val_mean_err']:.3e}  max {metrics['val_max_err']:.3e}  "
+                f"best {metrics['best_val_mean_err']:.3e}  lr {metrics['lr']:.1e}  "
+                f"{metrics['step_time_ms']:.2f} ms/step  {time.perf_counter() - started:6.1f} s  {metrics['status']}")
+        print(line, flush=True)
+
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from fhn_automl.learning import train
+    from fhn_automl.physics.problems import UnknownProblemError, get_problem
+
+    try:
+        problem = get_problem(args.problem)
+        parse_layers(args.layers)
+    except (UnknownProblemError, LayerNotationError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    kind = args.kind or ("iter" if problem.kind == "iterator" else "ddnn")
+    config: dict[str, Any] = {
+        "problem": args.problem, "layers": args.layers, "kind": kind, "recipe": args.recipe, "steps": args.steps,
+        "val_every": args.val_every or max(1, args.steps // 20), "seed": args.seed, "device": args.device,
+        "data_root": args.data_root, "out_dir": args.out,
+    }
+    optional = {"batch_size": args.batch_size, "lr": args.lr, "window": args.window, "threads": args.threads,
+                "data_dir": args.data_dir, "n_trajectories": args.n_trajectories,
+                "physics_weight": args.physics_weight, "physics_batch_size": args.physics_batch_size}
+    config.update({key: value for key, value in optional.items() if value is not None})
+    out = Path(args.out)
+    if args.extra_region == "detect":
+        result = _train_with_detection(config, out)
+    else:
+        if args.extra_region is not None:
+            config["extra_region"] = args.extra_region
+        try:
+            result = train(config, _progress_printer(args.steps),
+                           checkpoint=args.resume)
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+    print(json.dumps({key: result[key] for key in ("status", "best_val_mean_err", "best_val_max_err", "best_step",
+                                                   "model_dir") if key in result}, indent=2))
+    return 0 if result["status"] == "finished" else 1
+
+
+def _train_with_detection(config: dict[str, Any], out: Path) -> dict[str, Any]:
+    """Thesis detection step: train, find the top-5 % error region, build a set there, train again."""
+    from fhn_automl.learning import train
+    from fhn_automl.learning.high_error_region import detect_high_error_set
+    from fhn_automl.learning.model_io import load_model
+
+    first = train({**config, "out_dir": str(out / "detect_base")}, _progress_printer(config["steps"]))
+    if first["model_dir"] is None:
+        return first
+    set_path = out / "high_error.parquet"
+    detect_high_error_set(load_model(first["model_dir"]), config["problem"], first["dataset_dir"], set_path,
+                          seed=config.get("seed", 0))
+    print(f"high-error set written to {set_path}", flush=True)
+    return train({**config, "extra_region": {"kind": "data", "source": str(set_path.resolve())}},
+                 _progress_printer(config["steps"]))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
