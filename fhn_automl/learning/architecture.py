@@ -12,7 +12,8 @@ Shape classes (thesis 4.2.1) and the precedence used here, first match wins:
 3. ``bottleneck`` widths never decrease (``8,16,32``). The thesis' word for "progressively larger".
 4. ``bowtie``     three layers, middle smaller than both ends (``32,8,32``).
 5. ``diamond``    three layers, middle larger than both ends (``8,16,8``).
-6. ``irregular``  everything else (``8,32,16``, ``16,8,16,8``), so every model has a class.
+6. ``irregular``  everything else (``16,8,16,8``; only 4+ layers can be irregular), so every model
+   has a class.
 
 The thesis is not self-consistent about bowtie and diamond: Table 4 calls (SiLU-8, Tanh-32, SiLU-8)
 a bowtie while Table 8 calls (Sin-16, Tanh-32, Sin-16) a diamond and the text defines bowtie as "a

@@ -57,7 +57,7 @@ class ExtraRegion:
 def parse_extra_region(option: str | Mapping[str, Any] | None) -> ExtraRegion | None:
     """From ``'physics:u0=0.35:0.45[,w0=0:0.05]'``, ``'data:high_error'``, ``'data:/path/set.parquet'``,
     a preset name (``'unstable_equilibrium'``) or a mapping with the ``ExtraRegion`` fields."""
-    if option is None or option == "" or option == "none":
+    if option is None or option is False or option == "" or option == "none":
         return None
     if isinstance(option, ExtraRegion):
         return option

@@ -40,7 +40,7 @@ class WindowPlan:
 
 def parse_window(option: str | Mapping[str, Any] | None, t_span: tuple[float, float]) -> WindowPlan:
     """A ``WindowPlan`` from the CLI / config form; errors say what a valid option looks like."""
-    if option is None or option == "none" or option == "":
+    if option is None or option is False or option == "none" or option == "":
         return WindowPlan()
     t0, t1 = float(t_span[0]), float(t_span[1])
     if isinstance(option, Mapping):
@@ -64,9 +64,9 @@ def parse_window(option: str | Mapping[str, Any] | None, t_span: tuple[float, fl
             elif mode == "chained":
                 edges = (t0, t0 + float(argument))
             else:
-                raise ValueError
-        except ValueError:
-            raise ValueError(f"bad window option {option!r}: use 'split:4', 'split:0,5,20,50' or "
+                raise ValueError(f"unknown window mode {mode!r}")
+        except ValueError as error:
+            raise ValueError(f"bad window option {option!r} ({error}): use 'split:4', 'split:0,5,20,50' or "
                              "'chained:5'") from None
     if list(edges) != sorted(set(edges)):
         raise ValueError(f"window edges must increase strictly, got {edges}")

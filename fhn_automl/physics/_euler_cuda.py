@@ -115,5 +115,5 @@ def _compiled_function(source: str, entry_point: str) -> Any:
     if not path.is_file():
         raise FileNotFoundError(f"CUDA kernel source {path} not found; set FHN_AUTOML_CUDA_DIR to the "
                                 "repository's cuda/ folder")
-    module = cp.RawModule(code=path.read_text(), options=("--std=c++14",))
+    module = cp.RawModule(code=path.read_text())
     return module.get_function(entry_point)

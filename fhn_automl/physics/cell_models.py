@@ -24,6 +24,12 @@ class CellModel(abc.ABC):
     def kernel_constants(self) -> dict[str, float]:
         """The scalar constants the compiled Euler kernels take, by name."""
 
+    @property
+    @abc.abstractmethod
+    def excitation_threshold(self) -> float:
+        """The U of the unstable equilibrium that separates sub- from supra-threshold initial states:
+        where solutions change fastest with the initial state, so where surrogates err most."""
+
 
 @dataclass(frozen=True)
 class FitzHughNagumo(CellModel):
@@ -43,6 +49,10 @@ class FitzHughNagumo(CellModel):
         du = self.k * (u * (u - self.alpha) * (1.0 - u) - w + i_app)
         dw = self.eps * (self.beta * u - self.gamma * w)
         return du, dw
+
+    @property
+    def excitation_threshold(self) -> float:
+        return self.alpha
 
     def kernel_constants(self) -> dict[str, float]:
         return {"k": self.k, "alpha": self.alpha, "eps": self.eps, "beta": self.beta, "gamma": self.gamma}

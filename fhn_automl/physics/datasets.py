@@ -88,7 +88,7 @@ def build_dataset(problem: str | Problem, out_dir: str | os.PathLike, *, n_traje
     problem = get_problem(problem) if isinstance(problem, str) else problem
     plan = _plan(problem, DatasetRequest(problem.name, _check_size(n_trajectories), _check_seed(seed)))
     backend = resolve_backend(device)
-    out = _make_writable_dir(Path(out_dir))
+    out = prepare_output_dir(Path(out_dir))
     with _build_lock(out):
         manifest = _read_manifest(out)
         files = dict(manifest.get("files", {})) if manifest.get("key") == plan.key else {}
@@ -97,7 +97,7 @@ def build_dataset(problem: str | Problem, out_dir: str | os.PathLike, *, n_traje
             if name in files and _file_matches(out / name, files[name]["sha256"]):
                 continue
             _progress(f"{problem.name}: writing {name}")
-            rows = _write_atomically(out / name, lambda path, writer=writer: writer(path, backend))
+            rows = write_atomically(out / name, lambda path, writer=writer: writer(path, backend))
             files[name] = {"sha256": _sha256(out / name), "bytes": (out / name).stat().st_size, "rows": rows}
             rebuilt.append(name)
         if rebuilt or manifest.get("files") != files:
@@ -216,8 +216,8 @@ def _plan(problem: Problem, request: DatasetRequest) -> _Plan:
             return {name: values[rows] for name, values in states.items()}
 
         writers = {
-            "train.parquet": lambda path, backend: _write_trajectories(problem, path, split("train"), 0, backend),
-            "val.parquet": lambda path, backend: _write_trajectories(problem, path, split("val"),
+            "train.parquet": lambda path, backend: write_trajectories(problem, path, split("train"), 0, backend),
+            "val.parquet": lambda path, backend: write_trajectories(problem, path, split("val"),
                                                                      sizes["train"], backend),
         }
     return _Plan(key=key, sizes=sizes, writers=writers)
@@ -235,8 +235,8 @@ def _problem_record(problem: Problem) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------- writing
 
 
-def _write_trajectories(problem: Problem, path: Path, states: dict[str, np.ndarray], first_traj: int,
-                        backend: str) -> int:
+def write_trajectories(problem: Problem, path: Path, states: dict[str, np.ndarray], first_traj: int,
+                       backend: str) -> int:
     """Whole trajectories, every stored state, streamed chunk by chunk to one Parquet file."""
     settings = solver_settings(problem)
     n_steps = round(problem.t_end / problem.solver_dt)
@@ -245,7 +245,7 @@ def _write_trajectories(problem: Problem, path: Path, states: dict[str, np.ndarr
     n = len(states["u0"])
     k = states.get("k", np.zeros(n))
     columns = trajectory_columns(problem)
-    with _ParquetStream(path, columns) as stream, _Progress(f"{path.name}", n, "trajectories") as progress:
+    with _ParquetStream(path, columns) as stream, _Progress(_final_name(path), n, "trajectories") as progress:
         for rows, U, W in iter_euler_chunks(problem.model, states["u0"], states["w0"], problem.i_app(k),
                                             chunk_size=max(1, ROWS_PER_CHUNK // n_saved), dt=problem.solver_dt,
                                             n_steps=n_steps, save_every=settings["save_every"],
@@ -263,12 +263,17 @@ def _write_trajectories(problem: Problem, path: Path, states: dict[str, np.ndarr
 
 def _write_pairs(problem: Problem, path: Path, n_pairs: int, seed: np.random.SeedSequence, first_traj: int,
                  backend: str) -> int:
-    """Iterator pairs: homogeneous states (u, w[, k]) and the state ``dt_net`` later."""
-    states = sample_initial_states(problem, n_pairs, seed)
+    """Iterator pairs from homogeneous states (u, w[, k])."""
+    return write_pairs(problem, path, sample_initial_states(problem, n_pairs, seed), first_traj, backend)
+
+
+def write_pairs(problem: Problem, path: Path, states: dict[str, np.ndarray], first_traj: int, backend: str) -> int:
+    """Iterator pairs: each state (u, w[, k]) and the state ``dt_net`` later, to one Parquet file."""
+    n_pairs = len(states["u"])
     k = states.get("k", np.zeros(n_pairs))
     n_steps = _steps(problem.dt_net, problem.solver_dt)
     columns = iterator_columns(problem)
-    with _ParquetStream(path, columns) as stream, _Progress(path.name, n_pairs, "pairs") as progress:
+    with _ParquetStream(path, columns) as stream, _Progress(_final_name(path), n_pairs, "pairs") as progress:
         for rows, U, W in iter_euler_chunks(problem.model, states["u"], states["w"], problem.i_app(k),
                                             chunk_size=ROWS_PER_CHUNK, dt=problem.solver_dt, n_steps=n_steps,
                                             save_every=n_steps, backend=backend, dtype=SOLVER_DTYPE,
@@ -291,7 +296,7 @@ def _write_rollout(problem: Problem, path: Path, n_traj: int, seed: np.random.Se
     # the iterator problem seen as a trajectory problem to rollout_t_end, for writing only
     rollout = dataclasses.replace(problem, kind="trajectory", t_span=(0.0, problem.rollout_t_end),
                                   inputs=rollout_columns(problem)[1:-2], outputs=("u", "w"))
-    return _write_trajectories(rollout, path, states, first_traj, backend)
+    return write_trajectories(rollout, path, states, first_traj, backend)
 
 
 def _fixed_state_writers(problem: Problem) -> dict[str, Callable[[Path, str], int]]:
@@ -343,7 +348,8 @@ class _ParquetStream:
         self.writer.close()
 
 
-def _write_atomically(path: Path, write: Callable[[Path], int]) -> int:
+def write_atomically(path: Path, write: Callable[[Path], Any]) -> Any:
+    """Write through a temporary name in the same folder, then rename: readers never see half a file."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         result = write(temporary)
@@ -366,7 +372,7 @@ def _write_manifest(out: Path, plan: _Plan, files: dict[str, dict[str, Any]], ba
         "key": plan.key,
     }
     text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
-    _write_atomically(out / MANIFEST_NAME, lambda path: path.write_text(text))
+    write_atomically(out / MANIFEST_NAME, lambda path: path.write_text(text))
 
 
 def _read_manifest(out: Path) -> dict[str, Any]:
@@ -401,7 +407,7 @@ def _steps(span: float, dt: float) -> int:
     return n_steps
 
 
-def _make_writable_dir(out: Path) -> Path:
+def prepare_output_dir(out: Path) -> Path:
     """Create ``out`` (with parents) and prove it writable before any work starts."""
     if out.exists() and not out.is_dir():
         raise DatasetError(f"--out {out} exists and is not a directory")
@@ -464,6 +470,12 @@ def _backend_label(backend: str) -> str:
 
         return "cpu-numba" if numba_available() else "cpu-numpy"
     return backend
+
+
+def _final_name(temporary: Path) -> str:
+    """``train.parquet`` for ``.train.parquet.<pid>.tmp`` (progress lines name the real file)."""
+    name = temporary.name
+    return name[1:].rsplit(".", 2)[0] if name.startswith(".") and name.endswith(".tmp") else name
 
 
 def _host(array: Any) -> np.ndarray:

@@ -168,7 +168,8 @@ def train_worker_loop(loop_config: dict[str, Any]) -> None:
 
     context = ray.train.get_context()
     rank = context.get_world_rank()
-    static = dict(loop_config["static_metrics"])
+    # worker_session tells the driver when a trial's workers were restarted (lost node, --resume)
+    static = {**loop_config["static_metrics"], "worker_session": time.time()}
     config = dict(loop_config["train_config"])
     _ensure_data_on_this_node(config)
 
@@ -188,7 +189,7 @@ def train_worker_loop(loop_config: dict[str, Any]) -> None:
 
     def report(metrics: Mapping[str, Any], checkpoint_dir: str | os.PathLike | None) -> None:
         started = time.perf_counter()
-        payload = {**_scalars(metrics), **static,
+        payload = {**_scalars(metrics), **static, "resumed": int(resume_dir is not None),
                    "report_seconds_total": report_counter["seconds"]}
         ray_checkpoint = None
         if checkpoint_dir is not None and rank == 0:
@@ -352,6 +353,8 @@ class SearchMonitor(Callback):
         self.started = time.perf_counter()
         self.first_result_seconds: list[float] = []
         self.trial_started_at: dict[str, float] = {}
+        #: trial name -> the distinct worker sessions that reported (more than one: restarted)
+        self.worker_sessions: dict[str, set[float]] = {}
         SearchMonitor.current = self
 
     def __reduce__(self):  # see the class docstring
@@ -376,6 +379,8 @@ class SearchMonitor(Callback):
                                              - self.trial_started_at.pop(trial.trial_id))
         if result.get("checkpoint_path"):
             self.last_checkpoint[spec.name] = str(result["checkpoint_path"])
+        if "worker_session" in result:
+            self.worker_sessions.setdefault(spec.name, set()).add(result["worker_session"])
         if result.get("final"):
             self.finals[spec.name] = dict(result)
         else:
@@ -396,8 +401,9 @@ class SearchMonitor(Callback):
         checkpoint = self.last_checkpoint.get(spec.name)
         if checkpoint:
             model_dir = _local_model_dir(checkpoint)
+        restarts = max(0, len(self.worker_sessions.get(spec.name, ())) - 1)
         self.tracker.finish_trial(spec.name, status, final=final or trial.last_result,
-                                  model_dir=model_dir)
+                                  model_dir=model_dir, restarts=restarts)
         if final is None and self.tracker.child_runs.get(spec.name):
             # ASHA stopped it before its end; the model is the last validation's best model.
             self.tracker.client.set_tag(self.tracker.child_runs[spec.name],

@@ -48,6 +48,10 @@ _RAY_RESULT_KEYS = {
     "iterations_since_restore", "timesteps_total", "episodes_total", "done", "pid", "hostname",
     "node_ip", "date", "trial_id", "experiment_id", "experiment_tag", "checkpoint_dir_name",
     "should_checkpoint", "timesteps_since_restore", "config", "step",
+    # the architecture's fixed figures ride along in every result for Optuna's cost objective; in
+    # MLflow they are params, not curves
+    "depth", "neurons", "parameters", "macs", "n_neurons", "n_parameters", "macs_per_eval",
+    "worker_session", "resumed", "final",
 }
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -213,19 +217,22 @@ class SearchTracker:
 
     @_forgiving
     def finish_trial(self, trial_name: str, status: str, final: Mapping[str, Any] | None = None,
-                     model_dir: Path | None = None, error: str | None = None) -> None:
+                     model_dir: Path | None = None, error: str | None = None,
+                     restarts: int = 0) -> None:
         """Final metrics (``final_<metric>``), status tag, model artifacts; at most once per trial."""
         run_id = self.child_runs.get(trial_name)
         if run_id is None or trial_name in self.closed:
             return
         started = time.perf_counter()
         if final:
-            finals = {f"final_{k}": v for k, v in _numeric(final).items() if k != "final"}
+            finals = {f"final_{k}": v for k, v in _numeric(final).items()}
             self.client.log_batch(run_id, metrics=_metric_entities(finals, int(final.get("step", 0))))
         if model_dir is not None and Path(model_dir).is_dir():
             self.client.log_artifacts(run_id, str(model_dir), MODEL_ARTIFACT_PATH)
         if error:
             self.client.set_tag(run_id, "fhn_automl.error", error[:4000])
+        # how often the trial's workers started again from a checkpoint (lost node, --resume)
+        self.client.set_tag(run_id, "fhn_automl.worker_restarts", str(restarts))
         self.client.set_tag(run_id, STATUS_TAG, status)
         self.client.set_terminated(run_id, status="FAILED" if status == "error" else "FINISHED")
         self.closed[trial_name] = status

@@ -1,0 +1,165 @@
+"""python -m fhn_automl.bench: surrogates against the Euler solver on the thesis workload, at matched accuracy.
+
+Thesis workload (4.4, Table 11): 16,000,000 initial conditions, Euler dt = 0.1 to t = 10 (the CuPy
+kernel on a GPU, numba on a CPU), the networks evaluated once per time unit; ``--n`` scales it down
+for a CPU. Both sides: warm-up, repetitions, median; host-device transfers excluded on a GPU (inputs
+and outputs stay on the device), none on a CPU. Errors of both sides against a DOP853 reference on
+``--n-ref`` ICs; Euler at several dt gives the work-precision curve on which each surrogate's
+speed-up is read at its own error.
+
+Surrogates: ``--model-dir`` folders (spec.json + weights.pt), or ``--registered`` (the problem's
+``pareto`` models in the MLflow registry), else the thesis' reference architecture untrained (timing
+only; its error is reported but meaningless).
+
+``--sweep`` runs the inference sweep instead (thesis Figures 39-40, Tables 12-13): untrained SiLU
+networks of ``--widths`` x ``--depths`` (or ``search_spaces/inference_sweep.yaml``) timed per backend.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+REFERENCE_ARCHITECTURE = "silu-32,tanh-32,silu-32"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m fhn_automl.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--problem", default="problem_b_s")
+    parser.add_argument("--n", type=int, default=None,
+                        help="initial conditions (default 16,000,000 on a GPU, 100,000 on a CPU)")
+    parser.add_argument("--n-ref", type=int, default=256, help="ICs whose errors are measured against DOP853")
+    parser.add_argument("--model-dir", action="append", default=[], help="a saved model folder (repeatable)")
+    parser.add_argument("--registered", action="store_true", help="benchmark the registered 'pareto' models")
+    parser.add_argument("--alias", default="pareto")
+    parser.add_argument("--tracking-uri", default=None)
+    parser.add_argument("--backend", default="auto", choices=("auto", "tensorrt", "compile", "eager"))
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16"))
+    parser.add_argument("--device", default=None, help="cpu | cuda[:N]")
+    parser.add_argument("--dts", type=float, nargs="+", default=None, help="Euler steps (default 0.1 .. 0.005)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--out", default=None, help="report folder (default runs/bench/PROBLEM or runs/bench/sweep)")
+    sweep = parser.add_argument_group("inference sweep")
+    sweep.add_argument("--sweep", action="store_true", help="run the inference sweep instead of the benchmark")
+    sweep.add_argument("--widths", type=int, nargs="+", default=None)
+    sweep.add_argument("--depths", type=int, nargs="+", default=None)
+    sweep.add_argument("--mode", default="uniform", choices=("uniform", "all"))
+    sweep.add_argument("--max-models", type=int, default=None)
+    sweep.add_argument("--backends", nargs="+", default=None,
+                       help="first one is the speed-up reference (default: eager and the best compiled backend)")
+    sweep.add_argument("--tune-points", type=int, default=65_536)
+    return parser
+
+
+def _surrogates(args: argparse.Namespace, device: str, scratch: Path) -> list:
+    import torch
+
+    from fhn_automl.learning.model_io import load_model
+    from fhn_automl.post.benchmark import SurrogateEntry
+    from fhn_automl.post.compile import compile_surrogate, tune_batch_size
+
+    folders: list[tuple[str, Path, bool]] = [(Path(d).name, Path(d), False) for d in args.model_dir]
+    if args.registered:
+        import mlflow.artifacts
+
+        from fhn_automl.post.registry import front_versions
+        from fhn_automl.post.runs import resolve_tracking_uri
+
+        uri = resolve_tracking_uri(args.tracking_uri)
+        for alias, version in front_versions(uri, args.problem, args.alias):
+            local = mlflow.artifacts.download_artifacts(artifact_uri=version.source, tracking_uri=uri,
+                                                        dst_path=str(scratch / f"{alias}"))
+            folders.append((f"{alias} {version.tags.get('fhn_automl.layers', '')}", Path(local), False))
+    entries = []
+    if not folders:
+        from fhn_automl.post.sweep import _untrained_model
+
+        model, n_in, _ = _untrained_model(args.problem, REFERENCE_ARCHITECTURE, seed=0)
+        models = [(REFERENCE_ARCHITECTURE, model, True)]
+    else:
+        models = [(name, load_model(folder), untrained) for name, folder, untrained in folders]
+    for name, model, untrained in models:
+        compiled = compile_surrogate(model, model.spec.n_in, backend=args.backend, precision=args.precision,
+                                     device=device)
+        tuning = tune_batch_size(compiled, n_points=args.tune_points, repeats=3)
+        print(f"[bench] {name}: {compiled.label}, batch {tuning.best}, "
+              f"{tuning.per_point_s[tuning.best] * 1e9:.1f} ns/point" + (f" ({compiled.note})" if compiled.note else ""),
+              flush=True)
+        entries.append(SurrogateEntry(name=name, surrogate=compiled, inputs=model.spec.inputs, kind=model.spec.kind,
+                                      batch_size=tuning.best, untrained=untrained))
+    del torch
+    return entries
+
+
+def _run_benchmark(args: argparse.Namespace, device: str, staging: Path) -> None:
+    from fhn_automl.post.benchmark import DEFAULT_EULER_DTS, report_markdown, run_benchmark, write_report
+
+    n = args.n or (16_000_000 if device.startswith("cuda") else 100_000)
+    entries = _surrogates(args, device, staging / "_models")
+    report = run_benchmark(args.problem, entries, n=n, n_ref=args.n_ref, euler_dts=args.dts or DEFAULT_EULER_DTS,
+                           device=device, warmup=args.warmup, repeats=args.repeats)
+    shutil.rmtree(staging / "_models", ignore_errors=True)
+    write_report(report, staging)
+    print(report_markdown(report))
+
+
+def _run_sweep(args: argparse.Namespace, device: str, staging: Path) -> None:
+    from fhn_automl.post.benchmark import THESIS_N, make_workload, time_euler
+    from fhn_automl.post.compile import tensorrt_installed
+    from fhn_automl.post.sweep import (DEFAULT_DEPTHS, DEFAULT_WIDTHS, run_inference_sweep, sweep_architectures,
+                                       sweep_settings_from_file, write_sweep_report)
+
+    settings = sweep_settings_from_file() or {}
+    widths = args.widths or settings.get("widths") or DEFAULT_WIDTHS
+    depths = args.depths or settings.get("depths") or DEFAULT_DEPTHS
+    activation = settings.get("activation", "silu")
+    if settings and not (args.widths or args.depths):
+        print(f"[bench] sweep settings from {settings['source']}", flush=True)
+    compiled = "tensorrt" if device.startswith("cuda") and tensorrt_installed() else "compile"
+    backends = args.backends or ["eager", compiled]
+    architectures = sweep_architectures(widths, depths, activation=activation, mode=args.mode,
+                                        max_models=args.max_models)
+    print(f"[bench] sweep: {len(architectures)} networks x backends {backends} on {device}", flush=True)
+    sweep = run_inference_sweep(architectures, problem=args.problem, backends=backends, device=device,
+                                n_points=args.tune_points, repeats=args.repeats)
+    workload = make_workload(args.problem, args.n or 1_000_000)
+    euler = time_euler(workload, 0.1, device=device, warmup=args.warmup, repeats=args.repeats)
+    files = write_sweep_report(sweep, staging, euler_workload_time_s=euler.median_s * THESIS_N / workload.n)
+    print(files["markdown"].read_text())
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from fhn_automl.post.compile import _check_request, default_device
+    from fhn_automl.post.errors import PostStageError
+    from fhn_automl.post.registry import _swap_into_place
+
+    device = args.device or default_device()
+    target = Path(args.out or Path("runs") / "bench" / ("sweep" if args.sweep else args.problem)).resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.writing-", dir=target.parent))
+    try:
+        if not args.sweep:
+            _check_request(args.backend, args.precision, device)
+        (_run_sweep if args.sweep else _run_benchmark)(args, device, staging)
+        _swap_into_place(staging, target)
+    except PostStageError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    print(f"report: {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""python -m fhn_automl.post EXPERIMENT: Pareto front, benchmark report, plots and registration after a search.
+
+Writes the report to ``runs/post/EXPERIMENT`` (or ``--out``), logs it as artifacts of a post-stage
+run in the same MLflow experiment, and registers the front as ``<problem>`` with the alias family
+``pareto`` (pull it with ``python -m fhn_automl.pull PROBLEM --to DIR``). Exit 2 on bad input
+(unknown experiment, no finished trials, a backend that is not installed), with nothing written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from fhn_automl.post.compile import BACKENDS, PRECISIONS
+from fhn_automl.post.errors import PostStageError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m fhn_automl.post", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("experiment", help="MLflow experiment of the search, e.g. problem_b_s-smoke")
+    parser.add_argument("--tracking-uri", default=None,
+                        help="default: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlruns/mlflow.db")
+    parser.add_argument("--out", default=None, help="report folder (default runs/post/EXPERIMENT)")
+    parser.add_argument("--backend", choices=BACKENDS, default="auto",
+                        help="auto: tensorrt where CUDA + torch_tensorrt exist, else torch.compile, else eager")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="fp16 needs a CUDA device")
+    parser.add_argument("--device", default=None, help="cpu | cuda[:N] (default: cuda when torch sees one)")
+    parser.add_argument("--bench-n", type=int, default=None,
+                        help="initial conditions of the benchmark (default 16,000,000 on a GPU, 100,000 on a CPU)")
+    parser.add_argument("--n-ref", type=int, default=256, help="ICs whose errors are measured against DOP853")
+    parser.add_argument("--repeats", type=int, default=3, help="timed repetitions (median reported)")
+    parser.add_argument("--time-rtol", type=float, default=0.05,
+                        help="times within this fraction tie on the front; multiply-adds decide")
+    parser.add_argument("--no-register", action="store_true", help="write the report, register nothing")
+    parser.add_argument("--quiet", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from fhn_automl.post.stage import run_post_stage
+
+    try:
+        result = run_post_stage(args.experiment, args.tracking_uri, args.out, backend=args.backend,
+                                precision=args.precision, device=args.device, bench_n=args.bench_n, n_ref=args.n_ref,
+                                repeats=args.repeats, time_rtol=args.time_rtol, register=not args.no_register,
+                                quiet=args.quiet)
+    except PostStageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for problem, front in result.fronts.items():
+        print(f"{problem}: {len(front)} Pareto model(s)")
+        for row in front:
+            print(f"  {row['layers']:<32} mean err {row['mean_err']:.3g}  {row['time_per_point_s'] * 1e9:.1f} ns/point "
+                  f"[{row['backend']}]")
+    print(f"report: {result.out_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""Reading a search's MLflow experiment: the finished trials, their figures and their model files.
+
+The layout is the search layer's (``fhn_automl.search.tracking`` and docs/ARCHITECTURE.md): child
+runs tagged ``fhn_automl.role=trial`` and ``fhn_automl.trial_status``, params with the architecture's
+figures, metrics, and the learning layer's model files under the artifact path ``model/``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fhn_automl.post.errors import ExperimentNotFoundError, NoFinishedTrialsError
+
+ROLE_TAG = "fhn_automl.role"
+STATUS_TAG = "fhn_automl.trial_status"
+POST_ROLE = "post"
+MODEL_ARTIFACT_PATH = "model"
+#: The saved model is the trial's best validation point, so its error is ``best_val_mean_err``;
+#: the final-metric spellings first, the plain history keys as fallbacks.
+MEAN_ERR_KEYS = ("final_best_val_mean_err", "best_val_mean_err", "final_val_mean_err", "val_mean_err")
+MAX_ERR_KEYS = ("final_best_val_max_err", "best_val_max_err", "final_val_max_err", "val_max_err")
+
+
+@dataclass
+class TrialRecord:
+    """One finished trial as the post-stage sees it."""
+
+    run_id: str
+    name: str
+    problem: str
+    kind: str
+    layers: str
+    shape_class: str
+    neurons: int
+    depth: int
+    parameters: int
+    macs: int
+    mean_err: float | None
+    max_err: float | None
+    params: dict[str, str] = field(default_factory=dict)
+
+    def as_row(self) -> dict[str, Any]:
+        row = asdict(self)
+        row.pop("params")
+        return row
+
+
+def resolve_tracking_uri(tracking_uri: str | None) -> str:
+    """The explicit URI, else ``MLFLOW_TRACKING_URI``, else the local ``mlruns/`` SQLite store."""
+    from fhn_automl.search.tracking import resolve_tracking_uri as search_default
+
+    return search_default(tracking_uri)
+
+
+def _first_metric(metrics: dict[str, float], keys: tuple[str, ...]) -> float | None:
+    for key in keys:
+        value = metrics.get(key)
+        if value is not None and math.isfinite(value):
+            return float(value)
+    return None
+
+
+def _figures(params: dict[str, str]) -> dict[str, Any]:
+    """Architecture figures from the params, recomputed from ``layers`` when a param is missing."""
+    from fhn_automl.learning.architecture import (count_macs, count_neurons, count_parameters, format_layers,
+                                                  parse_layers, shape_class)
+    from fhn_automl.physics.problems import get_problem
+
+    layers = parse_layers(params["layers"])
+    problem = get_problem(params["problem"])
+    n_in, n_out = len(problem.inputs), len(problem.outputs)
+    return {
+        "layers": format_layers(layers),
+        "shape_class": params.get("shape_class") or shape_class(layers),
+        "neurons": int(params.get("neurons") or count_neurons(layers)),
+        "depth": int(params.get("depth") or len(layers)),
+        "parameters": int(params.get("parameters") or count_parameters(layers, n_in, n_out)),
+        "macs": int(params.get("macs") or count_macs(layers, n_in, n_out)),
+    }
+
+
+def load_trials(experiment_name: str, tracking_uri: str, *, require_error: bool = True) -> tuple[str, list[TrialRecord]]:
+    """(experiment id, the finished trials). Raises when the experiment is missing or holds none.
+
+    ``require_error`` False also accepts trials without a validation error (untrained sweeps).
+    """
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        known = sorted(e.name for e in client.search_experiments())
+        raise ExperimentNotFoundError(
+            f"no MLflow experiment {experiment_name!r} in {tracking_uri}; experiments there: "
+            f"{', '.join(known) or 'none'} (pass --tracking-uri if the search logged elsewhere)")
+    runs = client.search_runs([experiment.experiment_id],
+                              filter_string=f"tags.`{ROLE_TAG}` = 'trial' and tags.`{STATUS_TAG}` = 'finished'",
+                              max_results=50_000)
+    trials: list[TrialRecord] = []
+    for run in runs:
+        params = dict(run.data.params)
+        if "layers" not in params or "problem" not in params:
+            continue
+        mean_err = _first_metric(run.data.metrics, MEAN_ERR_KEYS)
+        if require_error and mean_err is None:
+            continue
+        trials.append(TrialRecord(run_id=run.info.run_id, name=run.info.run_name or run.info.run_id,
+                                  problem=params["problem"], kind=params.get("kind", "ddnn"),
+                                  mean_err=mean_err, max_err=_first_metric(run.data.metrics, MAX_ERR_KEYS),
+                                  params=params, **_figures(params)))
+    if not trials:
+        raise NoFinishedTrialsError(
+            f"experiment {experiment_name!r} has no finished trial with a model and a validation error "
+            f"({len(runs)} finished trial run(s) found); run or resume the search first "
+            "(python -m fhn_automl.search SEARCH --budget BUDGET [--resume])")
+    trials.sort(key=lambda t: (t.problem, t.name, t.run_id))  # deterministic order for ties
+    return experiment.experiment_id, trials
+
+
+def download_model(tracking_uri: str, run_id: str, dst: Path) -> Path:
+    """The trial's ``model/`` artifacts (spec.json, weights.pt, model.ts) copied under ``dst``."""
+    from mlflow.tracking import MlflowClient
+
+    dst.mkdir(parents=True, exist_ok=True)
+    local = Path(MlflowClient(tracking_uri=tracking_uri).download_artifacts(run_id, MODEL_ARTIFACT_PATH, str(dst)))
+    if not (local / "spec.json").exists():
+        raise NoFinishedTrialsError(f"run {run_id} has no model/spec.json artifact; was the trial logged completely?")
+    return local

@@ -1,0 +1,303 @@
+"""The post-stage in one call: ``run_post_stage(experiment_name, tracking_uri=None, out_dir=None, ...)``.
+
+After a search (the search layer calls it) or on demand (``python -m fhn_automl.post EXPERIMENT``):
+
+1. read the experiment's finished trials and download their models;
+2. compile each (TensorRT -> torch.compile -> eager), tune its batch size, time it per point;
+3. Pareto front per problem over (validation mean error, time per point; multiply-adds on ties);
+4. benchmark the front against Euler at several dt on the thesis workload (``bench_n`` ICs);
+5. ANOVA tables, notable models, plots;
+6. log everything as artifacts of a post-stage run (tag ``fhn_automl.role=post``) in the same
+   experiment and register the front (``<problem>`` registered model, alias family ``pareto``).
+
+An experiment of untrained networks (the search layer's ``kind: untrained`` sweep) gets the inference
+sweep report (Tables 12-13, Figures 39-40) instead of a front. Everything is written to a temporary
+folder beside ``out_dir`` and renamed into place only after the registry is updated, so a failure
+leaves no half-written report (and the versions this run created are deleted again).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fhn_automl.post.errors import NoFinishedTrialsError
+from fhn_automl.post.runs import POST_ROLE, ROLE_TAG, TrialRecord, download_model, load_trials, resolve_tracking_uri
+
+CPU_BENCH_N = 100_000
+
+
+@dataclass
+class PostStageResult:
+    """Where the report went and what was registered."""
+
+    experiment: str
+    out_dir: Path
+    post_run_id: str | None
+    mode: str                                   # "pareto" or "inference_sweep"
+    fronts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)   # problem -> front rows
+    registered: list[dict[str, Any]] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+
+
+def _log(quiet: bool, message: str) -> None:
+    if not quiet:
+        print(f"[post] {message}", flush=True)
+
+
+def _time_trial(model_dir: Path, *, backend: str, precision: str, device: str, n_points: int, repeats: int,
+                build_engine: bool, also_eager: bool) -> dict[str, Any]:
+    from fhn_automl.learning.model_io import load_model
+    from fhn_automl.post.compile import compile_surrogate, tune_batch_size
+
+    model = load_model(model_dir)
+    n_in = model.spec.n_in
+    compiled = compile_surrogate(model, n_in, backend=backend, precision=precision, device=device,
+                                 build_engine=build_engine)
+    tuning = tune_batch_size(compiled, n_points=n_points, repeats=repeats)
+    result = {"backend": compiled.label, "batch_size": tuning.best, "time_per_point_s": tuning.per_point_s[tuning.best],
+              "compile_s": compiled.compile_seconds, "compile_note": compiled.note, "_compiled": compiled,
+              "_inputs": model.spec.inputs, "_kind": model.spec.kind}
+    if also_eager and compiled.backend != "eager":
+        eager = compile_surrogate(load_model(model_dir), n_in, backend="eager", precision=precision, device=device)
+        eager_tuning = tune_batch_size(eager, n_points=n_points, repeats=repeats)
+        result["eager_time_per_point_s"] = eager_tuning.per_point_s[eager_tuning.best]
+        result["speedup"] = result["eager_time_per_point_s"] / result["time_per_point_s"]
+    return result
+
+
+def _pick_evenly(items: list, k: int) -> list:
+    if len(items) <= k:
+        return items
+    step = (len(items) - 1) / (k - 1) if k > 1 else 0
+    return [items[round(i * step)] for i in range(k)]
+
+
+def run_post_stage(experiment_name: str, tracking_uri: str | None = None, out_dir: str | os.PathLike | None = None, *,
+                   backend: str = "auto", precision: str = "fp32", device: str | None = None,
+                   bench_n: int | None = None, n_ref: int = 256, repeats: int = 3, tune_points: int = 65_536,
+                   time_rtol: float = 0.05, max_bench_models: int = 4, register: bool = True,
+                   quiet: bool = False) -> PostStageResult:
+    """Run the whole post-stage on one search experiment; see the module docstring.
+
+    ``backend``: auto | tensorrt | compile | eager (a named backend that cannot run raises
+    ``BackendNotInstalledError``). ``bench_n``: initial conditions of the benchmark (default the
+    thesis' 16,000,000 on a GPU, 100,000 on a CPU). ``time_rtol``: times within this fraction count
+    as tied on the front (multiply-adds decide). ``out_dir`` default: ``runs/post/<experiment>``.
+    """
+    import pandas as pd
+
+    from fhn_automl.post.compile import _check_request, default_device
+
+    started = time.perf_counter()
+    tracking_uri = resolve_tracking_uri(tracking_uri)
+    device = device or default_device()
+    _check_request(backend, precision, device)  # fail before any work when the backend cannot run
+    experiment_id, trials = load_trials(experiment_name, tracking_uri, require_error=False)
+    trained = [t for t in trials if t.mean_err is not None]
+    mode = "pareto" if trained else "inference_sweep"
+    target = Path(out_dir) if out_dir is not None else Path.cwd() / "runs" / "post" / experiment_name
+    target = target.resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.writing-", dir=target.parent))
+    bench_n = bench_n or (16_000_000 if device.startswith("cuda") else CPU_BENCH_N)
+    _log(quiet, f"{experiment_name}: {len(trials)} finished trial(s), mode {mode}, device {device}, backend {backend}")
+    post_run_id = None
+    client = None
+    try:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=tracking_uri)
+        models_dir = staging / "_models"
+        timed_rows: list[dict[str, Any]] = []
+        handles: dict[str, dict[str, Any]] = {}
+        for position, trial in enumerate(trained or trials, start=1):
+            model_dir = download_model(tracking_uri, trial.run_id, models_dir / trial.run_id)
+            timing = _time_trial(model_dir, backend=backend, precision=precision, device=device, n_points=tune_points,
+                                 repeats=repeats, build_engine=backend == "tensorrt" and mode == "pareto",
+                                 also_eager=True)
+            handles[trial.run_id] = timing
+            timed_rows.append({**trial.as_row(), **{k: v for k, v in timing.items() if not k.startswith("_")}})
+            _log(quiet, f"timed {position}/{len(trained or trials)} {trial.layers}: "
+                        f"{timing['time_per_point_s'] * 1e9:.1f} ns/point [{timing['backend']}, batch {timing['batch_size']}]")
+        table = pd.DataFrame(timed_rows)
+        post_run = client.create_run(experiment_id, run_name=f"post-{experiment_name}",
+                                     tags={ROLE_TAG: POST_ROLE, "fhn_automl.post.mode": mode,
+                                           "fhn_automl.post.device": device})
+        post_run_id = post_run.info.run_id
+        result = PostStageResult(experiment=experiment_name, out_dir=target, post_run_id=post_run_id, mode=mode)
+        if mode == "inference_sweep":
+            _sweep_mode(table, staging, device=device, bench_n=bench_n, repeats=repeats, quiet=quiet)
+        else:
+            _pareto_mode(table, handles, trained, staging, result, client=client, tracking_uri=tracking_uri,
+                         experiment_name=experiment_name, post_run=post_run, device=device, bench_n=bench_n,
+                         n_ref=n_ref, repeats=repeats, time_rtol=time_rtol, max_bench_models=max_bench_models,
+                         register=register, quiet=quiet)
+        shutil.rmtree(models_dir, ignore_errors=True)
+        summary = {"experiment": experiment_name, "mode": mode, "tracking_uri": tracking_uri, "post_run_id": post_run_id,
+                   "device": device, "backend_requested": backend, "precision": precision, "bench_n": bench_n,
+                   "n_trials": len(trials), "fronts": result.fronts, "registered": result.registered,
+                   "seconds": time.perf_counter() - started}
+        (staging / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        client.log_artifacts(post_run_id, str(staging), "post")
+        client.log_metric(post_run_id, "post_seconds", time.perf_counter() - started)
+        client.set_terminated(post_run_id, "FINISHED")
+        result.files = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
+        _swap_into_place(staging, target)
+        _log(quiet, f"report in {target} ({time.perf_counter() - started:.0f} s)")
+        return result
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if post_run_id is not None and client is not None:
+            try:
+                client.set_terminated(post_run_id, "FAILED")
+            except Exception:  # the original error matters more than the run's status
+                pass
+        raise
+
+
+def _pareto_mode(table, handles, trained: list[TrialRecord], staging: Path, result: PostStageResult, *, client,
+                 tracking_uri: str, experiment_name: str, post_run, device: str, bench_n: int, n_ref: int,
+                 repeats: int, time_rtol: float, max_bench_models: int, register: bool, quiet: bool) -> None:
+    from fhn_automl.post.analysis import (ERROR_FORMULA, SPEEDUP_FORMULA, TIME_FORMULA, anova, anova_markdown,
+                                          notable_models, plot_error_vs_neurons, plot_error_vs_time, plot_pareto)
+    from fhn_automl.post.benchmark import (SurrogateEntry, markdown_table, plot_work_precision, report_markdown,
+                                           run_benchmark)
+    from fhn_automl.post.pareto import Candidate, pareto_front
+    from fhn_automl.post.registry import RegistrationRequest, register_front
+    from fhn_automl.post.timing import describe_device
+
+    table["pareto"] = False
+    table["duplicate_of"] = None
+    analysis_parts = [f"# Analysis of {experiment_name}", ""]
+    reports = []
+    requests_by_problem: dict[str, list[RegistrationRequest]] = {}
+    device_name = describe_device(device)
+    for problem, group in table.groupby("problem", sort=True):
+        indices = list(group.index)
+        candidates = [Candidate(key=table.at[i, "run_id"], mean_err=float(table.at[i, "mean_err"]),
+                                macs=int(table.at[i, "macs"]), time_per_point_s=float(table.at[i, "time_per_point_s"]))
+                      for i in indices]
+        front = pareto_front(candidates, time_rtol=time_rtol)
+        for local in front.front:
+            table.at[indices[local], "pareto"] = True
+        for local, first in front.duplicate_of.items():
+            table.at[indices[local], "duplicate_of"] = table.at[indices[first], "run_id"]
+        unique = [indices[i] for i in front.unique_front()]
+        result.fronts[problem] = [
+            {k: table.at[i, k] for k in ("run_id", "layers", "mean_err", "max_err", "time_per_point_s", "macs",
+                                         "neurons", "backend", "batch_size")} for i in unique]
+        _log(quiet, f"{problem}: Pareto front of {len(unique)} model(s) from {len(indices)} (cost basis {front.cost_basis})")
+        # benchmark a few front models spread along the front
+        chosen = _pick_evenly(unique, max_bench_models)
+        entries = [SurrogateEntry(name=table.at[i, "layers"], surrogate=handles[table.at[i, "run_id"]]["_compiled"],
+                                  inputs=handles[table.at[i, "run_id"]]["_inputs"],
+                                  kind=handles[table.at[i, "run_id"]]["_kind"], batch_size=int(table.at[i, "batch_size"]))
+                   for i in chosen]
+        report = run_benchmark(problem, entries, n=bench_n, n_ref=n_ref, device=device, repeats=repeats)
+        reports.append(report)
+        (staging / f"benchmark_{problem}.md").write_text(report_markdown(report))
+        (staging / f"benchmark_{problem}.json").write_text(json.dumps(report.as_dict(), indent=2, default=str))
+        plot_work_precision([report], staging / f"work_precision_{problem}.png")
+        euler = next(r for r in report.rows if r.side == "euler")
+        frame = table.loc[indices]
+        plot_error_vs_neurons(frame, staging / f"error_vs_neurons_{problem}.png")
+        plot_error_vs_time(frame, staging / f"error_vs_time_{problem}.png", euler_time_per_ic=euler.time_per_ic_s,
+                           euler_err=euler.mean_err, points_per_ic=int(round(report.t_end / report.eval_every)),
+                           backend=str(frame["backend"].iloc[0]))
+        plot_pareto(frame, staging / f"pareto_{problem}.png")
+        analysis_parts.append(f"## {problem}\n")
+        for title, formula, data in (("Mean error (thesis Tables 5-6)", ERROR_FORMULA, frame),
+                                     ("Inference time per point (thesis Table 12)", TIME_FORMULA, frame),
+                                     ("Compiled-backend speed-up over eager (thesis Table 13)", SPEEDUP_FORMULA,
+                                      frame if "speedup" in frame else frame.iloc[0:0])):
+            if formula.split("~")[0].strip() not in data:
+                analysis_parts.append(f"### {title}\n\nnot fitted: the backend used was eager (no speed-up to model)\n")
+                continue
+            fitted, reason = anova(data, formula)
+            analysis_parts.append(anova_markdown(title, fitted, reason))
+        notable = notable_models(frame)
+        analysis_parts += ["### Notable models (thesis Table 4)", "",
+                           markdown_table(list(notable.columns), notable.values.tolist()), ""]
+        front_rows = [[table.at[i, "layers"], table.at[i, "mean_err"], table.at[i, "max_err"],
+                       table.at[i, "time_per_point_s"], table.at[i, "macs"], table.at[i, "neurons"],
+                       table.at[i, "backend"], table.at[i, "batch_size"], table.at[i, "run_id"]] for i in unique]
+        (staging / f"pareto_{problem}.md").write_text(
+            f"# Pareto front, {problem}\n\nCost: time per point at the tuned batch size on {device_name} "
+            f"(ties within {time_rtol:.0%} -> multiply-adds; basis used: {front.cost_basis}).\n\n"
+            + markdown_table(["layers", "val mean err", "val max err", "time / point (s)", "MACs", "neurons",
+                              "backend", "batch", "run"], front_rows) + "\n")
+        requests = []
+        for i in unique:
+            run_id = table.at[i, "run_id"]
+            engine_source = None
+            engine = handles[run_id]["_compiled"].engine_bytes
+            if engine:
+                engine_path = staging / "engines" / f"{run_id}.engine"
+                engine_path.parent.mkdir(exist_ok=True)
+                engine_path.write_bytes(engine)
+                engine_source = f"{post_run.info.artifact_uri}/post/engines/{run_id}.engine"
+            trial_run = client.get_run(run_id)
+            tags = {f"fhn_automl.{k}": str(v) for k, v in {
+                "val_mean_err": table.at[i, "mean_err"], "val_max_err": table.at[i, "max_err"],
+                "latency_s_per_point": table.at[i, "time_per_point_s"], "batch_size": table.at[i, "batch_size"],
+                "backend": table.at[i, "backend"], "device": device_name, "cost_basis": front.cost_basis,
+                "macs": table.at[i, "macs"], "neurons": table.at[i, "neurons"], "layers": table.at[i, "layers"],
+                "experiment": experiment_name, "run_id": run_id, "post_run_id": post_run.info.run_id}.items()}
+            requests.append(RegistrationRequest(run_id=run_id, model_source=f"{trial_run.info.artifact_uri}/model",
+                                                tags=tags, engine_source=engine_source))
+        requests_by_problem[problem] = requests
+    table.drop(columns=[c for c in table.columns if c.startswith("_")]).to_csv(staging / "trials.csv", index=False)
+    (staging / "analysis.md").write_text("\n".join(analysis_parts))
+    if register:
+        if any(r.engine_source for rs in requests_by_problem.values() for r in rs):
+            client.log_artifacts(post_run.info.run_id, str(staging / "engines"), "post/engines")
+        for problem, requests in requests_by_problem.items():
+            result.registered += register_front(tracking_uri, problem, requests)
+            _log(quiet, f"{problem}: registered {len(requests)} model(s) under alias family 'pareto'")
+
+
+def _sweep_mode(table, staging: Path, *, device: str, bench_n: int, repeats: int, quiet: bool) -> None:
+    """Untrained experiment: per-backend times -> the sweep report (Tables 12-13, Figures 39-40)."""
+    import pandas as pd
+
+    from fhn_automl.post.benchmark import THESIS_N, make_workload, time_euler
+    from fhn_automl.post.sweep import write_sweep_report
+
+    rows = []
+    for record in table.to_dict("records"):
+        base = {"layers": record["layers"], "depth": record["depth"], "neurons": record["neurons"], "macs": record["macs"]}
+        compiled_time = record["time_per_point_s"]
+        eager_time = record.get("eager_time_per_point_s")
+        if eager_time is not None and not (isinstance(eager_time, float) and math.isnan(eager_time)):
+            rows.append({**base, "backend": "eager", "backend_label": f"eager-fp32@{device}", "batch_size": None,
+                         "time_per_point_s": eager_time, "speedup": 1.0})
+            speedup = eager_time / compiled_time
+        else:
+            speedup = 1.0
+        rows.append({**base, "backend": record["backend"].split("-")[0], "backend_label": record["backend"],
+                     "batch_size": record["batch_size"], "time_per_point_s": compiled_time, "speedup": speedup})
+    sweep = pd.DataFrame(rows)
+    sweep["workload_time_s"] = sweep["time_per_point_s"] * 10 * THESIS_N
+    problem = table["problem"].iloc[0]
+    workload = make_workload(problem, min(bench_n, 1_000_000))
+    euler = time_euler(workload, 0.1, device=device, warmup=1, repeats=repeats)
+    write_sweep_report(sweep, staging, euler_workload_time_s=euler.median_s * THESIS_N / workload.n,
+                       title=f"Inference sweep ({problem}, {len(table)} untrained networks)")
+    _log(quiet, f"inference sweep report for {len(table)} networks")
+
+
+def _swap_into_place(staging: Path, target: Path) -> None:
+    from fhn_automl.post.registry import _swap_into_place as swap
+
+    swap(staging, target)
+
+
+__all__ = ["PostStageResult", "run_post_stage", "NoFinishedTrialsError"]

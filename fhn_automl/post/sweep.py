@@ -1,0 +1,154 @@
+"""The inference sweep (thesis 4.4, Figures 39-40, Tables 12-13): untrained SiLU MLPs timed per backend.
+
+Inference cost does not depend on the weights, so untrained networks of every width x depth give the
+cost model: time per point ~ neurons * C(layers) (Table 12), and the speed-up of the compiled
+backend over the plain one ~ neurons * C(layers) (Table 13; the thesis compared TensorRT with plain
+PyTorch on CUDA cores, on a CPU host it is torch.compile against eager, and the report says which).
+
+Architectures come from ``search_spaces/inference_sweep.yaml`` when it exists (``layers.choices`` and
+``layers.depths``, the search layer's format), else from the widths and depths given. ``uniform``
+(default) builds one network per (width, depth) with equal widths; ``all`` every sequence of the
+widths with repetition (the thesis' pool: 3905 networks for 5 widths x 1-5 layers), optionally
+subsampled to ``max_models``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fhn_automl.post.compile import compile_surrogate, tune_batch_size
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+DEFAULT_WIDTHS: tuple[int, ...] = (8, 16, 32, 64, 128)
+DEFAULT_DEPTHS: tuple[int, ...] = (1, 2, 3, 4, 5)
+SWEEP_FILE = Path(__file__).resolve().parents[2] / "search_spaces" / "inference_sweep.yaml"
+
+
+def sweep_settings_from_file(path: Path = SWEEP_FILE) -> dict[str, Any] | None:
+    """Widths, depths and activation from the search layer's sweep file, or None when it is absent."""
+    if not path.exists():
+        return None
+    import yaml
+
+    raw = yaml.safe_load(path.read_text()) or {}
+    layers = raw.get("layers") or {}
+    if isinstance(layers, dict) and "choices" in layers:
+        from fhn_automl.learning.architecture import parse_layers
+
+        tokens = [parse_layers(token)[0] for token in layers["choices"]]
+        return {"widths": sorted({t.width for t in tokens}), "activation": tokens[0].activation,
+                "depths": [int(d) for d in layers.get("depths", DEFAULT_DEPTHS)], "source": str(path)}
+    return None
+
+
+def sweep_architectures(widths: Sequence[int], depths: Sequence[int], *, activation: str = "silu",
+                        mode: str = "uniform", max_models: int | None = None, seed: int = 0) -> list[str]:
+    """Layer notations of the sweep (see the module docstring for the modes)."""
+    if mode == "uniform":
+        layers = [",".join([f"{activation}-{w}"] * d) for d in depths for w in widths]
+    elif mode == "all":
+        layers = [",".join(f"{activation}-{w}" for w in combo)
+                  for d in depths for combo in itertools.product(widths, repeat=d)]
+    else:
+        raise ValueError(f"unknown sweep mode {mode!r}; use 'uniform' or 'all'")
+    if max_models is not None and len(layers) > max_models:
+        layers = sorted(random.Random(seed).sample(layers, max_models), key=layers.index)
+    return layers
+
+
+def _untrained_model(problem_name: str, layers: str, seed: int):
+    import torch
+
+    from fhn_automl.learning.architecture import parse_layers
+    from fhn_automl.learning.mlp import build_model
+    from fhn_automl.learning.spec import ModelSpec
+    from fhn_automl.physics.problems import get_problem
+
+    problem = get_problem(problem_name)
+    spec = ModelSpec(problem=problem.name, kind="ddnn", layers=parse_layers(layers), inputs=problem.inputs,
+                     outputs=problem.outputs, ranges={n: problem.ranges[n] for n in problem.inputs},
+                     metadata={"untrained": True})
+    torch.manual_seed(seed)
+    return build_model(spec), len(problem.inputs), len(problem.outputs)
+
+
+def time_model_backends(model, n_in: int, *, backends: Sequence[str], device: str, n_points: int,
+                        batch_sizes: Sequence[int] | None, repeats: int, precision: str = "fp32") -> list[dict[str, Any]]:
+    """Per backend: the tuned batch size and the median time per point (and what compile cost)."""
+    rows = []
+    for backend in backends:
+        compiled = compile_surrogate(model, n_in, backend=backend, device=device, precision=precision)
+        tuning = tune_batch_size(compiled, n_points=n_points, candidates=batch_sizes, repeats=repeats)
+        rows.append({"backend": compiled.backend, "backend_label": compiled.label, "batch_size": tuning.best,
+                     "time_per_point_s": tuning.per_point_s[tuning.best], "compile_s": compiled.compile_seconds,
+                     "note": compiled.note})
+    return rows
+
+
+def run_inference_sweep(architectures: Sequence[str], *, problem: str = "problem_b_s",
+                        backends: Sequence[str] = ("eager", "compile"), device: str = "cpu", n_points: int = 65_536,
+                        batch_sizes: Sequence[int] | None = (4_096, 16_384), repeats: int = 3,
+                        points_per_ic: int = 10, workload_n: int = 16_000_000, seed: int = 0) -> "pd.DataFrame":
+    """One row per (architecture, backend); ``speedup`` = time of ``backends[0]`` / this backend's time.
+
+    ``workload_time_s`` scales the time per point to the thesis workload (``workload_n`` ICs x
+    ``points_per_ic``), the y axis of Figure 39.
+    """
+    import pandas as pd
+
+    from fhn_automl.learning.architecture import count_macs, count_neurons, parse_layers
+
+    rows = []
+    for layers in architectures:
+        model, n_in, n_out = _untrained_model(problem, layers, seed)
+        parsed = parse_layers(layers)
+        timed = time_model_backends(model, n_in, backends=backends, device=device, n_points=n_points,
+                                    batch_sizes=batch_sizes, repeats=repeats)
+        reference = timed[0]["time_per_point_s"]
+        for entry in timed:
+            rows.append({"layers": layers, "depth": len(parsed), "neurons": count_neurons(parsed),
+                         "macs": count_macs(parsed, n_in, n_out), **entry,
+                         "workload_time_s": entry["time_per_point_s"] * points_per_ic * workload_n,
+                         "speedup": reference / entry["time_per_point_s"],
+                         "speedup_reference": timed[0]["backend_label"]})
+    return pd.DataFrame(rows)
+
+
+def write_sweep_report(sweep: "pd.DataFrame", out_dir: Path, *, euler_workload_time_s: float | None = None,
+                       title: str = "Inference sweep") -> dict[str, Path]:
+    """``sweep.csv``, ``sweep.md`` (Tables 12-13), ``sweep_time.png`` (Fig. 39), ``sweep_speedup.png`` (Fig. 40)."""
+    from fhn_automl.post.analysis import SPEEDUP_FORMULA, TIME_FORMULA, anova, anova_markdown, plot_sweep
+    from fhn_automl.post.benchmark import markdown_table
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {"csv": out_dir / "sweep.csv", "markdown": out_dir / "sweep.md",
+             "time_plot": out_dir / "sweep_time.png", "speedup_plot": out_dir / "sweep_speedup.png"}
+    sweep.to_csv(files["csv"], index=False)
+    backends = list(dict.fromkeys(sweep["backend_label"]))
+    compiled_label = backends[-1]
+    main = sweep[sweep["backend_label"] == compiled_label]
+    parts = [f"# {title}", "",
+             f"{sweep['layers'].nunique()} untrained networks x backends {', '.join(backends)}; time per point at "
+             "the tuned batch size (median, no host-device transfers); workload time = time per point x 10 x "
+             "16,000,000 (thesis Figure 39).", ""]
+    table, reason = anova(main, TIME_FORMULA)
+    parts.append(anova_markdown(f"Inference time per point, backend {compiled_label} (thesis Table 12)", table, reason))
+    if len(backends) > 1:
+        table, reason = anova(main, SPEEDUP_FORMULA)
+        parts.append(anova_markdown(f"Speed-up of {compiled_label} over {backends[0]} (thesis Table 13)", table, reason))
+    shown = main.sort_values(["depth", "neurons"])
+    parts += ["### Times", "", markdown_table(
+        ["layers", "neurons", "backend", "batch", "time / point (s)", "workload time (s)", "speed-up"],
+        [[r.layers, r.neurons, r.backend_label, r.batch_size, r.time_per_point_s, r.workload_time_s, r.speedup]
+         for r in shown.itertuples()]), ""]
+    files["markdown"].write_text("\n".join(parts))
+    plot_sweep(main, files["time_plot"], column="workload_time_s",
+               ylabel=f"time for 16M ICs x 10 points (s), {compiled_label}", euler_line=euler_workload_time_s)
+    plot_sweep(main, files["speedup_plot"], column="speedup", ylabel=f"speed-up of {compiled_label} over {backends[0]}")
+    return files

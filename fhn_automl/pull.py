@@ -1,0 +1,40 @@
+"""python -m fhn_automl.pull PROBLEM [--alias pareto] --to DIR: the registered Pareto models, ready for a simulator.
+
+Per model, a folder with ``model.ts`` (self-contained TorchScript: ``torch.jit.load('model.ts')(x)``
+on raw float32 inputs, plain torch only), ``spec.json``, ``model.engine`` (the raw TensorRT engine,
+where one was built) and ``model_card.md`` / ``model_card.json`` (inputs, ranges, units, validation
+error, latency and the device it was measured on); ``index.json`` lists them in front order (alias
+``pareto`` = most accurate, then ``pareto-2``, ...). DIR is replaced as a whole, only once every file
+has been fetched. Exit 2 when the problem has no registered models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fhn_automl.pull", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("problem", help="registered model = problem name, e.g. problem_b_s")
+    parser.add_argument("--alias", default="pareto", help="alias family to pull (default pareto)")
+    parser.add_argument("--to", required=True, help="folder to write (replaced as a whole)")
+    parser.add_argument("--tracking-uri", default=None,
+                        help="default: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlruns/mlflow.db")
+    args = parser.parse_args(argv)
+    from fhn_automl.post.errors import PostStageError
+    from fhn_automl.post.registry import pull_models
+
+    try:
+        folders = pull_models(args.problem, args.to, alias=args.alias, tracking_uri=args.tracking_uri)
+    except PostStageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for folder in folders:
+        print(folder)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""The training CLI end to end (small), and the high-error-region detection step."""
+
+import json
+
+import numpy as np
+import torch
+
+from fhn_automl.learning import load_model, load_torchscript, train
+from fhn_automl.learning.high_error_region import detect_high_error_set, high_error_centres
+from fhn_automl.learning.training_data import load_points
+from fhn_automl.physics.problems import get_problem
+from fhn_automl.train import main
+from tests.learning.conftest import tiny_config
+
+
+def test_cli_trains_and_writes_model_and_metrics(b_s_data, tmp_path, capsys):
+    code = main(["problem_b_s", "--layers", "silu-8,tanh-8", "--steps", "200", "--batch-size", "64",
+                 "--data-dir", str(b_s_data), "--device", "cpu", "--out", str(tmp_path)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "step      200/200" in printed and "val mean" in printed
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["final"]["status"] == "finished"
+    for name in ("spec.json", "weights.pt", "model.ts"):
+        assert (tmp_path / "model" / name).exists()
+    x = torch.tensor([[3.0, 0.7, 0.01]])
+    assert torch.allclose(load_torchscript(tmp_path / "model")(x), load_model(tmp_path / "model")(x))
+
+
+def test_cli_rejects_bad_layers(tmp_path, capsys):
+    assert main(["problem_b_s", "--layers", "silu-8,tahn-8", "--out", str(tmp_path)]) == 2
+    assert "tahn-8" in capsys.readouterr().err
+
+
+def test_detection_builds_a_set_that_trains_as_extra_data(b_s_data, tmp_path):
+    base = train(tiny_config("problem_b_s", b_s_data, tmp_path / "base", steps=100))
+    model = load_model(base["model_dir"])
+    problem = get_problem("problem_b_s")
+    points = load_points(problem, b_s_data, "train")
+    centres = high_error_centres(model, problem, points, fraction=0.05, max_centres=4)
+    assert centres.shape == (4, 2)
+    assert np.isin(centres[:, 0], points.x[:, 1]).all()  # real initial states of the split
+    path = detect_high_error_set(model, problem, b_s_data, tmp_path / "he.parquet", max_centres=3,
+                                 n_per_centre=2, device="cpu")
+    result = train(tiny_config("problem_b_s", b_s_data, tmp_path / "with_extra", steps=100,
+                               extra_region=f"data:{path}"))
+    assert result["status"] == "finished" and "loss_extra_data" in result
