@@ -83,7 +83,12 @@ def _surrogates(args: argparse.Namespace, device: str, scratch: Path) -> list:
         model, n_in, _ = _untrained_model(args.problem, REFERENCE_ARCHITECTURE, seed=0)
         models = [(REFERENCE_ARCHITECTURE, model, True)]
     else:
-        models = [(name, load_model(folder), untrained) for name, folder, untrained in folders]
+        from fhn_automl.learning.architecture import format_layers
+
+        models = []
+        for name, folder, untrained in folders:
+            model = load_model(folder)
+            models.append((format_layers(model.spec.layers) if name == "model" else name, model, untrained))
     for name, model, untrained in models:
         compiled = compile_surrogate(model, model.spec.n_in, backend=args.backend, precision=args.precision,
                                      device=device)

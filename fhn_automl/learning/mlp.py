@@ -43,7 +43,8 @@ def activation_with_derivative(name: str, z: torch.Tensor) -> tuple[torch.Tensor
     """sigma(z) and sigma'(z), sharing work between the two (both stay differentiable)."""
     if name == "silu":
         s = torch.sigmoid(z)
-        return z * s, s * (1.0 + z * (1.0 - s))
+        a = z * s
+        return a, torch.addcmul(s, a, 1.0 - s)  # s (1 + z (1 - s)) in fewer operations
     if name == "tanh":
         a = torch.tanh(z)
         return a, 1.0 - a * a

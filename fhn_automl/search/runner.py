@@ -627,14 +627,18 @@ def _init_ray(address: str | None):
 
     if ray.is_initialized():
         return ray
-    env_vars = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S":
-                os.environ["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"]}
+    runtime_env = {"env_vars": {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S":
+                                os.environ["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"]}}
+    if "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ:
+        # Under `ray job submit` the job's runtime env (jobs/runtime_env.yaml) already reaches every
+        # worker, and Ray refuses a second one that sets the same keys.
+        runtime_env = None
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, runtime_env={"env_vars": env_vars}, log_to_driver=False)
+        ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
     else:
         # The dashboard stays on: without it, trials stopped early leaked placement groups (FACTS.md).
-        ray.init(runtime_env={"env_vars": env_vars}, log_to_driver=False, include_dashboard=True)
+        ray.init(runtime_env=runtime_env, log_to_driver=False, include_dashboard=True)
     return ray
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fhn_automl import data as data_cli
 from fhn_automl.physics import _euler_cuda
 from fhn_automl.physics.datasets import (
     DatasetError, build_dataset, dataset_sizes, ensure_dataset, read_manifest, read_split)
@@ -189,19 +190,18 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
                           cwd=REPO, timeout=120)
 
 
-def test_cli_bad_input_exits_non_zero_and_writes_nothing(tmp_path: Path) -> None:
-    unknown = _cli("problem_z", "--out", str(tmp_path / "a"))
+def test_cli_bad_input_exits_non_zero_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    unknown = _cli("problem_z", "--out", str(tmp_path / "a"))  # a real process: the exit code is what CI sees
     assert unknown.returncode != 0 and "problem_b_s" in unknown.stderr and "problem_z" in unknown.stderr
-    size = _cli("problem_b_s", "--out", str(tmp_path / "b"), "--n-trajectories", "0")
-    assert size.returncode != 0 and "positive" in size.stderr
+    assert data_cli.main(["problem_b_s", "--out", str(tmp_path / "b"), "--n-trajectories", "0"]) != 0
+    assert "positive" in capsys.readouterr().err
     if _euler_cuda.cuda_unavailable_reason() is not None:
-        cuda = _cli("problem_b_s", "--out", str(tmp_path / "c"), "--device", "cuda")
-        assert cuda.returncode != 0 and "pip install" in cuda.stderr
+        assert data_cli.main(["problem_b_s", "--out", str(tmp_path / "c"), "--device", "cuda"]) != 0
+        assert "pip install" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
 
 
 def test_cli_writes_a_dataset(tmp_path: Path) -> None:
-    result = _cli("problem_b_c_small", "--out", str(tmp_path / "d"), "--n-trajectories", "4", "--seed", "1",
-                  "--device", "cpu")
-    assert result.returncode == 0, result.stderr
+    assert data_cli.main(["problem_b_c_small", "--out", str(tmp_path / "d"), "--n-trajectories", "4", "--seed", "1",
+                          "--device", "cpu"]) == 0
     assert {p.name for p in (tmp_path / "d").iterdir()} >= {"train.parquet", "val.parquet", "manifest.json"}

@@ -1,0 +1,89 @@
+"""How much of a search is training, and how much is Ray / MLflow orchestration.
+
+Runs a search (default: problem_b_s at the smoke budget, the README's main job) on a local Ray and
+splits every trial's wall time, read back from MLflow, into:
+
+- optimiser steps (``train_seconds``, measured by the learning layer),
+- the rest of ``train()``: loading data, validation, saving models (``train_call - train_seconds
+  - report``),
+- reporting + checkpointing (time inside ``ray.train.report``, measured on the worker),
+- start-up and tear-down (the trial's wall time minus the whole ``train()`` call: Tune trial, Train
+  controller, worker group, torch.distributed set-up, final report, MLflow artifacts).
+
+Orchestration = reporting/checkpointing + start-up/tear-down. Driver-side MLflow time and Ray's own
+start are reported per search. Usage:
+
+    python benchmarks/search_overhead.py                      # smoke budget, 3 trials
+    python benchmarks/search_overhead.py --budget small --max-trials 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import statistics
+import subprocess
+import tempfile
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("search", nargs="?", default="problem_b_s")
+    parser.add_argument("--budget", default="smoke", choices=["smoke", "small", "paper"])
+    parser.add_argument("--max-trials", type=int, help="fewer trials than the budget's")
+    parser.add_argument("--workdir", help="where runs, data and MLflow go (default: a temp dir)")
+    parser.add_argument("--json", help="also write the figures to this file")
+    args = parser.parse_args()
+
+    from mlflow.tracking import MlflowClient
+
+    from fhn_automl.search.runner import SearchOptions, run_search
+    from fhn_automl.search.space import load_search_space
+    from fhn_automl.search.tracking import iter_child_runs
+
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="fhn_overhead_"))
+    space = load_search_space(args.search)
+    budget = space.budget(args.budget)
+    if args.max_trials:
+        budget = dataclasses.replace(budget, max_trials=args.max_trials)
+    tracking_uri = f"sqlite:///{workdir / 'mlruns' / 'mlflow.db'}"
+    summary = run_search(SearchOptions(space=space, budget=budget, tracking_uri=tracking_uri,
+                                       storage=str(workdir / "ray"),
+                                       data_root=str(workdir / "data"), quiet=False))
+
+    client = MlflowClient(tracking_uri)
+    rows = []
+    for run in iter_child_runs(tracking_uri, summary.experiment):
+        m = run.data.metrics
+        wall = (run.info.end_time - run.info.start_time) / 1000
+        call = m.get("final_train_call_seconds", float("nan"))
+        steps = m.get("final_train_seconds", float("nan"))
+        report = m.get("final_report_seconds_total", float("nan"))
+        rows.append({"trial": run.info.run_name, "wall_s": wall, "steps_s": steps,
+                     "rest_of_train_s": call - steps - report, "report_checkpoint_s": report,
+                     "startup_teardown_s": wall - call,
+                     "orchestration_fraction": (report + wall - call) / wall})
+    figures = {
+        "search": args.search, "budget": budget.name, "trials": len(rows),
+        "search_wall_s": summary.wall_seconds, **summary.timings,
+        "mean": {key: statistics.fmean(r[key] for r in rows) for key in rows[0] if key != "trial"},
+        "rows": rows, "load": os.getloadavg(),
+        "lscpu": subprocess.run(["lscpu"], capture_output=True, text=True).stdout,
+    }
+    print(f"\n{'trial':60s} {'wall':>7s} {'steps':>7s} {'other':>7s} {'report':>7s} "
+          f"{'start/end':>9s} {'orch.':>6s}")
+    for r in rows:
+        print(f"{r['trial'][:60]:60s} {r['wall_s']:7.1f} {r['steps_s']:7.1f} "
+              f"{r['rest_of_train_s']:7.1f} {r['report_checkpoint_s']:7.2f} "
+              f"{r['startup_teardown_s']:9.1f} {100 * r['orchestration_fraction']:5.0f}%")
+    print(json.dumps({k: v for k, v in figures.items() if k not in ("rows", "lscpu")}, indent=1))
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=1))
+    del client
+
+
+if __name__ == "__main__":
+    main()
