@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--out", default=None, help="report folder (default runs/bench/PROBLEM or runs/bench/sweep)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for both sides (torch and numba); 1 on a shared machine, where "
+                             "oversubscribed threads made torch 10-50x slower")
     sweep = parser.add_argument_group("inference sweep")
     sweep.add_argument("--sweep", action="store_true", help="run the inference sweep instead of the benchmark")
     sweep.add_argument("--widths", type=int, nargs="+", default=None)
@@ -139,6 +142,19 @@ def _run_sweep(args: argparse.Namespace, device: str, staging: Path) -> None:
     print(files["markdown"].read_text())
 
 
+def set_cpu_threads(threads: int) -> None:
+    """The same thread count for the solver (numba) and the networks (torch), so the sides compare."""
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        import numba
+
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    except ImportError:
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from fhn_automl.post.compile import _check_request, default_device
@@ -146,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     from fhn_automl.post.registry import _swap_into_place
 
     device = args.device or default_device()
+    if args.threads:
+        set_cpu_threads(args.threads)
     target = Path(args.out or Path("runs") / "bench" / ("sweep" if args.sweep else args.problem)).resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.writing-", dir=target.parent))

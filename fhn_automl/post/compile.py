@@ -124,6 +124,9 @@ def _compile_one(model: nn.Module, backend: str, n_in: int, precision: str, devi
     if backend == "tensorrt":
         return _compile_tensorrt(model, n_in, precision, device, batch_range, build_engine)
     if backend == "compile":
+        # every SurrogateMLP shares one forward code object, and dynamo's cache for it holds 8 entries:
+        # past the 8th model it would silently run eager. One model at a time, so start clean.
+        torch._dynamo.reset()
         compiled = torch.compile(model)
         with torch.no_grad():  # torch.compile is lazy: compile now so failures show here, not mid-benchmark
             compiled(_sample_batch(n_in, batch_range[1], device))

@@ -44,7 +44,7 @@ def c_data(data_root) -> Path:
 
 def tiny_config(problem: str, data_dir: Path, out_dir: Path, **overrides) -> dict:
     """A few-hundred-step run: small batches, frequent validation."""
-    config = {"problem": problem, "layers": "silu-16,tanh-16", "steps": 300, "val_every": 100,
+    config = {"problem": problem, "layers": "silu-16,tanh-16", "steps": 200, "val_every": 100,
               "batch_size": 128, "data_dir": str(data_dir), "out_dir": str(out_dir), "device": "cpu",
               "val_max_points": 5_000, "seed": 0}
     config.update(overrides)
