@@ -15,6 +15,12 @@ start are reported per search. Usage:
 
     python benchmarks/search_overhead.py                      # smoke budget, 3 trials
     python benchmarks/search_overhead.py --budget small --max-trials 2
+    python benchmarks/search_overhead.py --executor function  # Tune function trials, no Ray Train
+
+Start-up is split further with the wall-clock stamps every trial reports (``ts_*``): Tune trial
+process up (``driver``), Train controller + placement group + worker process spawn (``spawn``),
+worker init up to the training loop incl. torch.distributed (``worker_init``), imports of torch and
+the learning layer in the loop (``imports``), and everything after ``train()`` returned (``teardown``).
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ def main() -> None:
     parser.add_argument("--max-trials", type=int, help="fewer trials than the budget's")
     parser.add_argument("--workdir", help="where runs, data and MLflow go (default: a temp dir)")
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--executor", choices=["train", "function"],
+                        help="override the file's resources.executor")
     args = parser.parse_args()
 
     from mlflow.tracking import MlflowClient
@@ -49,6 +57,9 @@ def main() -> None:
     budget = space.budget(args.budget)
     if args.max_trials:
         budget = dataclasses.replace(budget, max_trials=args.max_trials)
+    if args.executor:
+        space = dataclasses.replace(space, resources=dataclasses.replace(space.resources,
+                                                                         executor=args.executor))
     tracking_uri = f"sqlite:///{workdir / 'mlruns' / 'mlflow.db'}"
     summary = run_search(SearchOptions(space=space, budget=budget, tracking_uri=tracking_uri,
                                        storage=str(workdir / "ray"),
@@ -65,10 +76,12 @@ def main() -> None:
         rows.append({"trial": run.info.run_name, "wall_s": wall, "steps_s": steps,
                      "rest_of_train_s": call - steps - report, "report_checkpoint_s": report,
                      "startup_teardown_s": wall - call,
-                     "orchestration_fraction": (report + wall - call) / wall})
+                     "orchestration_fraction": (report + wall - call) / wall,
+                     **_phases(run.info.start_time / 1000, run.info.end_time / 1000, m)})
     figures = {
         "search": args.search, "budget": budget.name, "trials": len(rows),
         "search_wall_s": summary.wall_seconds, **summary.timings,
+        "executor": space.resources.executor,
         "mean": {key: statistics.fmean(r[key] for r in rows) for key in rows[0] if key != "trial"},
         "rows": rows, "load": os.getloadavg(),
         "lscpu": subprocess.run(["lscpu"], capture_output=True, text=True).stdout,
@@ -79,10 +92,27 @@ def main() -> None:
         print(f"{r['trial'][:60]:60s} {r['wall_s']:7.1f} {r['steps_s']:7.1f} "
               f"{r['rest_of_train_s']:7.1f} {r['report_checkpoint_s']:7.2f} "
               f"{r['startup_teardown_s']:9.1f} {100 * r['orchestration_fraction']:5.0f}%")
+    phases = [k for k in rows[0] if k.startswith("phase_")]
+    print("start-up phases (s): " + "  ".join(
+        f"{k.removeprefix('phase_')} {statistics.fmean(r[k] for r in rows):.1f}" for k in phases))
     print(json.dumps({k: v for k, v in figures.items() if k not in ("rows", "lscpu")}, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=1))
     del client
+
+
+def _phases(run_start: float, run_end: float, m: dict) -> dict:
+    """Seconds between the stamps a trial reports (NaN where a stamp is missing)."""
+    def ts(key: str) -> float:
+        return m.get(f"final_ts_{key}", float("nan"))
+
+    driver, fit, process = ts("driver_start"), ts("trainer_fit"), ts("worker_process")
+    loop, imports, t0, t1 = ts("loop_start"), ts("imports_done"), ts("train_start"), ts("train_end")
+    return {"phase_driver": driver - run_start,
+            "phase_spawn": (process - fit) if fit == fit else 0.0,
+            "phase_worker_init": (loop - max(process, fit)) if fit == fit else 0.0,
+            "phase_imports": imports - loop, "phase_before_train": t0 - imports,
+            "phase_train_call": t1 - t0, "phase_teardown": run_end - t1}
 
 
 if __name__ == "__main__":

@@ -123,15 +123,15 @@ def run_budget(args: argparse.Namespace) -> dict:
             "threads": args.threads, "data_dir": args.data_dir, "seed": args.seed}
     if args.batch_size:
         base["batch_size"] = args.batch_size
-    # marginal CPU seconds per step: the difference of two short runs cancels start-up and data loading
-    cpu_seconds = {}
+    # CPU seconds per step in the real loop (validation included), read between the 2nd and 4th of four
+    # validations of a calibration run, so start-up, data loading and first-call warm-ups fall outside
+    marks: list[tuple[int, float]] = []
     with tempfile.TemporaryDirectory() as scratch:
-        for n in (args.calibration_steps // 4, args.calibration_steps):
-            started_cpu = time.process_time()
-            train({**base, "steps": n, "val_every": n, "out_dir": str(Path(scratch) / f"calibration{n}")})
-            cpu_seconds[n] = time.process_time() - started_cpu
-    short, long = sorted(cpu_seconds)
-    seconds_per_step = (cpu_seconds[long] - cpu_seconds[short]) / (long - short)
+        train({**base, "steps": args.calibration_steps, "val_every": args.calibration_steps // 4,
+               "out_dir": str(Path(scratch) / "calibration")},
+              lambda m, _: marks.append((m["step"], time.process_time())))
+    (step_a, cpu_a), (step_b, cpu_b) = marks[1], marks[3]
+    seconds_per_step = (cpu_b - cpu_a) / (step_b - step_a)
     steps = max(1_000, int(args.seconds / seconds_per_step))
     val_every = max(1, steps // 30)
     curve = []
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     budget.add_argument("--recipe", choices=("fast", "paper"), required=True)
     budget.add_argument("--seconds", type=float, default=300.0)
     budget.add_argument("--batch-size", type=int, default=None)
-    budget.add_argument("--calibration-steps", type=int, default=2_000)
+    budget.add_argument("--calibration-steps", type=int, default=4_000)
     budget.add_argument("--data-dir", required=True, help="a B_S dataset folder (physics.datasets.ensure_dataset)")
     budget.add_argument("--seed", type=int, default=0)
     budget.add_argument("--out", default=None)

@@ -232,12 +232,13 @@ def train(config: Mapping[str, Any], report: ReportFn | None = None, *, checkpoi
         mean = train_points.y.mean(axis=0, dtype=np.float64)
         std = np.maximum(train_points.y.std(axis=0, dtype=np.float64), 1e-6)
     else:
-        mean, std = np.zeros(problem.outputs.__len__()), np.ones(len(problem.outputs))
+        mean, std = np.zeros(len(problem.outputs)), np.ones(len(problem.outputs))
     mean, std = mean.astype(np.float32), std.astype(np.float32)
 
     spec = _make_spec(cfg, recipe, problem, window, mean, std)
-    torch.manual_seed(cfg.seed)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
-    model = build_model(spec).to(device)
+    with torch.random.fork_rng(devices=[]):  # seed the initial weights without touching the caller's RNG
+        torch.manual_seed(cfg.seed)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
+        model = build_model(spec).to(device)
     terms = _build_terms(cfg, problem, window, train_points, extra_sets, mean, std, batch_size, device)
     objective = TrainingObjective(model, terms).to(device)
     runner: nn.Module = objective

@@ -42,6 +42,15 @@ DEFAULT_TRAIN_FN = "fhn_automl.learning.trainer:train"
 #: Ray Train's controller polls workers every 2 s by default and each report waits for the poll;
 #: 0.2 s cut a smoke trial from 33.5 s to 14.9 s (FACTS.md).
 HEALTH_CHECK_INTERVAL_S = "0.2"
+#: Ray Train V2 settings the search sets (unless the environment already does) on the driver and,
+#: through the job's runtime env, on every worker. Per Train trial Ray starts ~7 processes (controller,
+#: worker, placement-group cleaner, dataset manager, synchronization actor, report queue, preemption
+#: watcher); each costs 1-3 s of CPU on two cores. The preemption watcher only helps on spot nodes
+#: that announce their draining (FailureConfig still restarts a trial whose node vanishes), and
+#: Train's Prometheus metrics have no reader here: both off. Set them to 1 in the environment to keep them.
+TRAIN_ENV_DEFAULTS = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": HEALTH_CHECK_INTERVAL_S,
+                      "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
+                      "RAY_TRAIN_METRICS_ENABLED": "0"}
 #: Marks the last checkpoint of a trial: it holds the final metrics and the best model, not a
 #: training state, so a trial restored from it reports it again instead of training.
 FINAL_FILE = "fhn_automl_final.json"
@@ -164,11 +173,46 @@ def train_worker_loop(loop_config: dict[str, Any]) -> None:
     Restored from a checkpoint, it hands that folder to ``train`` (which resumes from it), unless
     the checkpoint is the trial's final one: then the trial is already done and only says so again.
     """
+    loop_started = time.time()
     import ray.train
 
     context = ray.train.get_context()
-    rank = context.get_world_rank()
+    _train_and_report(loop_config, rank=context.get_world_rank(),
+                      checkpoint=ray.train.get_checkpoint(), report_fn=ray.train.report,
+                      checkpoint_cls=ray.train.Checkpoint, loop_started=loop_started)
+
+
+def function_trial(config: dict[str, Any]) -> None:
+    """``executor: function``: one Tune function trial that trains in its own process, no Ray Train.
+
+    Same ``train(config, report)`` and the same checkpoints as ``train_worker_loop``, reported with
+    ``ray.tune.report``; Tune's ``FailureConfig`` restarts a lost trial from ``tune.get_checkpoint()``.
+    """
+    loop_started = time.time()
+    from ray import tune
+
+    loop_config = _loop_config(config)
+    loop_config["timing"]["ts_driver_start"] = loop_started
+    _train_and_report(loop_config, rank=0, checkpoint=tune.get_checkpoint(), report_fn=tune.report,
+                      checkpoint_cls=tune.Checkpoint, loop_started=loop_started)
+
+
+def _process_created() -> float:
+    """When this worker process started (wall clock), so start-up can be split into spawn and init."""
+    try:
+        import psutil
+
+        return float(psutil.Process().create_time())
+    except Exception:  # psutil comes with ray[default]; without it the figure is just missing
+        return float("nan")
+
+
+def _train_and_report(loop_config: dict[str, Any], *, rank: int, checkpoint: Any,
+                      report_fn: Callable[..., None], checkpoint_cls: Any,
+                      loop_started: float) -> None:
     # worker_session tells the driver when a trial's workers were restarted (lost node, --resume)
+    timing = {**loop_config.get("timing", {}), "ts_worker_process": _process_created(),
+              "ts_loop_start": loop_started}
     static = {**loop_config["static_metrics"], "worker_session": time.time()}
     config = dict(loop_config["train_config"])
     _ensure_data_on_this_node(config)
@@ -176,37 +220,41 @@ def train_worker_loop(loop_config: dict[str, Any]) -> None:
     scratch = Path(tempfile.mkdtemp(prefix="fhn_automl_trial_"))
     config["out_dir"] = str(scratch / "out")
     resume_dir = None
-    checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:
         resume_dir = scratch / "resume"
         checkpoint.to_directory(str(resume_dir))
         final_file = resume_dir / FINAL_FILE
         if final_file.exists():
             final = json.loads(final_file.read_text())
-            ray.train.report({**final, **static, "final": 1})
+            report_fn({**final, **static, "final": 1})
             return
     report_counter = {"n": 0, "seconds": 0.0}
 
     def report(metrics: Mapping[str, Any], checkpoint_dir: str | os.PathLike | None) -> None:
         started = time.perf_counter()
+        if report_counter["n"] == 0:
+            timing["ts_first_report"] = time.time()
         payload = {**_scalars(metrics), **static, "resumed": int(resume_dir is not None),
                    "report_seconds_total": report_counter["seconds"]}
         ray_checkpoint = None
         if checkpoint_dir is not None and rank == 0:
-            ray_checkpoint = ray.train.Checkpoint.from_directory(str(checkpoint_dir))
-        ray.train.report(payload, checkpoint=ray_checkpoint)
+            ray_checkpoint = checkpoint_cls.from_directory(str(checkpoint_dir))
+        report_fn(payload, checkpoint=ray_checkpoint)
         report_counter["n"] += 1
         report_counter["seconds"] += time.perf_counter() - started
 
-    train = _load_function(loop_config["train_fn"])
+    train = _load_function(loop_config["train_fn"])  # imports torch and the learning layer
+    timing["ts_imports_done"] = time.time()
     started = time.perf_counter()
+    timing["ts_train_start"] = time.time()
     final = train(config, report, checkpoint=str(resume_dir) if resume_dir else None)
     train_seconds = time.perf_counter() - started
+    timing["ts_train_end"] = time.time()
 
     # The final report carries the best model; every rank must report (it is a barrier).
     final_metrics = {**_scalars(final), "train_call_seconds": train_seconds,
                      "report_seconds_total": report_counter["seconds"],
-                     "reports": report_counter["n"]}
+                     "reports": report_counter["n"], **timing}
     final_checkpoint = None
     if rank == 0:
         final_dir = scratch / "final"
@@ -215,8 +263,8 @@ def train_worker_loop(loop_config: dict[str, Any]) -> None:
         if model_dir and Path(model_dir).is_dir():
             shutil.copytree(model_dir, final_dir / "model")
         (final_dir / FINAL_FILE).write_text(json.dumps(final_metrics, default=str))
-        final_checkpoint = ray.train.Checkpoint.from_directory(str(final_dir))
-    ray.train.report({**final_metrics, **static, "final": 1}, checkpoint=final_checkpoint)
+        final_checkpoint = checkpoint_cls.from_directory(str(final_dir))
+    report_fn({**final_metrics, **static, "final": 1}, checkpoint=final_checkpoint)
     shutil.rmtree(scratch, ignore_errors=True)
 
 
@@ -245,22 +293,35 @@ def _scalars(metrics: Mapping[str, Any]) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- Tune trial driver
 
 
+def _loop_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    plan = config["plan"]
+    trial = trial_from_config(config)
+    data_dir = plan["data_dirs"].get(trial.problem)
+    train_cfg = train_config(trial, data_dir=data_dir, device=plan["device"],
+                             threads=plan["threads"], data_root=plan["data_root"])
+    extra = plan.get("extra_sets", {}).get(f"{trial.problem}:{trial.extra_region}")
+    if extra:
+        train_cfg["extra_region"] = extra  # data:<absolute path of the set the driver built>
+    return {
+        "train_fn": plan["train_fn"],
+        "train_config": train_cfg,
+        "static_metrics": {key: value for key, value in architecture_figures(trial).items()
+                           if isinstance(value, (int, float))},
+        "timing": {},
+    }
+
+
 def trial_driver(config: dict[str, Any]) -> None:
     """One Tune trial: builds and fits the ``TorchTrainer`` that trains this trial's network."""
+    driver_started = time.time()
     import ray.train
     from ray.train.torch import TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
     plan = config["plan"]
     trial = trial_from_config(config)
-    data_dir = plan["data_dirs"].get(trial.problem)
-    loop_config = {
-        "train_fn": plan["train_fn"],
-        "train_config": train_config(trial, data_dir=data_dir, device=plan["device"],
-                                     threads=plan["threads"], data_root=plan["data_root"]),
-        "static_metrics": {key: value for key, value in architecture_figures(trial).items()
-                           if isinstance(value, (int, float))},
-    }
+    loop_config = _loop_config(config)
+    loop_config["timing"].update(ts_driver_start=driver_started, ts_trainer_fit=time.time())
     trainer = TorchTrainer(
         train_worker_loop,
         train_loop_config=loop_config,
@@ -390,6 +451,13 @@ class SearchMonitor(Callback):
             if self.best is None or value < self.best[0]:
                 self.best = (float(value), spec.name)
 
+    def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any,
+                      **info: Any) -> None:
+        # executor: function reports checkpoints to Tune itself (no ``checkpoint_path`` metric)
+        path = getattr(checkpoint, "path", None)
+        if path:
+            self.last_checkpoint[self.trial_lookup(trial.config).name] = str(path)
+
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         spec = self.trial_lookup(trial.config)
         self.running.discard(trial.trial_id)
@@ -492,6 +560,21 @@ def build_datasets(trials: list[TrialSpec], data_root: str) -> dict[str, str]:
     return data_dirs
 
 
+def _high_error_sets(trials: list[TrialSpec], data_dirs: dict[str, str]) -> dict[str, str]:
+    """The ``data:high_error`` sets, built once here before any trial (see ``search.high_error``).
+    A failure is logged and leaves those trials to end as ``error``; the others still run."""
+    from fhn_automl.search.high_error import ensure_high_error_sets, needs_high_error_set
+
+    if not any(needs_high_error_set(t) for t in trials):
+        return {}
+    try:
+        return ensure_high_error_sets(trials, data_dirs)
+    except Exception:
+        logger.exception("could not build the high-error set; trials with extra_region "
+                         "data:high_error will fail")
+        return {}
+
+
 def run_search(options: SearchOptions) -> SearchSummary:
     """Run (or resume) one search and return what happened; see the module docstring."""
     started = time.perf_counter()
@@ -509,6 +592,9 @@ def run_search(options: SearchOptions) -> SearchSummary:
     t0 = time.perf_counter()
     data_dirs = build_datasets(trials, options.data_root)
     timings["datasets_seconds"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    extra_sets = _high_error_sets(trials, data_dirs)
+    timings["high_error_sets_seconds"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     ray = _init_ray(options.address)
@@ -556,7 +642,7 @@ def run_search(options: SearchOptions) -> SearchSummary:
         state_file.write_text(json.dumps({"parent_run_id": tracker.parent_run_id,
                                           "experiment": experiment}))
 
-    plan_dict = {"data_dirs": data_dirs, "train_fn": options.train_fn,
+    plan_dict = {"data_dirs": data_dirs, "extra_sets": extra_sets, "train_fn": options.train_fn,
                  "device": plan.device, "workers": plan.workers, "per_worker": plan.per_worker,
                  "use_gpu": plan.use_gpu, "train_storage": f"{storage}/{tune_name}-train",
                  "max_failures": options.max_failures,
@@ -565,13 +651,21 @@ def run_search(options: SearchOptions) -> SearchSummary:
     param_space, tune_config, total = _tune_setup(space, budget, trials, plan_dict, concurrent)
     monitor = SearchMonitor(tracker, total=total, metric=space.search.metric, quiet=options.quiet,
                             trial_lookup=trial_from_config)
-    trainable = tune.with_resources(trial_driver, {"cpu": 0, "memory": 1})
+    if space.resources.executor == "function":
+        # the trial trains in its own process, so it holds the worker's resources itself
+        trial_resources = {"cpu": plan.per_worker["CPU"]}
+        if plan.use_gpu:
+            trial_resources["gpu"] = plan.per_worker["GPU"]
+        trainable = tune.with_resources(function_trial, trial_resources)
+    else:
+        trainable = tune.with_resources(trial_driver, {"cpu": 0, "memory": 1})
     run_config = tune.RunConfig(
         name=tune_name, storage_path=str(storage), callbacks=[monitor], verbose=0,
         failure_config=tune.FailureConfig(max_failures=options.max_failures))
     if not options.quiet:
         print(f"[search] {experiment}: {total} trial(s), {concurrent} at a time, "
-              f"{plan.workers} worker(s) x {plan.per_worker} each, device {plan.device}; "
+              f"{plan.workers} worker(s) x {plan.per_worker} each, device {plan.device}, "
+              f"executor {space.resources.executor}; "
               f"MLflow {tracking_uri} (parent run {tracker.parent_run_id})", flush=True)
     if resuming:
         tuner = tune.Tuner.restore(tune_path, trainable, resume_unfinished=True,
@@ -620,15 +714,15 @@ def _is_uri(value: str | None) -> bool:
 
 def _init_ray(address: str | None):
     """Join ``address`` (or ``RAY_ADDRESS``) if given, else start a local Ray on this machine."""
-    os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", HEALTH_CHECK_INTERVAL_S)
+    for key, value in TRAIN_ENV_DEFAULTS.items():
+        os.environ.setdefault(key, value)
     # Tune would otherwise change into each trial's folder and the search's relative paths with it.
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
     import ray
 
     if ray.is_initialized():
         return ray
-    runtime_env = {"env_vars": {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S":
-                                os.environ["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"]}}
+    runtime_env = {"env_vars": {key: os.environ[key] for key in TRAIN_ENV_DEFAULTS}}
     if "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ:
         # Under `ray job submit` the job's runtime env (jobs/runtime_env.yaml) already reaches every
         # worker, and Ray refuses a second one that sets the same keys.

@@ -44,6 +44,8 @@ BAD_FILES = [
     ({"resources": "{workers: 0}"}, "resources.workers", "positive integer"),
     ({"resources": "{gpus_per_worker: 1.5}"}, "resources.gpus_per_worker", "fraction"),
     ({"resources": "{use_gpu: always}"}, "resources.gpus_per_worker", "must be > 0"),
+    ({"resources": "{executor: spark}"}, "resources.executor", "must be one of"),
+    ({"resources": "{executor: function, workers: 2}"}, "resources.workers", "must be 1"),
     ({"budgets": "{huge: {steps: 5}}"}, "budgets.huge", "is not a budget"),
     ({"budgets": "{smoke: {steps: -5}}"}, "budgets.smoke.steps", "positive integer"),
     ({"studies": "{a: {kind: pinn, layerz: 1}}"}, "studies.a.layerz", "not a known field"),
@@ -72,6 +74,12 @@ def test_bad_search_file_names_file_and_field(tmp_path, fields, field, words):
 
 def test_the_good_file_loads(tmp_path):
     assert len(load_search_space(_write(tmp_path, {})).trials("paper")) == 4
+
+
+def test_executor_defaults_to_train_and_takes_function(tmp_path):
+    assert load_search_space(_write(tmp_path, {})).resources.executor == "train"
+    path = _write(tmp_path, {"resources": "{executor: function, cpus_per_worker: 1}"})
+    assert load_search_space(path).resources.executor == "function"
 
 
 def test_not_yaml_and_not_a_mapping(tmp_path):
