@@ -142,17 +142,18 @@ def _run_sweep(args: argparse.Namespace, device: str, staging: Path) -> None:
     print(files["markdown"].read_text())
 
 
-def set_cpu_threads(threads: int) -> None:
-    """The same thread count for the solver (numba) and the networks (torch), so the sides compare."""
+def set_cpu_threads(threads: int | None) -> None:
+    """The same thread count for the solver (numba) and the networks (torch), so the sides compare.
+
+    ``None``: torch's current count for both. Without this numba's ``omp`` layer (which shares torch's
+    OpenMP runtime) resets the count at each Euler run, so the surrogates would be timed with another
+    count than the one they were tuned at, and the report's "torch threads" would not say which.
+    """
     import torch
 
-    torch.set_num_threads(threads)
-    try:
-        import numba
+    from fhn_automl.post.timing import pin_cpu_threads
 
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    except ImportError:
-        pass
+    pin_cpu_threads(threads or torch.get_num_threads())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     from fhn_automl.post.registry import _swap_into_place
 
     device = args.device or default_device()
-    if args.threads:
+    if not device.startswith("cuda"):
         set_cpu_threads(args.threads)
     target = Path(args.out or Path("runs") / "bench" / ("sweep" if args.sweep else args.problem)).resolve()
     target.parent.mkdir(parents=True, exist_ok=True)

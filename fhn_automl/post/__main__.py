@@ -13,6 +13,7 @@ import sys
 
 from fhn_automl.post.compile import BACKENDS, PRECISIONS
 from fhn_automl.post.errors import PostStageError
+from fhn_automl.post.settings import BUDGET_NAMES, DEFAULT_BUDGET
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,14 +23,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tracking-uri", default=None,
                         help="default: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlruns/mlflow.db")
     parser.add_argument("--out", default=None, help="report folder (default runs/post/EXPERIMENT)")
+    parser.add_argument("--budget", choices=BUDGET_NAMES, default=DEFAULT_BUDGET,
+                        help="sizes of the stage (fhn_automl.post.settings): smoke (CI, < 1 min for a few trials), "
+                             "small (default), paper (the thesis' scale); the options below override single sizes")
     parser.add_argument("--backend", choices=BACKENDS, default="auto",
                         help="auto: tensorrt where CUDA + torch_tensorrt exist, else torch.compile, else eager")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="fp16 needs a CUDA device")
     parser.add_argument("--device", default=None, help="cpu | cuda[:N] (default: cuda when torch sees one)")
     parser.add_argument("--bench-n", type=int, default=None,
-                        help="initial conditions of the benchmark (default 16,000,000 on a GPU, 100,000 on a CPU)")
-    parser.add_argument("--n-ref", type=int, default=256, help="ICs whose errors are measured against DOP853")
-    parser.add_argument("--repeats", type=int, default=3, help="timed repetitions (median reported)")
+                        help="initial conditions of the benchmark (default: the budget's, e.g. small: "
+                             "16,000,000 on a GPU, 100,000 on a CPU)")
+    parser.add_argument("--n-ref", type=int, default=None, help="ICs whose errors are measured against DOP853")
+    parser.add_argument("--repeats", type=int, default=None, help="timed repetitions (median reported)")
+    parser.add_argument("--tune-points", type=int, default=None, help="points per call while tuning the batch size")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for both torch and numba (default: the budget's; 1 below paper)")
     parser.add_argument("--time-rtol", type=float, default=0.05,
                         help="times within this fraction tie on the front; multiply-adds decide")
     parser.add_argument("--no-register", action="store_true", help="write the report, register nothing")
@@ -42,10 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     from fhn_automl.post.stage import run_post_stage
 
     try:
-        result = run_post_stage(args.experiment, args.tracking_uri, args.out, backend=args.backend,
-                                precision=args.precision, device=args.device, bench_n=args.bench_n, n_ref=args.n_ref,
-                                repeats=args.repeats, time_rtol=args.time_rtol, register=not args.no_register,
-                                quiet=args.quiet)
+        result = run_post_stage(args.experiment, args.tracking_uri, args.out, budget=args.budget,
+                                backend=args.backend, precision=args.precision, device=args.device,
+                                bench_n=args.bench_n, n_ref=args.n_ref, repeats=args.repeats,
+                                tune_points=args.tune_points, threads=args.threads, time_rtol=args.time_rtol,
+                                register=not args.no_register, quiet=args.quiet)
     except PostStageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -154,6 +154,11 @@ class BenchmarkReport:
     transfers: str
     rows: list[BenchRow]
     reference: str
+    seconds: dict[str, float] = field(default_factory=dict)   # wall time of each phase of the benchmark
+
+    @property
+    def points_per_ic(self) -> int:
+        return int(round(self.t_end / self.eval_every))
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -195,7 +200,21 @@ def time_euler(workload: Workload, dt: float, *, device: str, warmup: int, repea
             buffers = (U.T, W.T)  # reuse the time-major storage, as a surrogate reuses its output buffer
 
         transfers = "none: CPU, no host-device transfers"
-    return time_call(run, warmup=warmup, repeats=repeats, device=device, transfers=transfers)
+    with _torch_threads_kept():
+        return time_call(run, warmup=warmup, repeats=repeats, device=device, transfers=transfers)
+
+
+class _torch_threads_kept:
+    """numba's ``omp`` layer shares torch's OpenMP runtime and resets its thread count at each parallel
+    launch (torch went from 1 to 2 threads after one Euler run, and torch.compile's guard on the thread
+    count then recompiled every model): put torch's count back after the solver ran."""
+
+    def __enter__(self) -> None:
+        self.threads = torch.get_num_threads()
+
+    def __exit__(self, *exc: object) -> None:
+        if torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
 
 
 def euler_errors(workload: Workload, dt: float, ref: tuple[np.ndarray, np.ndarray]) -> tuple[float, float]:
@@ -206,8 +225,9 @@ def euler_errors(workload: Workload, dt: float, ref: tuple[np.ndarray, np.ndarra
     model = get_problem(workload.problem).model
     n_steps = int(round(workload.t_end / dt))
     save_every = max(1, int(round(workload.eval_every / dt)))
-    U, W = euler_trajectories(model, workload.u0, workload.w0, workload.i_app, dt=dt, n_steps=n_steps,
-                              save_every=save_every, backend="cpu", dtype=np.float32)
+    with _torch_threads_kept():
+        U, W = euler_trajectories(model, workload.u0, workload.w0, workload.i_app, dt=dt, n_steps=n_steps,
+                                  save_every=save_every, backend="cpu", dtype=np.float32)
     return point_errors(U[:, 1:], W[:, 1:], *ref)
 
 
@@ -290,17 +310,25 @@ def run_benchmark(problem: str, surrogates: Sequence[SurrogateEntry], *, n: int,
                   euler_dts: Sequence[float] = DEFAULT_EULER_DTS, device: str = "cpu", warmup: int = 1,
                   repeats: int = 5, seed: int = 0, t_end: float = THESIS_T_END) -> BenchmarkReport:
     """Time Euler at each dt and every surrogate on the same workload; errors on ``n_ref`` ICs."""
+    import time
+
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
     workload = make_workload(problem, n, t_end=t_end, seed=seed)
     subset = workload.subset(n_ref)
     ref = reference_states(subset)
+    seconds["reference"] = time.perf_counter() - started
     rows: list[BenchRow] = []
     euler_label = "cuda-cupy" if device.startswith("cuda") else "numba-cpu"
+    started = time.perf_counter()
     for dt in euler_dts:
         timing = time_euler(workload, dt, device=device, warmup=warmup, repeats=repeats)
         mean_err, max_err = euler_errors(subset, dt, ref)
         rows.append(BenchRow("euler", f"euler dt={dt:g}", euler_label, timing.median_s, timing.median_s / workload.n,
                              mean_err, max_err, setting=f"dt={dt:g}", timing=timing.as_dict()))
+    seconds["euler"] = time.perf_counter() - started
     for entry in surrogates:
+        started = time.perf_counter()
         runner = SurrogateRunner(entry.surrogate, entry.inputs, entry.kind, workload, entry.batch_size)
         timing = time_call(runner.run, warmup=warmup, repeats=repeats, device=entry.surrogate.device,
                            transfers=_surrogate_transfers(entry.surrogate.device))
@@ -308,13 +336,14 @@ def run_benchmark(problem: str, surrogates: Sequence[SurrogateEntry], *, n: int,
         rows.append(BenchRow("surrogate", entry.name, entry.surrogate.label, timing.median_s,
                              timing.median_s / workload.n, mean_err, max_err, setting=f"batch={entry.batch_size}",
                              timing=timing.as_dict(), untrained=entry.untrained))
+        seconds[f"surrogate {entry.name}"] = time.perf_counter() - started
     _add_speedups(rows)
     transfers = ("excluded on both sides: inputs and outputs stay on the GPU" if device.startswith("cuda")
                  else "none: CPU on both sides")
     return BenchmarkReport(problem=problem, n=workload.n, n_ref=subset.n, t_end=workload.t_end,
                            eval_every=workload.eval_every, device=device, device_name=describe_device(device),
                            warmup=warmup, repeats=repeats, transfers=transfers, rows=rows,
-                           reference="scipy solve_ivp DOP853, rtol 1e-10, atol 1e-12, float64")
+                           reference="scipy solve_ivp DOP853, rtol 1e-10, atol 1e-12, float64", seconds=seconds)
 
 
 def _surrogate_transfers(device: str) -> str:
@@ -352,10 +381,12 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def report_markdown(report: BenchmarkReport) -> str:
-    header = ["side", "name", "backend", "setting", "time (s)", "time / IC (s)", "mean err", "max err",
-              "speedup vs Euler dt=0.1", "Euler time at same err (s)", "speedup at matched accuracy"]
+    header = ["side", "name", "backend", "setting", "time (s)", "time / IC (s)", "time / point (s)", "mean err",
+              "max err", "speedup vs Euler dt=0.1", "Euler time at same err (s)", "speedup at matched accuracy"]
+    points = report.n * report.points_per_ic
     rows = [[r.side, r.name + (" (untrained)" if r.untrained else ""), r.backend, r.setting, r.time_s,
-             r.time_per_ic_s, r.mean_err, r.max_err, r.speedup_vs_baseline, r.matched_euler_time_s,
+             r.time_per_ic_s, r.time_s / points if r.side == "surrogate" else None, r.mean_err, r.max_err,
+             r.speedup_vs_baseline, r.matched_euler_time_s,
              None if r.speedup_matched is None else f"{r.speedup_matched:.3g} ({r.matched_note.split(' ')[0]})"]
             for r in report.rows]
     lines = [
@@ -364,7 +395,10 @@ def report_markdown(report: BenchmarkReport) -> str:
         f"- workload: {report.n:,} initial conditions, t = 0..{report.t_end:g}, outputs every "
         f"{report.eval_every:g} time unit(s) (thesis: 16,000,000 ICs, Euler dt = 0.1 to t = 10)",
         f"- device: {report.device_name}",
-        f"- timing: {report.warmup} warm-up call(s), median of {report.repeats} repetitions, whole workload per call",
+        f"- timing: {report.warmup} warm-up call(s), median of {report.repeats} repetitions, whole workload per call; "
+        f"a surrogate's time includes writing its inputs (t, u0, w0[, k]) for each of the {report.points_per_ic} "
+        "output times, so its time / point is comparable with the tuner's figure at the same batch size "
+        "and thread count",
         f"- host-device transfers: {report.transfers}",
         f"- errors: mean / max of |dU| + |dW| over {report.n_ref} ICs x all output times, against {report.reference}",
         "- speedup at matched accuracy: Euler's time interpolated (log-log) on its work-precision curve at the "

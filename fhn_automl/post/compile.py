@@ -9,7 +9,9 @@ number (``CompiledSurrogate.backend``), because a time without its backend canno
   serialised too (``convert_exported_program_to_serialized_trt_engine``) so ``pull`` can ship it.
   Needs CUDA and the ``tensorrt`` extra. NOT VERIFIED in this workplace (no TensorRT wheels can be
   installed here, FACTS.md): written from the library's documented API.
-- ``compile``: ``torch.compile`` (inductor); on CPU it beat eager by ~30 % on the thesis workload.
+- ``compile``: ``torch.compile(dynamic=True)`` (inductor, one graph for every batch size); on CPU it
+  beat eager by ~30 % on the thesis workload. Compiling costs 2-10 s per model with a warm inductor
+  cache (``/tmp/torchinductor_$USER``) and 20-60 s for the first model of a cold one on 2 busy cores.
 - ``eager``: the module as it is.
 
 ``auto`` walks that list and falls back on any failure, saying why in ``note``; a backend asked for
@@ -127,7 +129,11 @@ def _compile_one(model: nn.Module, backend: str, n_in: int, precision: str, devi
         # every SurrogateMLP shares one forward code object, and dynamo's cache for it holds 8 entries:
         # past the 8th model it would silently run eager. One model at a time, so start clean.
         torch._dynamo.reset()
-        compiled = torch.compile(model)
+        # dynamic=True: one graph for every batch size. With the default, the graph was specialised to
+        # the first batch and the tuner's second size recompiled it as dynamic, so the first candidate
+        # was timed on a different graph than the rest and the benchmark's remainder batches could
+        # recompile again; one dynamic graph costs one compile and times every size on the same code.
+        compiled = torch.compile(model, dynamic=True)
         with torch.no_grad():  # torch.compile is lazy: compile now so failures show here, not mid-benchmark
             compiled(_sample_batch(n_in, batch_range[1], device))
         return compiled, None, ""

@@ -14,6 +14,10 @@ An experiment of untrained networks (the search layer's ``kind: untrained`` swee
 sweep report (Tables 12-13, Figures 39-40) instead of a front. Everything is written to a temporary
 folder beside ``out_dir`` and renamed into place only after the registry is updated, so a failure
 leaves no half-written report (and the versions this run created are deleted again).
+
+Sizes come from the budget's preset (``fhn_automl.post.settings``: smoke | small | paper; the search
+passes its own budget); the CPU thread count is pinned for both sides for the whole stage and put
+back afterwards. ``summary.json`` records the settings used and the seconds spent in each phase.
 """
 
 from __future__ import annotations
@@ -31,7 +35,9 @@ from typing import Any
 from fhn_automl.post.errors import NoFinishedTrialsError
 from fhn_automl.post.runs import POST_ROLE, ROLE_TAG, TrialRecord, download_model, load_trials, resolve_tracking_uri
 
-CPU_BENCH_N = 100_000
+from fhn_automl.post.settings import PostSettings, post_settings
+
+CPU_BENCH_N = 100_000  # the ``small`` preset's CPU size (kept for callers that import it)
 
 
 @dataclass
@@ -45,6 +51,7 @@ class PostStageResult:
     fronts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)   # problem -> front rows
     registered: list[dict[str, Any]] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    phase_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def _log(quiet: bool, message: str) -> None:
@@ -52,23 +59,57 @@ def _log(quiet: bool, message: str) -> None:
         print(f"[post] {message}", flush=True)
 
 
-def _time_trial(model_dir: Path, *, backend: str, precision: str, device: str, n_points: int, repeats: int,
-                build_engine: bool, also_eager: bool) -> dict[str, Any]:
+class _Phases:
+    """Wall seconds per phase of the stage, summed over models (``summary.json`` -> ``seconds``)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def add(self, name: str, seconds: float) -> None:
+        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+
+    def __call__(self, name: str) -> "_PhaseTimer":
+        return _PhaseTimer(self, name)
+
+
+class _PhaseTimer:
+    def __init__(self, phases: _Phases, name: str) -> None:
+        self.phases, self.name = phases, name
+
+    def __enter__(self) -> None:
+        self.started = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self.phases.add(self.name, time.perf_counter() - self.started)
+
+
+def _time_trial(model_dir: Path, *, backend: str, precision: str, device: str, settings: PostSettings,
+                build_engine: bool, also_eager: bool, phases: _Phases | None = None) -> dict[str, Any]:
     from fhn_automl.learning.model_io import load_model
     from fhn_automl.post.compile import compile_surrogate, tune_batch_size
 
+    phases = phases or _Phases()
     model = load_model(model_dir)
     n_in = model.spec.n_in
-    compiled = compile_surrogate(model, n_in, backend=backend, precision=precision, device=device,
-                                 build_engine=build_engine)
-    tuning = tune_batch_size(compiled, n_points=n_points, repeats=repeats)
+    with phases("compile"):
+        compiled = compile_surrogate(model, n_in, backend=backend, precision=precision, device=device,
+                                     build_engine=build_engine)
+    with phases("tune batch size"):
+        tuning = tune_batch_size(compiled, n_points=settings.tune_points, candidates=settings.batch_sizes,
+                                 warmup=settings.warmup, repeats=settings.repeats)
     result = {"backend": compiled.label, "batch_size": tuning.best, "time_per_point_s": tuning.per_point_s[tuning.best],
               "compile_s": compiled.compile_seconds, "compile_note": compiled.note, "_compiled": compiled,
               "_inputs": model.spec.inputs, "_kind": model.spec.kind}
     if also_eager and compiled.backend != "eager":
-        eager = compile_surrogate(load_model(model_dir), n_in, backend="eager", precision=precision, device=device)
-        eager_tuning = tune_batch_size(eager, n_points=n_points, repeats=repeats)
+        with phases("eager baseline"):
+            eager = compile_surrogate(load_model(model_dir), n_in, backend="eager", precision=precision, device=device)
+            # smoke: the eager baseline at the compiled model's batch size only (the speed-up is then
+            # at equal batch); larger presets tune eager over the same candidates
+            candidates = settings.batch_sizes if settings.eager_full_tuning else (tuning.best,)
+            eager_tuning = tune_batch_size(eager, n_points=settings.tune_points, candidates=candidates,
+                                           warmup=settings.warmup, repeats=settings.repeats)
         result["eager_time_per_point_s"] = eager_tuning.per_point_s[eager_tuning.best]
+        result["eager_batch_size"] = eager_tuning.best
         result["speedup"] = result["eager_time_per_point_s"] / result["time_per_point_s"]
     return result
 
@@ -81,34 +122,44 @@ def _pick_evenly(items: list, k: int) -> list:
 
 
 def run_post_stage(experiment_name: str, tracking_uri: str | None = None, out_dir: str | os.PathLike | None = None, *,
-                   backend: str = "auto", precision: str = "fp32", device: str | None = None,
-                   bench_n: int | None = None, n_ref: int = 256, repeats: int = 3, tune_points: int = 65_536,
-                   time_rtol: float = 0.05, max_bench_models: int = 4, register: bool = True,
+                   budget: str | PostSettings | None = None, backend: str = "auto", precision: str = "fp32",
+                   device: str | None = None, bench_n: int | None = None, n_ref: int | None = None,
+                   repeats: int | None = None, tune_points: int | None = None, time_rtol: float = 0.05,
+                   max_bench_models: int | None = None, threads: int | None = None, register: bool = True,
                    quiet: bool = False) -> PostStageResult:
     """Run the whole post-stage on one search experiment; see the module docstring.
 
+    ``budget``: smoke | small | paper (default small) or a ``PostSettings``; ``bench_n``, ``n_ref``,
+    ``repeats``, ``tune_points``, ``max_bench_models`` and ``threads`` override single fields of it.
     ``backend``: auto | tensorrt | compile | eager (a named backend that cannot run raises
-    ``BackendNotInstalledError``). ``bench_n``: initial conditions of the benchmark (default the
-    thesis' 16,000,000 on a GPU, 100,000 on a CPU). ``time_rtol``: times within this fraction count
-    as tied on the front (multiply-adds decide). ``out_dir`` default: ``runs/post/<experiment>``.
+    ``BackendNotInstalledError``). ``bench_n``: initial conditions of the benchmark (the preset's CPU
+    or GPU size). ``time_rtol``: times within this fraction count as tied on the front (multiply-adds
+    decide). ``out_dir`` default: ``runs/post/<experiment>``.
     """
     import pandas as pd
 
     from fhn_automl.post.compile import _check_request, default_device
+    from fhn_automl.post.timing import pin_cpu_threads, restore_cpu_threads
 
     started = time.perf_counter()
+    settings = post_settings(budget).replace(n_ref=n_ref, repeats=repeats, tune_points=tune_points,
+                                             max_bench_models=max_bench_models, threads=threads)
     tracking_uri = resolve_tracking_uri(tracking_uri)
     device = device or default_device()
     _check_request(backend, precision, device)  # fail before any work when the backend cannot run
-    experiment_id, trials = load_trials(experiment_name, tracking_uri, require_error=False)
+    phases = _Phases()
+    with phases("read experiment"):
+        experiment_id, trials = load_trials(experiment_name, tracking_uri, require_error=False)
     trained = [t for t in trials if t.mean_err is not None]
     mode = "pareto" if trained else "inference_sweep"
     target = Path(out_dir) if out_dir is not None else Path.cwd() / "runs" / "post" / experiment_name
     target = target.resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.writing-", dir=target.parent))
-    bench_n = bench_n or (16_000_000 if device.startswith("cuda") else CPU_BENCH_N)
-    _log(quiet, f"{experiment_name}: {len(trials)} finished trial(s), mode {mode}, device {device}, backend {backend}")
+    bench_n = bench_n or settings.bench_n(device)
+    threads_before = pin_cpu_threads(settings.threads) if not device.startswith("cuda") else None
+    _log(quiet, f"{experiment_name}: {len(trials)} finished trial(s), mode {mode}, device {device}, backend {backend}, "
+                f"budget {settings.name}")
     post_run_id = None
     client = None
     try:
@@ -119,10 +170,11 @@ def run_post_stage(experiment_name: str, tracking_uri: str | None = None, out_di
         timed_rows: list[dict[str, Any]] = []
         handles: dict[str, dict[str, Any]] = {}
         for position, trial in enumerate(trained or trials, start=1):
-            model_dir = download_model(tracking_uri, trial.run_id, models_dir / trial.run_id)
-            timing = _time_trial(model_dir, backend=backend, precision=precision, device=device, n_points=tune_points,
-                                 repeats=repeats, build_engine=backend == "tensorrt" and mode == "pareto",
-                                 also_eager=True)
+            with phases("download models"):
+                model_dir = download_model(tracking_uri, trial.run_id, models_dir / trial.run_id)
+            timing = _time_trial(model_dir, backend=backend, precision=precision, device=device, settings=settings,
+                                 build_engine=backend == "tensorrt" and mode == "pareto", also_eager=True,
+                                 phases=phases)
             handles[trial.run_id] = timing
             timed_rows.append({**trial.as_row(), **{k: v for k, v in timing.items() if not k.startswith("_")}})
             _log(quiet, f"timed {position}/{len(trained or trials)} {trial.layers}: "
@@ -134,24 +186,27 @@ def run_post_stage(experiment_name: str, tracking_uri: str | None = None, out_di
         post_run_id = post_run.info.run_id
         result = PostStageResult(experiment=experiment_name, out_dir=target, post_run_id=post_run_id, mode=mode)
         if mode == "inference_sweep":
-            _sweep_mode(table, staging, device=device, bench_n=bench_n, repeats=repeats, quiet=quiet)
+            _sweep_mode(table, staging, device=device, bench_n=bench_n, settings=settings, quiet=quiet)
         else:
             _pareto_mode(table, handles, trained, staging, result, client=client, tracking_uri=tracking_uri,
                          experiment_name=experiment_name, post_run=post_run, device=device, bench_n=bench_n,
-                         n_ref=n_ref, repeats=repeats, time_rtol=time_rtol, max_bench_models=max_bench_models,
-                         register=register, quiet=quiet)
+                         settings=settings, time_rtol=time_rtol, register=register, quiet=quiet, phases=phases)
         shutil.rmtree(models_dir, ignore_errors=True)
-        summary = {"experiment": experiment_name, "mode": mode, "tracking_uri": tracking_uri, "post_run_id": post_run_id,
-                   "device": device, "backend_requested": backend, "precision": precision, "bench_n": bench_n,
-                   "n_trials": len(trials), "fronts": result.fronts, "registered": result.registered,
-                   "seconds": time.perf_counter() - started}
-        (staging / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-        client.log_artifacts(post_run_id, str(staging), "post")
-        client.log_metric(post_run_id, "post_seconds", time.perf_counter() - started)
-        client.set_terminated(post_run_id, "FINISHED")
+        with phases("log artifacts"):
+            summary = {"experiment": experiment_name, "mode": mode, "tracking_uri": tracking_uri,
+                       "post_run_id": post_run_id, "device": device, "backend_requested": backend,
+                       "precision": precision, "bench_n": bench_n, "settings": settings.as_dict(),
+                       "n_trials": len(trials), "fronts": result.fronts, "registered": result.registered,
+                       "phase_seconds": phases.seconds, "seconds": time.perf_counter() - started}
+            (staging / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+            client.log_artifacts(post_run_id, str(staging), "post")
+            client.log_metric(post_run_id, "post_seconds", time.perf_counter() - started)
+            client.set_terminated(post_run_id, "FINISHED")
         result.files = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
         _swap_into_place(staging, target)
-        _log(quiet, f"report in {target} ({time.perf_counter() - started:.0f} s)")
+        result.phase_seconds = dict(phases.seconds)
+        _log(quiet, "phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in phases.seconds.items()))
+        _log(quiet, f"report in {target} ({time.perf_counter() - started:.0f} s, budget {settings.name})")
         return result
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -161,11 +216,14 @@ def run_post_stage(experiment_name: str, tracking_uri: str | None = None, out_di
             except Exception:  # the original error matters more than the run's status
                 pass
         raise
+    finally:
+        if threads_before is not None:
+            restore_cpu_threads(threads_before)
 
 
 def _pareto_mode(table, handles, trained: list[TrialRecord], staging: Path, result: PostStageResult, *, client,
-                 tracking_uri: str, experiment_name: str, post_run, device: str, bench_n: int, n_ref: int,
-                 repeats: int, time_rtol: float, max_bench_models: int, register: bool, quiet: bool) -> None:
+                 tracking_uri: str, experiment_name: str, post_run, device: str, bench_n: int,
+                 settings: PostSettings, time_rtol: float, register: bool, quiet: bool, phases: _Phases) -> None:
     from fhn_automl.post.analysis import (ERROR_FORMULA, SPEEDUP_FORMULA, TIME_FORMULA, anova, anova_markdown,
                                           notable_models, plot_error_vs_neurons, plot_error_vs_time, plot_pareto)
     from fhn_automl.post.benchmark import (SurrogateEntry, markdown_table, plot_work_precision, report_markdown,
@@ -196,15 +254,20 @@ def _pareto_mode(table, handles, trained: list[TrialRecord], staging: Path, resu
                                          "neurons", "backend", "batch_size")} for i in unique]
         _log(quiet, f"{problem}: Pareto front of {len(unique)} model(s) from {len(indices)} (cost basis {front.cost_basis})")
         # benchmark a few front models spread along the front
-        chosen = _pick_evenly(unique, max_bench_models)
+        chosen = _pick_evenly(unique, settings.max_bench_models)
         entries = [SurrogateEntry(name=table.at[i, "layers"], surrogate=handles[table.at[i, "run_id"]]["_compiled"],
                                   inputs=handles[table.at[i, "run_id"]]["_inputs"],
                                   kind=handles[table.at[i, "run_id"]]["_kind"], batch_size=int(table.at[i, "batch_size"]))
                    for i in chosen]
-        report = run_benchmark(problem, entries, n=bench_n, n_ref=n_ref, device=device, repeats=repeats)
+        with phases("benchmark"):
+            report = run_benchmark(problem, entries, n=bench_n, n_ref=settings.n_ref, euler_dts=settings.euler_dts,
+                                   device=device, warmup=settings.warmup, repeats=settings.repeats)
+        for name, seconds in report.seconds.items():
+            phases.add(f"benchmark: {name.split(' ')[0]}", seconds)
         reports.append(report)
         (staging / f"benchmark_{problem}.md").write_text(report_markdown(report))
         (staging / f"benchmark_{problem}.json").write_text(json.dumps(report.as_dict(), indent=2, default=str))
+        analysis_started = time.perf_counter()
         plot_work_precision([report], staging / f"work_precision_{problem}.png")
         euler = next(r for r in report.rows if r.side == "euler")
         frame = table.loc[indices]
@@ -234,6 +297,7 @@ def _pareto_mode(table, handles, trained: list[TrialRecord], staging: Path, resu
             f"(ties within {time_rtol:.0%} -> multiply-adds; basis used: {front.cost_basis}).\n\n"
             + markdown_table(["layers", "val mean err", "val max err", "time / point (s)", "MACs", "neurons",
                               "backend", "batch", "run"], front_rows) + "\n")
+        phases.add("analysis and plots", time.perf_counter() - analysis_started)
         requests = []
         for i in unique:
             run_id = table.at[i, "run_id"]
@@ -260,11 +324,12 @@ def _pareto_mode(table, handles, trained: list[TrialRecord], staging: Path, resu
         if any(r.engine_source for rs in requests_by_problem.values() for r in rs):
             client.log_artifacts(post_run.info.run_id, str(staging / "engines"), "post/engines")
         for problem, requests in requests_by_problem.items():
-            result.registered += register_front(tracking_uri, problem, requests)
+            with phases("registry"):
+                result.registered += register_front(tracking_uri, problem, requests)
             _log(quiet, f"{problem}: registered {len(requests)} model(s) under alias family 'pareto'")
 
 
-def _sweep_mode(table, staging: Path, *, device: str, bench_n: int, repeats: int, quiet: bool) -> None:
+def _sweep_mode(table, staging: Path, *, device: str, bench_n: int, settings: PostSettings, quiet: bool) -> None:
     """Untrained experiment: per-backend times -> the sweep report (Tables 12-13, Figures 39-40)."""
     import pandas as pd
 
@@ -288,7 +353,7 @@ def _sweep_mode(table, staging: Path, *, device: str, bench_n: int, repeats: int
     sweep["workload_time_s"] = sweep["time_per_point_s"] * 10 * THESIS_N
     problem = table["problem"].iloc[0]
     workload = make_workload(problem, min(bench_n, 1_000_000))
-    euler = time_euler(workload, 0.1, device=device, warmup=1, repeats=repeats)
+    euler = time_euler(workload, 0.1, device=device, warmup=settings.warmup, repeats=settings.repeats)
     write_sweep_report(sweep, staging, euler_workload_time_s=euler.median_s * THESIS_N / workload.n,
                        title=f"Inference sweep ({problem}, {len(table)} untrained networks)")
     _log(quiet, f"inference sweep report for {len(table)} networks")

@@ -80,4 +80,51 @@ def describe_device(device: str) -> str:
         pass
     import torch
 
-    return f"{model}, {os.cpu_count()} logical CPUs, torch threads {torch.get_num_threads()}"
+    threads = f"torch threads {torch.get_num_threads()}"
+    numba_threads = _numba_threads()
+    if numba_threads is not None:
+        threads += f", numba threads {numba_threads}"
+    return f"{model}, {os.cpu_count()} logical CPUs, {threads}"
+
+
+def _numba_threads() -> int | None:
+    try:
+        import numba
+    except ImportError:
+        return None
+    return int(numba.get_num_threads())
+
+
+def pin_cpu_threads(threads: int | None) -> tuple[int, int | None]:
+    """The same CPU thread count for the networks (torch) and the solver (numba); returns the old pair.
+
+    ``None`` means every logical CPU. Both must be set: numba's ``omp`` threading layer shares torch's
+    OpenMP runtime and sets its thread count at each parallel launch, so an Euler run silently moved
+    torch from 1 to 2 threads (which also invalidates torch.compile's guards and recompiles the model).
+    """
+    import os
+
+    import torch
+
+    before = (torch.get_num_threads(), _numba_threads())
+    threads = threads or os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    try:
+        import numba
+
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    except ImportError:
+        pass
+    return before
+
+
+def restore_cpu_threads(before: tuple[int, int | None]) -> None:
+    """Undo ``pin_cpu_threads`` (the pair it returned)."""
+    import torch
+
+    torch_threads, numba_threads = before
+    torch.set_num_threads(torch_threads)
+    if numba_threads is not None:
+        import numba
+
+        numba.set_num_threads(numba_threads)

@@ -119,10 +119,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     if args.no_post:
         return 0
-    return run_post_stage(summary.experiment, summary.tracking_uri)
+    return run_post_stage(summary.experiment, summary.tracking_uri, args.budget)
 
 
-def run_post_stage(experiment: str, tracking_uri: str) -> int:
+def run_post_stage(experiment: str, tracking_uri: str, budget: str | None = None) -> int:
     """Hand the experiment to the post-stage when it is installed; say so when it is not."""
     try:
         from fhn_automl.post import run_post_stage as post_stage
@@ -132,7 +132,7 @@ def run_post_stage(experiment: str, tracking_uri: str) -> int:
         return 0
     print(f"[search] post-stage on {experiment}", flush=True)
     try:
-        post_stage(experiment, tracking_uri)
+        post_stage(experiment, tracking_uri, budget=budget)  # the post-stage's preset of the same name
     except Exception as exc:  # the search's results are safe in MLflow; report and fail the command
         print(f"error: the post-stage failed on {experiment!r}: {exc}", file=sys.stderr)
         return 1

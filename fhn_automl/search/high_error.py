@@ -7,8 +7,9 @@ The thesis' procedure, run once per search by the driver before any trial starts
    ``BASE_STEPS_CAP``: seconds at ``smoke``, under a minute at ``small``);
 2. find where it errs: trajectory problems rank whole trajectories by their mean point error and
    take those above ``MEAN_ERROR_THRESHOLD`` (problem C, thesis 4.3: mean error > 0.1 per
-   trajectory), or the worst 5 % of trajectories when fewer pass; iterator problems take the worst
-   5 % of pairs (thesis 4.2.3) through the learning layer's ``high_error_centres``;
+   trajectory), at most the worst 5 % (a barely trained base model is above 0.1 everywhere), or
+   the worst 5 % when none is above; iterator problems take the worst 5 % of pairs (thesis 4.2.3)
+   through the learning layer's ``high_error_centres``;
 3. sample around those initial states / states and solve them (``physics.high_error.
    build_high_error_set``), written as ``high_error.parquet`` in the dataset folder with a
    ``high_error.json`` manifest; a later search with the same dataset and base settings reuses it.
@@ -45,7 +46,7 @@ RADIUS = 0.02
 MAX_CENTRES = 200
 #: the set holds about this fraction of the training set's trajectories (pairs for iterators)
 SET_FRACTION = 0.25
-VERSION = 1
+VERSION = 2
 
 
 def needs_high_error_set(trial: TrialSpec) -> bool:
@@ -70,7 +71,7 @@ def ensure_high_error_sets(trials: list[TrialSpec], data_dirs: dict[str, str], *
 def base_settings(trial: TrialSpec) -> dict[str, Any]:
     """What the base model and the sampling depend on (the cache key)."""
     return {"version": VERSION, "problem": trial.problem, "kind": trial.kind, "layers": trial.layers,
-            "batch_size": trial.batch_size, "window": trial.window, "recipe": "fast",
+            "window": trial.window, "recipe": "fast",
             "steps": min(trial.steps, BASE_STEPS_CAP), "val_every": min(trial.steps, BASE_STEPS_CAP),
             "seed": trial.seed, "fraction": FRACTION, "threshold": MEAN_ERROR_THRESHOLD,
             "radius": RADIUS, "max_centres": MAX_CENTRES, "set_fraction": SET_FRACTION}
@@ -92,8 +93,7 @@ def ensure_high_error_set(base: TrialSpec, dataset_dir: str | Path, *, threads: 
     from fhn_automl.learning.model_io import load_model
     from fhn_automl.learning.trainer import train
 
-    config = {"problem": base.problem, "kind": base.kind, "layers": base.layers,
-              "batch_size": base.batch_size, "recipe": "fast", "steps": settings["steps"],
+    config = {"problem": base.problem, "kind": base.kind, "layers": base.layers, "recipe": "fast", "steps": settings["steps"],
               "val_every": settings["val_every"], "seed": base.seed, "device": "cpu",
               "window": base.window, "data_dir": str(dataset_dir), "threads": threads,
               "write_torchscript": False}
@@ -105,12 +105,9 @@ def ensure_high_error_set(base: TrialSpec, dataset_dir: str | Path, *, threads: 
         model = load_model(final["model_dir"])
     trained = time.perf_counter() - started
     centres, detection = high_error_centres(model, base.problem, dataset_dir)
-    from fhn_automl.physics.datasets import read_manifest
     from fhn_automl.physics.high_error import build_high_error_set
 
-    train_rows = int(read_manifest(dataset_dir).get("files", {}).get("train.parquet", {})
-                     .get("rows", 0) or 0) or 1000
-    n_per_centre = max(2, int(round(SET_FRACTION * train_rows / max(1, len(centres)))))
+    n_per_centre = max(2, int(round(SET_FRACTION * detection["train_units"] / max(1, len(centres)))))
     build_high_error_set(base.problem, centres, out_path, radius=RADIUS, n_per_centre=n_per_centre,
                          seed=base.seed, device="auto")
     seconds = time.perf_counter() - started
@@ -138,7 +135,7 @@ def high_error_centres(model: Any, problem_name: str, dataset_dir: Path,
         points = training_data.load_points(problem, dataset_dir, "train")
         centres = high_error_region.high_error_centres(model.cpu().eval(), problem, points,
                                                        fraction=FRACTION, max_centres=MAX_CENTRES)
-        return centres, {"rule": f"top {FRACTION:.0%} of points"}
+        return centres, {"rule": f"top {FRACTION:.0%} of points", "train_units": len(points)}
     columns = training_data.read_columns(dataset_dir, "train")
     points = training_data.point_arrays(columns, problem.inputs, problem.outputs)
     with torch.no_grad():
@@ -149,15 +146,18 @@ def high_error_centres(model: Any, problem_name: str, dataset_dir: Path,
     mean_err = np.bincount(inverse, weights=errors) / np.bincount(inverse)
     above = np.flatnonzero(mean_err > MEAN_ERROR_THRESHOLD)
     top = max(1, int(round(FRACTION * len(ids))))
-    if len(above) >= top:
-        chosen, rule = above[np.argsort(mean_err[above])[::-1]], f"mean error > {MEAN_ERROR_THRESHOLD}"
+    worst_first = np.argsort(mean_err)[::-1]
+    if len(above):
+        chosen = worst_first[:min(len(above), top)]
+        rule = f"mean error > {MEAN_ERROR_THRESHOLD}, at most the worst {FRACTION:.0%}"
     else:
-        chosen, rule = np.argsort(mean_err)[::-1][:top], f"top {FRACTION:.0%} of trajectories"
+        chosen, rule = worst_first[:top], f"worst {FRACTION:.0%} of trajectories"
     chosen = chosen[:MAX_CENTRES]
     names = list(problem.initial_state_ranges())
     first_row = np.zeros(len(ids), dtype=np.int64)
     first_row[inverse[::-1]] = np.arange(len(inverse))[::-1]  # first row of every trajectory
     centres = np.stack([np.asarray(columns[name], dtype=np.float64)[first_row[chosen]]
                         for name in names], axis=1)
-    return centres, {"rule": rule, "trajectories_above_threshold": int(len(above)),
+    return centres, {"rule": rule, "train_units": int(len(ids)),
+                     "trajectories_above_threshold": int(len(above)),
                      "worst_trajectory_mean_err": float(mean_err.max())}

@@ -632,6 +632,7 @@ def run_search(options: SearchOptions) -> SearchSummary:
         "scheduler": space.scheduler.kind, "n_trials": len(trials) if space.search.algorithm == "grid"
         else budget.num_samples or space.search.num_samples,
         "workers_per_trial": plan.workers, "per_worker": json.dumps(plan.per_worker),
+        "executor": space.resources.executor,
         "concurrent_trials": concurrent, "study": options.study or "all",
         "steps": trials[0].steps if trials else 0, "metric": space.search.metric}
     tracker.start_search(search_name=space.name, budget=budget.name, params=search_params,
