@@ -40,7 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--physics-weight", type=float, default=None)
     parser.add_argument("--physics-batch-size", type=int, default=None)
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: a small MLP gains from a second thread only at "
+                             "batch >= 4096, and OpenMP threads spin badly on a shared machine)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=None, help="an existing dataset folder (default: build under --data-root)")
     parser.add_argument("--data-root", default="data")
@@ -80,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         "val_every": args.val_every or max(1, args.steps // 20), "seed": args.seed, "device": args.device,
         "data_root": args.data_root, "out_dir": args.out,
     }
-    optional = {"batch_size": args.batch_size, "lr": args.lr, "window": args.window, "threads": args.threads,
+    optional = {"batch_size": args.batch_size, "lr": args.lr, "window": args.window, "threads": args.threads or None,
                 "data_dir": args.data_dir, "n_trajectories": args.n_trajectories,
                 "physics_weight": args.physics_weight, "physics_batch_size": args.physics_batch_size}
     config.update({key: value for key, value in optional.items() if value is not None})

@@ -2,14 +2,17 @@
 ANOVA and plots, model registry and pull.
 
 ``run_post_stage(experiment_name, tracking_uri=None, out_dir=None, ...)`` is the one entry point the
-search layer calls after a search; ``python -m fhn_automl.post EXPERIMENT`` is the same from a shell.
+search layer calls after a search (with ``budget=<the search's budget>``, which picks the sizes from
+``fhn_automl.post.settings.PRESETS``); ``python -m fhn_automl.post EXPERIMENT [--budget NAME]`` is the
+same from a shell.
 Heavy and optional packages (mlflow, statsmodels, matplotlib, torch_tensorrt) are imported inside
 functions, so importing this package costs only torch.
 """
 
 from fhn_automl.post.errors import (BackendNotInstalledError, ExperimentNotFoundError, NoFinishedTrialsError,
                                     NoRegisteredModelsError, PostStageError)
+from fhn_automl.post.settings import PostSettings, post_settings
 from fhn_automl.post.stage import PostStageResult, run_post_stage
 
-__all__ = ["run_post_stage", "PostStageResult", "PostStageError", "ExperimentNotFoundError", "NoFinishedTrialsError",
+__all__ = ["run_post_stage", "PostStageResult", "PostSettings", "post_settings", "PostStageError", "ExperimentNotFoundError", "NoFinishedTrialsError",
            "NoRegisteredModelsError", "BackendNotInstalledError"]
