@@ -1,4 +1,4 @@
-"""Training-speed benchmarks of the learning layer (not tests; numbers go to benchmarks/results_train.md).
+"""Training-speed benchmarks of the learning layer (not tests; numbers go to benchmarks/RESULTS.md).
 
     python benchmarks/train_step.py steps  [--threads 1] [--device cpu] [--repeats 3]
         steps/s of (silu-32, tanh-32, silu-32), batch 128, for each kind; PINN / DDNN step-cost ratio

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fhn_automl.post.plotting import finish_figure, pyplot
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -98,31 +100,14 @@ def notable_models(trials: "pd.DataFrame", *, thresholds: Sequence[float] = ERRO
     return pd.DataFrame(rows, columns=["layers", "mean_err", "neurons", "shape_class", "note", "run_id"])
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_error_vs_neurons(trials: "pd.DataFrame", path: Path) -> Path:
     """Thesis Fig. 28-style: validation mean error against neuron count, one colour per shape class."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 5))
     for shape, group in trials.dropna(subset=["mean_err"]).groupby("shape_class"):
         ax.scatter(group["neurons"], group["mean_err"], label=shape, s=18)
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("hidden neurons")
-    ax.set_ylabel("validation mean |du| + |dw|")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, title="shape class")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return finish_figure(fig, ax, path, xlabel="hidden neurons", ylabel="validation mean |du| + |dw|",
+                         xscale="log2", legend_title="shape class")
 
 
 def plot_error_vs_time(trials: "pd.DataFrame", path: Path, *, euler_time_per_ic: float | None = None,
@@ -132,7 +117,7 @@ def plot_error_vs_time(trials: "pd.DataFrame", path: Path, *, euler_time_per_ic:
     Time per IC = time per point x points per IC (10 on the thesis workload), so the surrogates and
     Euler dt = 0.1 sit on the same axis; the grey dotted lines mark Euler's time and error.
     """
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 5))
     frame = trials.dropna(subset=["mean_err", "time_per_point_s"])
     ax.scatter(frame["time_per_point_s"] * points_per_ic, frame["mean_err"], s=18, c="tab:blue",
@@ -144,22 +129,14 @@ def plot_error_vs_time(trials: "pd.DataFrame", path: Path, *, euler_time_per_ic:
         ax.axvline(euler_time_per_ic, color="grey", ls=":", label="Euler dt=0.1 time")
     if euler_err is not None:
         ax.axhline(euler_err, color="grey", ls="--", label="Euler dt=0.1 error (vs DOP853)")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel(f"inference time per initial condition (s; {points_per_ic} points)")
-    ax.set_ylabel("validation mean |du| + |dw|")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return finish_figure(fig, ax, path, xlabel=f"inference time per initial condition (s; {points_per_ic} points)",
+                         ylabel="validation mean |du| + |dw|")
 
 
 def plot_pareto(trials: "pd.DataFrame", path: Path, *, cost_column: str = "time_per_point_s",
                 cost_label: str = "time per point (s)") -> Path:
     """All models (grey) and the front (red, labelled with the layer notation)."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 5))
     frame = trials.dropna(subset=["mean_err", cost_column])
     ax.scatter(frame[cost_column], frame["mean_err"], s=14, c="lightgrey", label="all finished trials")
@@ -168,22 +145,13 @@ def plot_pareto(trials: "pd.DataFrame", path: Path, *, cost_column: str = "time_
     for _, row in front.iterrows():
         ax.annotate(row["layers"], (row[cost_column], row["mean_err"]), fontsize=6, xytext=(3, 3),
                     textcoords="offset points")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel(cost_label)
-    ax.set_ylabel("validation mean |du| + |dw|")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return finish_figure(fig, ax, path, xlabel=cost_label, ylabel="validation mean |du| + |dw|")
 
 
 def plot_sweep(sweep: "pd.DataFrame", path: Path, *, column: str, ylabel: str,
                euler_line: float | None = None) -> Path:
     """Thesis Fig. 39 (time vs neurons) / Fig. 40 (speed-up vs neurons), one line per depth."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 5))
     frame = sweep.dropna(subset=[column])
     for depth, group in frame.groupby("depth"):
@@ -191,11 +159,5 @@ def plot_sweep(sweep: "pd.DataFrame", path: Path, *, column: str, ylabel: str,
         ax.plot(group["neurons"], group[column], "o-", ms=4, label=f"{depth} layer(s)")
     if euler_line is not None and math.isfinite(euler_line):
         ax.axhline(euler_line, color="grey", ls=":", label="Euler dt=0.1 (same set)")
-    ax.set_xlabel("hidden neurons")
-    ax.set_ylabel(ylabel)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return finish_figure(fig, ax, path, xlabel="hidden neurons", ylabel=ylabel, xscale=None, yscale=None,
+                         grid_which="major")

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from fhn_automl.post.compile import CompiledSurrogate, evaluate_in_batches
+from fhn_automl.post.plotting import finish_figure, pyplot
 from fhn_automl.post.timing import Timing, describe_device, time_call
 
 #: Euler steps of the work-precision curve; 0.1 is the thesis baseline (its largest stable step).
@@ -412,12 +413,7 @@ def report_markdown(report: BenchmarkReport) -> str:
 
 def plot_work_precision(reports: Sequence[BenchmarkReport], path: Path) -> Path:
     """Error vs time: Euler at each dt as a line, surrogates as labelled points, one chart per call."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 5))
+    fig, ax = pyplot().subplots(figsize=(7, 5))
     for report in reports:
         euler = [r for r in report.rows if r.side == "euler"]
         ax.plot([r.time_s for r in euler], [r.mean_err for r in euler], "o-", color="grey",
@@ -427,18 +423,10 @@ def plot_work_precision(reports: Sequence[BenchmarkReport], path: Path) -> Path:
                         xytext=(3, 3), textcoords="offset points")
         for r in (r for r in report.rows if r.side == "surrogate"):
             ax.plot(r.time_s, r.mean_err, "s", label=f"{r.name} [{r.backend}]" + (" untrained" if r.untrained else ""))
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel(f"time for the workload (s), median")
-    ax.set_ylabel("mean |dU| + |dW| vs DOP853 reference")
     if reports:
         ax.set_title(f"work-precision, {reports[0].problem}, n = {reports[0].n:,}")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return finish_figure(fig, ax, path, xlabel="time for the workload (s), median",
+                         ylabel="mean |dU| + |dW| vs DOP853 reference", legend_fontsize=7)
 
 
 def write_report(report: BenchmarkReport, out_dir: Path) -> dict[str, Path]:
