@@ -39,6 +39,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="physics:u0=0.35:0.45 | data:SET_OR_PATH | unstable_equilibrium | detect")
     parser.add_argument("--physics-weight", type=float, default=None)
     parser.add_argument("--physics-batch-size", type=int, default=None)
+    parser.add_argument("--ic-batch-size", type=int, default=None,
+                        help="initial-condition batch of a PINN (default: data batch / 4)")
+    parser.add_argument("--train-split", default=None,
+                        help="training set of the dataset (default: train; problem A: scarce | complete)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default 1: a small MLP gains from a second thread only at "
@@ -84,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     optional = {"batch_size": args.batch_size, "lr": args.lr, "window": args.window, "threads": args.threads or None,
                 "data_dir": args.data_dir, "n_trajectories": args.n_trajectories,
-                "physics_weight": args.physics_weight, "physics_batch_size": args.physics_batch_size}
+                "physics_weight": args.physics_weight, "physics_batch_size": args.physics_batch_size,
+                "ic_batch_size": args.ic_batch_size, "train_split": args.train_split}
     config.update({key: value for key, value in optional.items() if value is not None})
     out = Path(args.out)
     if args.extra_region == "detect":
