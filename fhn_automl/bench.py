@@ -21,7 +21,6 @@ import argparse
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 REFERENCE_ARCHITECTURE = "silu-32,tanh-32,silu-32"
@@ -160,26 +159,20 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from fhn_automl.post.compile import _check_request, default_device
     from fhn_automl.post.errors import PostStageError
-    from fhn_automl.post.registry import _swap_into_place
+    from fhn_automl.post.staging import staged_folder
 
     device = args.device or default_device()
     if not device.startswith("cuda"):
         set_cpu_threads(args.threads)
     target = Path(args.out or Path("runs") / "bench" / ("sweep" if args.sweep else args.problem)).resolve()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.writing-", dir=target.parent))
     try:
-        if not args.sweep:
-            _check_request(args.backend, args.precision, device)
-        (_run_sweep if args.sweep else _run_benchmark)(args, device, staging)
-        _swap_into_place(staging, target)
+        with staged_folder(target) as staging:
+            if not args.sweep:
+                _check_request(args.backend, args.precision, device)
+            (_run_sweep if args.sweep else _run_benchmark)(args, device, staging)
     except PostStageError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     print(f"report: {target}")
     return 0
 

@@ -18,13 +18,13 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fhn_automl.post.errors import NoRegisteredModelsError
+from fhn_automl.post.staging import staged_folder
 
 DEFAULT_ALIAS = "pareto"
 TAG_PREFIX = "fhn_automl."
@@ -207,9 +207,7 @@ def pull_models(problem: str, to: str | os.PathLike, *, alias: str = DEFAULT_ALI
     tracking_uri = resolve_tracking_uri(tracking_uri)
     versions = front_versions(tracking_uri, problem, alias)
     target = Path(to).resolve()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.pulling-", dir=target.parent))
-    try:
+    with staged_folder(target, "pulling") as staging:
         index = []
         for alias_name, version in versions:
             spec_layers = version.tags.get(TAG_PREFIX + "layers", "model").replace(",", "_")
@@ -239,19 +237,4 @@ def pull_models(problem: str, to: str | os.PathLike, *, alias: str = DEFAULT_ALI
                           "latency_s_per_point": card["latency"]["seconds_per_point"]})
         shutil.rmtree(staging / ".downloads", ignore_errors=True)
         (staging / "index.json").write_text(json.dumps({"problem": problem, "alias": alias, "models": index}, indent=2))
-        _swap_into_place(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return [target / entry["folder"] for entry in index]
-
-
-def _swap_into_place(staging: Path, target: Path) -> None:
-    """Replace ``target`` by ``staging`` with renames only (old content removed after the swap)."""
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, old)
-        os.replace(staging, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(staging, target)

@@ -26,7 +26,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ from fhn_automl.post.errors import NoFinishedTrialsError
 from fhn_automl.post.runs import POST_ROLE, ROLE_TAG, TrialRecord, download_model, load_trials, resolve_tracking_uri
 
 from fhn_automl.post.settings import PostSettings, post_settings
+from fhn_automl.post.staging import new_staging_folder, swap_into_place
 
 CPU_BENCH_N = 100_000  # the ``small`` preset's CPU size (kept for callers that import it)
 
@@ -154,8 +154,7 @@ def run_post_stage(experiment_name: str, tracking_uri: str | None = None, out_di
     mode = "pareto" if trained else "inference_sweep"
     target = Path(out_dir) if out_dir is not None else Path.cwd() / "runs" / "post" / experiment_name
     target = target.resolve()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.writing-", dir=target.parent))
+    staging = new_staging_folder(target)
     bench_n = bench_n or settings.bench_n(device)
     threads_before = pin_cpu_threads(settings.threads) if not device.startswith("cuda") else None
     _log(quiet, f"{experiment_name}: {len(trials)} finished trial(s), mode {mode}, device {device}, backend {backend}, "
@@ -203,7 +202,7 @@ def run_post_stage(experiment_name: str, tracking_uri: str | None = None, out_di
             client.log_metric(post_run_id, "post_seconds", time.perf_counter() - started)
             client.set_terminated(post_run_id, "FINISHED")
         result.files = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
-        _swap_into_place(staging, target)
+        swap_into_place(staging, target)
         result.phase_seconds = dict(phases.seconds)
         _log(quiet, "phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in phases.seconds.items()))
         _log(quiet, f"report in {target} ({time.perf_counter() - started:.0f} s, budget {settings.name})")
@@ -358,11 +357,6 @@ def _sweep_mode(table, staging: Path, *, device: str, bench_n: int, settings: Po
                        title=f"Inference sweep ({problem}, {len(table)} untrained networks)")
     _log(quiet, f"inference sweep report for {len(table)} networks")
 
-
-def _swap_into_place(staging: Path, target: Path) -> None:
-    from fhn_automl.post.registry import _swap_into_place as swap
-
-    swap(staging, target)
 
 
 __all__ = ["PostStageResult", "run_post_stage", "NoFinishedTrialsError"]
