@@ -27,7 +27,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -39,6 +38,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fhn_automl._provenance import git_commit
 from fhn_automl.physics.euler import euler_trajectories, iter_euler_chunks, n_saved_states, resolve_backend
 from fhn_automl.physics.problems import Problem, get_problem
 from fhn_automl.physics.sampling import sample_initial_states
@@ -367,7 +367,7 @@ def _write_manifest(out: Path, plan: _Plan, files: dict[str, dict[str, Any]], ba
         "sizes": plan.sizes,
         "solver": plan.key["solver"],
         "backends": backends,
-        "code": {"git_commit": _git_commit(), "package_version": _package_version()},
+        "code": {"git_commit": git_commit() or "unknown", "package_version": _package_version()},
         "files": files,
         "key": plan.key,
     }
@@ -447,15 +447,6 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _git_commit() -> str:
-    try:
-        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
-                                capture_output=True, text=True, timeout=10, check=True)
-        return result.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def _package_version() -> str:

@@ -25,11 +25,12 @@ import json
 import logging
 import os
 import platform
-import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
+
+from fhn_automl._provenance import git_commit
 
 logger = logging.getLogger(__name__)
 
@@ -284,24 +285,11 @@ def environment_tags(device: str) -> dict[str, str]:
             tags[f"fhn_automl.version.{package}"] = metadata.version(package)
         except metadata.PackageNotFoundError:
             tags[f"fhn_automl.version.{package}"] = "absent"
-    commit = git_commit()
+    commit = git_commit(mark_dirty=True)
     if commit:
         tags["fhn_automl.git_commit"] = commit
         tags["mlflow.source.git.commit"] = commit
     return tags
-
-
-def git_commit(repo: Path | None = None) -> str | None:
-    """``HEAD`` of the checkout (with ``-dirty`` when it has changes), or None outside git."""
-    repo = repo or Path(__file__).resolve().parents[2]
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True,
-                                text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return f"{commit}-dirty" if dirty else commit
 
 
 def trial_params(spec: Mapping[str, Any], architecture: Mapping[str, Any]) -> dict[str, Any]:
