@@ -195,26 +195,41 @@ def _write_json(path: Path, payload: Any) -> None:
     os.replace(tmp, path)
 
 
-def train(config: Mapping[str, Any], report: ReportFn | None = None, *, checkpoint: str | os.PathLike | None = None,
-          ) -> dict[str, Any]:
-    """Train one surrogate as ``config`` says; see ``TrainConfig`` for the keys and defaults.
+@dataclass(frozen=True)
+class TrainingSetup:
+    """What a run builds from its config before any network: the data on the device, the output
+    standardisation and the loss terms. ``train`` and the packed trainer (``learning.packed``) share it,
+    so a pack member sees exactly the batches and targets a single run would."""
 
-    ``report(metrics, checkpoint_dir)`` is called after every validation on every rank
-    (``checkpoint_dir`` is None on ranks other than 0). ``checkpoint`` resumes from such a folder.
-    Returns the final metrics with ``status`` (``finished`` | ``diverged``), ``model_dir`` (the best
-    model's files, None if the run diverged before its first validation) and ``out_dir``.
-    """
-    cfg = TrainConfig.from_mapping(config)
+    recipe: Recipe
+    problem: Problem
+    window: WindowPlan
+    device: torch.device
+    batch_size: int
+    lr: float
+    dataset_dir: Path
+    mean: np.ndarray
+    std: np.ndarray
+    terms: list[LossTerm]
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    rollout: tuple[torch.Tensor, torch.Tensor] | None
+
+    def make_spec(self, cfg: TrainConfig) -> ModelSpec:
+        """The spec of ``cfg``'s network (its layers and seed) on this data."""
+        return _make_spec(cfg, self.recipe, self.problem, self.window, self.mean, self.std)
+
+
+def prepare_training(cfg: TrainConfig, dist: _Distributed | None = None) -> TrainingSetup:
+    """Check ``cfg``, pick the device and threads, load the data onto the device, build the loss terms."""
     recipe = get_recipe(cfg.recipe)
     problem = get_problem(cfg.problem)
     window = parse_window(cfg.window, problem.t_span)
     _check_kind(cfg, problem, window)
-    dist = _distributed_context()
-    device = _resolve_device(cfg.device, dist)
+    device = _resolve_device(cfg.device, dist or _Distributed())
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     batch_size = cfg.batch_size or recipe.batch_size
-    lr = cfg.lr or recipe.lr
 
     # data, once, on the training device
     dataset_dir = _dataset_dir(cfg, problem, device)
@@ -225,8 +240,9 @@ def train(config: Mapping[str, Any], report: ReportFn | None = None, *, checkpoi
                                          cfg.val_max_points, VALIDATION_SUBSET_SEED)
     rollout = None
     if cfg.kind == "iter":
-        rollout = training_data.rollout_arrays(training_data.read_columns(dataset_dir, "rollout"), problem,
-                                               cfg.rollout_max_trajectories, VALIDATION_SUBSET_SEED)
+        arrays = training_data.rollout_arrays(training_data.read_columns(dataset_dir, "rollout"), problem,
+                                              cfg.rollout_max_trajectories, VALIDATION_SUBSET_SEED)
+        rollout = (_to_device(arrays.x0, device), _to_device(arrays.y, device))
     extra_sets = _extra_sets(cfg, problem, dataset_dir, window)
     if recipe.standardise_outputs:
         mean = train_points.y.mean(axis=0, dtype=np.float64)
@@ -234,13 +250,33 @@ def train(config: Mapping[str, Any], report: ReportFn | None = None, *, checkpoi
     else:
         mean, std = np.zeros(len(problem.outputs)), np.ones(len(problem.outputs))
     mean, std = mean.astype(np.float32), std.astype(np.float32)
+    terms = _build_terms(cfg, problem, window, train_points, extra_sets, mean, std, batch_size, device)
+    return TrainingSetup(recipe=recipe, problem=problem, window=window, device=device, batch_size=batch_size,
+                         lr=cfg.lr or recipe.lr, dataset_dir=dataset_dir, mean=mean, std=std, terms=terms,
+                         val_x=_to_device(val_points.x, device), val_y=_to_device(val_points.y, device),
+                         rollout=rollout)
 
-    spec = _make_spec(cfg, recipe, problem, window, mean, std)
+
+def train(config: Mapping[str, Any], report: ReportFn | None = None, *, checkpoint: str | os.PathLike | None = None,
+          ) -> dict[str, Any]:
+    """Train one surrogate as ``config`` says; see ``TrainConfig`` for the keys and defaults.
+
+    ``report(metrics, checkpoint_dir)`` is called after every validation on every rank
+    (``checkpoint_dir`` is None on ranks other than 0). ``checkpoint`` resumes from such a folder.
+    Returns the final metrics with ``status`` (``finished`` | ``diverged``), ``model_dir`` (the best
+    model's files, None if the run diverged before its first validation) and ``out_dir``.
+    """
+    cfg = TrainConfig.from_mapping(config)
+    dist = _distributed_context()
+    setup = prepare_training(cfg, dist)
+    recipe, window, device = setup.recipe, setup.window, setup.device
+    lr = setup.lr
+    dataset_dir = setup.dataset_dir
+    spec = setup.make_spec(cfg)
     with torch.random.fork_rng(devices=[]):  # seed the initial weights without touching the caller's RNG
         torch.manual_seed(cfg.seed)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
         model = build_model(spec).to(device)
-    terms = _build_terms(cfg, problem, window, train_points, extra_sets, mean, std, batch_size, device)
-    objective = TrainingObjective(model, terms).to(device)
+    objective = TrainingObjective(model, setup.terms).to(device)
     runner: nn.Module = objective
     if dist.active:
         runner = nn.parallel.DistributedDataParallel(
@@ -261,9 +297,7 @@ def train(config: Mapping[str, Any], report: ReportFn | None = None, *, checkpoi
         progress = _restore(Path(checkpoint), checkpoint_dir if is_writer else None, model, optimizer, scheduler,
                             generator, device)
 
-    val_x = _to_device(val_points.x, device)
-    val_y = _to_device(val_points.y, device)
-    rollout_tensors = None if rollout is None else (_to_device(rollout.x0, device), _to_device(rollout.y, device))
+    val_x, val_y, rollout_tensors = setup.val_x, setup.val_y, setup.rollout
     counts = {"n_neurons": count_neurons(cfg.layers) * spec.n_networks,
               "n_parameters": count_parameters(cfg.layers, spec.n_in, spec.n_out) * spec.n_networks,
               "macs_per_eval": count_macs(cfg.layers, spec.n_in, spec.n_out),
