@@ -50,8 +50,13 @@ def test_problem_b_s_file_expands_to_the_thesis_studies():
     trials = space.trials("paper")
     by_study = {name: sum(1 for t in trials if t.study == name) for name in
                 ("batch_pinn", "batch_pinn_architectures", "architecture")}
-    assert by_study == {"batch_pinn": 20, "batch_pinn_architectures": 720, "architecture": 150}
+    assert by_study == {"batch_pinn": 20, "batch_pinn_architectures": 720, "architecture": 252}
     assert trials[0].steps == 1_000_000 and trials[0].recipe == "paper"
+    # every model of Tables 4, 16 and 17 is in the architecture study, the thesis' best included
+    architectures = {t.layers for t in trials if t.study == "architecture"}
+    for layers in ("silu-32,tanh-32,silu-32", "silu-8,tanh-32,silu-8", "elu-8,silu-8",
+                   "tanh-32,elu-8,silu-8", "tanh-64,tanh-32,silu-64", "elu-8,elu-8,tanh-32"):
+        assert layers in architectures
     assert len({t.name for t in trials}) == len(trials)  # names are unique ...
     assert [t.name for t in space.trials("paper")] == [t.name for t in trials]  # ... and stable
 
@@ -63,7 +68,7 @@ def test_budgets_scale_steps_data_and_trial_count():
                                                             "batch_pinn_architectures",
                                                             "architecture"}
     assert all(t.steps == 2_000 and t.n_trajectories == 400 and t.recipe == "fast" for t in smoke)
-    assert space.select_trials("paper", "architecture")[0].layers == "silu-16,silu-16"
+    assert space.select_trials("paper", "architecture")[0].layers == "silu-8,silu-8"
 
 
 def test_shape_filter_in_a_search_file(tmp_path):
@@ -78,8 +83,14 @@ def test_dry_run_prints_count_and_first_trials(capsys):
     assert main(["problem_b_s", "--budget", "paper", "--dry-run", "--show", "2",
                  "--study", "architecture"]) == 0
     out = capsys.readouterr().out
-    assert "150 trial(s)" in out
-    assert "t0000-architecture" in out and "... 148 more" in out
+    assert "252 trial(s)" in out
+    assert "t0000-architecture" in out and "... 250 more" in out
+
+
+def test_problem_a_runs_the_tables_two_million_steps_and_the_sweep_the_thesis_909_networks():
+    assert {t.steps for t in load_search_space("problem_a").trials("paper")} == {2_000_000}
+    sweep = load_search_space("inference_sweep").trials("paper")
+    assert len(sweep) == 909 and {len(t.layers.split(",")) for t in sweep} == {1, 2, 3, 4, 5}
 
 
 @pytest.mark.parametrize("name", ["problem_a", "problem_b_s", "problem_b_c", "problem_b_c_iter",
