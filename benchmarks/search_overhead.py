@@ -48,7 +48,8 @@ def main() -> None:
 
     from mlflow.tracking import MlflowClient
 
-    from fhn_automl.search.runner import SearchOptions, run_search
+    from fhn_automl.search.options import SearchOptions
+    from fhn_automl.search.runner import run_search
     from fhn_automl.search.space import load_search_space
     from fhn_automl.search.tracking import iter_child_runs
 

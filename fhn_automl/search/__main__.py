@@ -100,8 +100,9 @@ def main(argv: list[str] | None = None) -> int:
         dry_run(space, budget, trials, args.show)
         return 0
 
-    from fhn_automl.search.runner import (NothingToResumeError, SearchOptions,
-                                          UnsatisfiableResourcesError, run_search)
+    from fhn_automl.search.options import SearchOptions
+    from fhn_automl.search.resources import UnsatisfiableResourcesError
+    from fhn_automl.search.runner import NothingToResumeError, run_search
 
     options = SearchOptions(space=space, budget=budget, address=args.address, storage=args.storage,
                             tracking_uri=args.tracking_uri, resume=args.resume,

@@ -13,10 +13,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fhn_automl.search.options import SearchOptions, SearchSummary
 from fhn_automl.search.tracking import SearchTracker, environment_tags, trial_params
+from fhn_automl.search.trial import architecture_figures
 
 if TYPE_CHECKING:
-    from fhn_automl.search.runner import SearchOptions, SearchSummary
     from fhn_automl.search.space import TrialSpec
 
 
@@ -30,7 +31,6 @@ def run_untrained_sweep(options: SearchOptions, trials: list[TrialSpec], experim
     from fhn_automl.learning.model_io import save_model
     from fhn_automl.learning.spec import ModelSpec
     from fhn_automl.physics.problems import get_problem
-    from fhn_automl.search.runner import SearchSummary, architecture_figures
 
     started = time.perf_counter()
     space = options.space

@@ -8,7 +8,7 @@ import json
 import pyarrow.parquet as pq
 
 from fhn_automl.search.high_error import ensure_high_error_sets
-from fhn_automl.search.runner import _loop_config
+from fhn_automl.search.trial import build_loop_config
 from fhn_automl.search.space import TrialSpec
 
 
@@ -40,8 +40,8 @@ def test_high_error_set_is_built_once_and_reaches_the_trials(tmp_path):
 
     plan = {"data_dirs": {"problem_b_c_iter": data_dir}, "extra_sets": sets, "train_fn": "x:y",
             "device": "cpu", "threads": 1, "data_root": str(tmp_path)}
-    with_set = _loop_config({"trial": trials[1].as_dict(), "plan": plan})["train_config"]
-    without = _loop_config({"trial": trials[0].as_dict(), "plan": plan})["train_config"]
+    with_set = build_loop_config({"trial": trials[1].as_dict(), "plan": plan})["train_config"]
+    without = build_loop_config({"trial": trials[0].as_dict(), "plan": plan})["train_config"]
     assert with_set["extra_region"] == region and without["extra_region"] is None
     final = train({**with_set, "steps": 50, "val_every": 50, "out_dir": str(tmp_path / "out")})
     assert final["status"] == "finished" and "loss_extra_data" in final

@@ -31,7 +31,8 @@ def test_trial_survives_losing_the_node_that_trains_it(tmp_path, tracking_uri, d
     from mlflow.tracking import MlflowClient
     from ray.cluster_utils import Cluster
 
-    from fhn_automl.search.runner import SearchOptions, run_search
+    from fhn_automl.search.options import SearchOptions
+    from fhn_automl.search.runner import run_search
 
     ray.shutdown()  # the session's local Ray; this test needs its own cluster
     cluster = Cluster(initialize_head=True, head_node_args={

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from fhn_automl.search.runner import (UnsatisfiableResourcesError, _tune_setup, plan_resources,
-                                      trial_from_config)
+from fhn_automl.search.resources import UnsatisfiableResourcesError, plan_resources
+from fhn_automl.search.runner import tune_setup
+from fhn_automl.search.trial import trial_from_config
 from fhn_automl.search.space import Resources, load_search_space
 
 TWO_CPU_NODES = [{"CPU": 2.0, "memory": 1e9}, {"CPU": 2.0, "memory": 1e9}]
@@ -50,7 +51,7 @@ def _space(tmp_path, search: str, scheduler: str = "fifo"):
 def test_grid_with_asha(tmp_path):
     space = _space(tmp_path, "{algorithm: grid}", "{type: asha, grace_fraction: 0.2}")
     trials = space.trials("paper")
-    param_space, config, total = _tune_setup(space, space.budget("paper"), trials, PLAN, 2)
+    param_space, config, total = tune_setup(space, space.budget("paper"), trials, PLAN, 2)
     assert total == 8 and len(param_space["trial"]["grid_search"]) == 8
     assert config.scheduler._time_attr == "step" and config.scheduler._max_t == 10000
     assert config.max_concurrent_trials == 2
@@ -61,7 +62,7 @@ def test_multi_objective_optuna_samples_dimensions(tmp_path):
 
     space = _space(tmp_path, "{algorithm: multi_objective, num_samples: 6, cost_metric: macs}")
     trials = space.trials("paper")
-    param_space, config, total = _tune_setup(space, space.budget("paper"), trials, PLAN, 2)
+    param_space, config, total = tune_setup(space, space.budget("paper"), trials, PLAN, 2)
     assert total == 6 and isinstance(config.search_alg, OptunaSearch)
     assert set(param_space["sampled"]) == {"layers", "batch_size"}
     spec = trial_from_config({"template": param_space["template"], "index": 3,

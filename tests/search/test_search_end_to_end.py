@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _options(path: Path, tmp_path: Path, tracking_uri: str, data_root: Path, **kwargs):
-    from fhn_automl.search.runner import SearchOptions
+    from fhn_automl.search.options import SearchOptions
 
     space = load_search_space(path)
     return SearchOptions(space=space, budget=space.budget("paper"), tracking_uri=tracking_uri,
@@ -126,7 +126,8 @@ def test_interrupted_search_resumes_without_duplicates(local_ray, tmp_path, trac
 
 
 def test_unsatisfiable_resources_fail_before_launch(local_ray, tmp_path, tracking_uri, data_root, make_search_file):
-    from fhn_automl.search.runner import UnsatisfiableResourcesError, run_search
+    from fhn_automl.search.resources import UnsatisfiableResourcesError
+    from fhn_automl.search.runner import run_search
 
     path = make_search_file(tmp_path, ["silu-8"], resources="{workers: 3, cpus_per_worker: 2}")
     started = time.monotonic()

@@ -1,0 +1,176 @@
+"""The search driver's Tune callback: MLflow child runs for the trials and a progress line per event."""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+import weakref
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback
+
+from fhn_automl.search.space import TrialSpec
+from fhn_automl.search.tracking import SearchTracker, trial_params
+from fhn_automl.search.trial import architecture_figures
+
+#: The monitors of the searches running in this process, by key (see ``SearchMonitor``); weak, so a
+#: search that ended without ``detach()`` does not keep its MLflow client alive.
+_LIVE_MONITORS: weakref.WeakValueDictionary[str, SearchMonitor] = weakref.WeakValueDictionary()
+
+
+class SearchMonitor(Callback):
+    """Tune callback on the search driver: MLflow child runs and a progress line per event.
+
+    Tune pickles its callbacks with the experiment state and ``Tuner.restore`` takes them back from
+    there (it accepts no new ones). So this one pickles to a reference, its ``key`` (the Tune
+    experiment's name), and unpickles to the live monitor registered under that key: a restored
+    search reattaches to the monitor the resuming driver just made, with its live MLflow client,
+    instead of unpickling a dead one. ``detach()`` when the search ends.
+    """
+
+    def __init__(self, tracker: SearchTracker, *, key: str, total: int, metric: str, quiet: bool,
+                 trial_lookup: Callable[[Mapping[str, Any]], TrialSpec]) -> None:
+        self.key = key
+        self.tracker = tracker
+        self.total = total
+        self.metric = metric
+        self.quiet = quiet
+        self.trial_lookup = trial_lookup
+        self.finals: dict[str, dict[str, Any]] = {}
+        self.last_checkpoint: dict[str, str] = {}
+        self.running: set[str] = set()
+        self.statuses: dict[str, str] = dict(tracker.closed)
+        self.best: tuple[float, str] | None = None
+        self.started = time.perf_counter()
+        self.first_result_seconds: list[float] = []
+        self.trial_started_at: dict[str, float] = {}
+        #: trial name -> the distinct worker sessions that reported (more than one: restarted)
+        self.worker_sessions: dict[str, set[float]] = {}
+        _LIVE_MONITORS[key] = self
+
+    def __reduce__(self):  # see the class docstring
+        return (live_monitor, (self.key,))
+
+    def detach(self) -> None:
+        """The search is over: unpickling its key no longer finds this monitor."""
+        if _LIVE_MONITORS.get(self.key) is self:
+            del _LIVE_MONITORS[self.key]
+
+    # -- Tune hooks
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        spec = self.trial_lookup(trial.config)
+        self.running.add(trial.trial_id)
+        self.trial_started_at[trial.trial_id] = time.perf_counter()
+        if spec.name in self.statuses:
+            return
+        self.tracker.start_trial(spec.name, trial_params(spec.as_dict(),
+                                                         architecture_figures(spec)))
+        self._progress(f"started {spec.name}")
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
+                        **info: Any) -> None:
+        spec = self.trial_lookup(trial.config)
+        if trial.trial_id in self.trial_started_at:
+            self.first_result_seconds.append(time.perf_counter()
+                                             - self.trial_started_at.pop(trial.trial_id))
+        if result.get("checkpoint_path"):
+            self.last_checkpoint[spec.name] = str(result["checkpoint_path"])
+        if "worker_session" in result:
+            self.worker_sessions.setdefault(spec.name, set()).add(result["worker_session"])
+        if result.get("final"):
+            self.finals[spec.name] = dict(result)
+        else:
+            self.tracker.log_result(spec.name, result)
+        value = result.get(self.metric)
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            if self.best is None or value < self.best[0]:
+                self.best = (float(value), spec.name)
+
+    def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any,
+                      **info: Any) -> None:
+        # executor: function reports checkpoints to Tune itself (no ``checkpoint_path`` metric)
+        path = getattr(checkpoint, "path", None)
+        if path:
+            self.last_checkpoint[self.trial_lookup(trial.config).name] = str(path)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        spec = self.trial_lookup(trial.config)
+        self.running.discard(trial.trial_id)
+        if spec.name in self.statuses:
+            return
+        final = self.finals.get(spec.name)
+        status = "diverged" if final and final.get("status") == "diverged" else "finished"
+        model_dir = None
+        checkpoint = self.last_checkpoint.get(spec.name)
+        if checkpoint:
+            model_dir = _local_model_dir(checkpoint)
+        restarts = max(0, len(self.worker_sessions.get(spec.name, ())) - 1)
+        self.tracker.finish_trial(spec.name, status, final=final or trial.last_result,
+                                  model_dir=model_dir, restarts=restarts)
+        if final is None and self.tracker.child_runs.get(spec.name):
+            # ASHA stopped it before its end; the model is the last validation's best model.
+            self.tracker.client.set_tag(self.tracker.child_runs[spec.name],
+                                        "fhn_automl.stopped_early", "true")
+        self.statuses[spec.name] = status
+        self._progress(f"{status} {spec.name}")
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        spec = self.trial_lookup(trial.config)
+        self.running.discard(trial.trial_id)
+        if spec.name in self.statuses:
+            return
+        message = _trial_error_text(trial)
+        self.tracker.finish_trial(spec.name, "error", final=trial.last_result, error=message)
+        self.statuses[spec.name] = "error"
+        self._progress(f"error {spec.name}: {message.strip().splitlines()[-1] if message else ''}")
+
+    def _progress(self, event: str) -> None:
+        if self.quiet:
+            return
+        done = len(self.statuses)
+        running = len(self.running)
+        left = max(0, self.total - done - running)
+        best = "n/a" if self.best is None else f"{self.best[0]:.3e} ({self.best[1]})"
+        elapsed = time.perf_counter() - self.started
+        print(f"[search {elapsed:6.0f}s] done {done} / running {running} / left {left} | "
+              f"best {self.metric} {best} | {event}", flush=True)
+
+
+def live_monitor(key: str) -> SearchMonitor | None:
+    """The monitor of the running search ``key`` (what a pickled ``SearchMonitor`` turns into)."""
+    return _LIVE_MONITORS.get(key)
+
+
+def _local_model_dir(checkpoint_path: str) -> Path | None:
+    """The ``model/`` folder of a trial's checkpoint, fetched to local disk if storage is remote."""
+    path = Path(checkpoint_path)
+    if path.exists():
+        model = path / "model"
+        return model if model.is_dir() else _model_files_dir(path)
+    from ray.train import Checkpoint
+
+    local = Path(tempfile.mkdtemp(prefix="fhn_automl_model_"))
+    Checkpoint(checkpoint_path).to_directory(str(local))
+    model = local / "model"
+    return model if model.is_dir() else _model_files_dir(local)
+
+
+def _model_files_dir(folder: Path) -> Path | None:
+    """A validation checkpoint of the learning layer keeps the best model somewhere inside."""
+    for spec_file in sorted(folder.rglob("spec.json")):
+        if (spec_file.parent / "weights.pt").exists():
+            return spec_file.parent
+    return None
+
+
+def _trial_error_text(trial: Any) -> str:
+    path = getattr(trial, "error_file", None) or ""
+    try:
+        if path and Path(path).exists():
+            return Path(path).read_text()[-4000:]
+    except OSError:
+        pass
+    return str(getattr(trial, "error_msg", "") or "trial failed")

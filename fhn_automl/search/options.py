@@ -1,0 +1,49 @@
+"""What a search is asked (``SearchOptions``) and what it answers (``SearchSummary``).
+
+Apart from the runner so that the untrained sweep and the command line share them without importing
+Ray or each other.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from fhn_automl.search.budgets import Budget
+from fhn_automl.search.space import SearchSpace
+
+#: The learning layer's entry point; a ``module:function`` string so Ray workers import it lazily.
+DEFAULT_TRAIN_FN = "fhn_automl.learning.trainer:train"
+
+
+@dataclasses.dataclass
+class SearchOptions:
+    """Everything ``python -m fhn_automl.search`` can set; also the programmatic entry point."""
+
+    space: SearchSpace
+    budget: Budget
+    address: str | None = None
+    storage: str | None = None
+    tracking_uri: str | None = None
+    resume: bool = False
+    data_root: str = "data"
+    study: str | None = None
+    max_concurrent: int | None = None
+    max_failures: int = 3
+    train_fn: str = DEFAULT_TRAIN_FN
+    strict_tracking: bool = False
+    quiet: bool = False
+
+
+@dataclasses.dataclass
+class SearchSummary:
+    experiment: str
+    tracking_uri: str
+    parent_run_id: str | None
+    n_trials: int
+    statuses: dict[str, str]
+    best_trial: str | None
+    best_value: float | None
+    wall_seconds: float
+    interrupted: bool
+    tune_path: str | None
+    timings: dict[str, float]
