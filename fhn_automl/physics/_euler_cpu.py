@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from fhn_automl.physics.cell_models import CellModel, FitzHughNagumo
-from fhn_automl.physics.euler import n_saved_states, time_major_buffers, warn_numpy_fallback
+from fhn_automl.physics._euler_numpy import n_saved_states, time_major_buffers, warn_numpy_fallback
 
 #: trajectories stepped side by side: 64 float32 = 8 AVX2 registers per variable, 2 cache lines
 BLOCK = 64

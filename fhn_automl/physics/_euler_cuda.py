@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from fhn_automl.physics.cell_models import CellModel, FitzHughNagumo
-from fhn_automl.physics.euler import euler_reference, n_saved_states, time_major_buffers
+from fhn_automl.physics._euler_numpy import euler_reference, n_saved_states, time_major_buffers
 
 THREADS_PER_BLOCK = 256
 #: where the .cu sources live: the repository's cuda/ folder, or $FHN_AUTOML_CUDA_DIR

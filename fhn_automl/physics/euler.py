@@ -5,8 +5,8 @@ One front door, :func:`euler_trajectories`, with the backend as an argument:
 - ``cpu``: the numba kernel of ``_euler_cpu`` (blocks of 64 trajectories, parallel over blocks), the
   baseline every reported speed-up is measured against; NumPy with a warning when numba is missing.
 - ``cuda``: the CUDA kernel in ``cuda/fhn_euler.cu``, launched through CuPy (``_euler_cuda``).
-- ``numpy``: the vectorised NumPy loop, generic over ``model.rhs``: the reference the compiled kernels
-  are tested against, and the path for a cell model that has no compiled kernel yet.
+- ``numpy``: the vectorised NumPy loop of ``_euler_numpy``, generic over ``model.rhs``: the reference
+  the compiled kernels are tested against, and the path for a cell model with no compiled kernel yet.
 - ``auto``: ``cuda`` when CuPy sees a GPU, else ``cpu``.
 
 Every backend stores the saved states time-major, ``(n_saved, n)``, because that is the layout in
@@ -17,24 +17,22 @@ contiguous vectors; callers get the ``(n, n_saved)`` view of it (``U.T``), so ``
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
+from fhn_automl.physics._euler_numpy import euler_reference, n_saved_states, time_major_buffers
 from fhn_automl.physics.cell_models import CellModel
+
+__all__ = ["BACKENDS", "CudaUnavailableError", "euler_reference", "euler_trajectories",
+           "iter_euler_chunks", "n_saved_states", "resolve_backend", "time_major_buffers"]
 
 BACKENDS = ("auto", "cpu", "cuda", "numpy")
 
 
 class CudaUnavailableError(RuntimeError):
     """The CUDA backend was asked for on a machine without CuPy or without a usable GPU."""
-
-
-def n_saved_states(n_steps: int, save_every: int) -> int:
-    """How many states a run keeps: the initial one plus every ``save_every``-th step."""
-    return n_steps // save_every + 1
 
 
 def resolve_backend(backend: str) -> str:
@@ -129,41 +127,6 @@ def iter_euler_chunks(model: CellModel, u0, w0, i_app, *, chunk_size: int, dt: f
         yield rows, U, W
 
 
-def euler_reference(model: CellModel, u0, w0, i_app, *, dt: float, n_steps: int, save_every: int = 1,
-                    xp: Any = np, out: tuple[Any, Any] | None = None) -> tuple[Any, Any]:
-    """The vectorised array loop, generic over ``model.rhs`` and the array module ``xp`` (NumPy or CuPy).
-
-    Slow next to the compiled kernels (one pass over memory per operation), but it needs nothing
-    beyond the model's ``rhs``, so it is both the reference they are tested against and the path
-    for a new cell model before anyone writes a kernel for it. Computes in the dtype of ``u0``.
-    """
-    u = xp.array(u0, copy=True)
-    w = xp.array(w0, copy=True).astype(u.dtype, copy=False)
-    i_app = xp.broadcast_to(xp.asarray(i_app, dtype=u.dtype), u.shape)
-    step = u.dtype.type(dt)
-    U, W = time_major_buffers(out, n_saved_states(n_steps, save_every), u.size, u.dtype, xp)
-    U[0], W[0] = u, w
-    for n in range(1, n_steps + 1):
-        du, dw = model.rhs(u, w, i_app)
-        u = u + step * du
-        w = w + step * dw
-        if n % save_every == 0:
-            U[n // save_every], W[n // save_every] = u, w
-    return U.T, W.T
-
-
-def time_major_buffers(out: tuple[Any, Any] | None, n_saved: int, n: int, dtype, xp: Any = np,
-                       ) -> tuple[Any, Any]:
-    """The ``(n_saved, n)`` output buffers: fresh ones, or ``out`` after checking it fits."""
-    if out is None:
-        return xp.empty((n_saved, n), dtype=dtype), xp.empty((n_saved, n), dtype=dtype)
-    for buffer in out:
-        if buffer.shape != (n_saved, n) or buffer.dtype != dtype:
-            raise ValueError(f"out buffers must be time-major {(n_saved, n)} {np.dtype(dtype)}, "
-                             f"got {buffer.shape} {buffer.dtype}")
-    return out
-
-
 def _host_inputs(u0, w0, i_app, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Flat, contiguous, writeable, same-dtype arrays (copies only where needed).
 
@@ -180,9 +143,3 @@ def _host_inputs(u0, w0, i_app, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray
     i_app = np.require(np.broadcast_to(i_app.reshape(-1) if i_app.ndim else i_app, u0.shape),
                        requirements=["C", "W"])
     return u0, w0, i_app
-
-
-def warn_numpy_fallback(reason: str) -> None:
-    """One place for the 'slow path' warning, so users see why their CPU run is ~7x slower."""
-    warnings.warn(f"Euler falls back to the NumPy loop ({reason}); expect ~7x less throughput",
-                  RuntimeWarning, stacklevel=3)
