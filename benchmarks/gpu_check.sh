@@ -1,0 +1,231 @@
+#!/usr/bin/env bash
+# Every GPU test and benchmark of fhn_automl in one call, for the hour a GPU machine is lent.
+#
+#   bash benchmarks/gpu_check.sh            # results in $OUT if set, else ./gpu_check_out/<UTC time>/
+#   PYTHON=.venv/bin/python bash benchmarks/gpu_check.sh
+#
+# Runs from a plain checkout (no install: PYTHONPATH points at it) with the host's Python, which on
+# the lent machines has torch + CUDA, CuPy, numba and pytest but not ray, mlflow or optuna
+# (shared/FACTS.md); so only steps that do not need those run, and the post-stage compile test runs
+# only when its imports succeed. Steps run in order of what they prove, each under a time limit cut to
+# what is left of GPU_CHECK_BUDGET_S (default 540 s: the device tool allows 600 s per command); a
+# failed step is recorded and the next one runs.
+#
+# Writes: summary.md (one row per step), steps.tsv, <step>.log per step, nvidia-smi.txt, versions.txt,
+# junit-*.xml, bench/ (the surrogate vs Euler report).
+#
+# Exit status: 0 a GPU was visible and every step passed; 1 some step failed or timed out (GPU or
+# not); 2 no GPU was visible: the GPU steps were skipped and only the CPU-side kernel checks ran
+# (and passed). A GPU test that skips on a GPU host counts as failed: it means the GPU path did not run;
+# so does an Euler benchmark that skipped its CUDA run.
+#
+# GPU_CHECK_FORCE=1 runs the GPU steps without a GPU: only to test this script's own plumbing (they fail).
+
+set -u
+set -o pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PYTHON="${PYTHON:-python3}"
+BUDGET_S="${GPU_CHECK_BUDGET_S:-540}"
+if [[ -n "${OUT:-}" ]]; then
+    RESULTS="$OUT"
+else
+    RESULTS="gpu_check_out/$(date -u +%Y%m%dT%H%M%SZ)"  # under the caller's folder; never overwrites a run
+fi
+mkdir -p "$RESULTS" || { echo "gpu_check: cannot create $RESULTS" >&2; exit 1; }
+RESULTS="$(cd "$RESULTS" && pwd)"
+cd "$REPO" || exit 1
+export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONDONTWRITEBYTECODE=1
+STARTED=$SECONDS
+FAILED=0
+printf 'step\tstatus\trc\tseconds\tnote\n' > "$RESULTS/steps.tsv"
+
+log() { echo "[gpu_check $(date -u +%H:%M:%S)] $*"; }
+
+record() {  # name status rc seconds note
+    printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" >> "$RESULTS/steps.tsv"
+    log "$1: $2${5:+ ($5)}"
+    [[ "$2" == failed* ]] && FAILED=1
+    return 0
+}
+
+# step NAME CAP_SECONDS COMMAND...: runs COMMAND under a limit, logs to NAME.log, records the outcome
+step() {
+    local name="$1" cap="$2"
+    shift 2
+    local left=$((BUDGET_S - (SECONDS - STARTED)))
+    if ((left < 20)); then
+        record "$name" "skipped" "-" 0 "budget of ${BUDGET_S}s spent"
+        return 0
+    fi
+    local limit=$((cap < left ? cap : left))
+    local begin=$SECONDS rc
+    log "$name (limit ${limit}s): $*"
+    timeout --kill-after=10 "$limit" "$@" > "$RESULTS/$name.log" 2>&1
+    rc=$?
+    local took=$((SECONDS - begin))
+    if ((rc == 0)); then
+        record "$name" "passed" "$rc" "$took" ""
+    elif ((rc == 124 || rc == 137)); then
+        record "$name" "failed: timed out" "$rc" "$took" "limit ${limit}s; see $name.log"
+    else
+        record "$name" "failed" "$rc" "$took" "see $name.log: $(tail -n 1 "$RESULTS/$name.log" | cut -c1-160)"
+    fi
+    return 0
+}
+
+# junit_skips FILE: "N skipped: reason; reason" for skipped test cases in a pytest JUnit file
+junit_skips() {
+    "$PYTHON" - "$1" <<'EOF'
+import sys
+import xml.etree.ElementTree as ET
+try:
+    cases = ET.parse(sys.argv[1]).getroot().iter("testcase")
+except (OSError, ET.ParseError):
+    sys.exit(0)
+reasons = [f"{c.get('name')}: {s.get('message', '')}" for c in cases for s in c.findall("skipped")]
+if reasons:
+    print(f"{len(reasons)} skipped: " + "; ".join(reasons)[:300])
+EOF
+}
+
+# ------------------------------------------------------------------------------ the machine
+log "results in $RESULTS"
+{ nvidia-smi && nvidia-smi -q; } > "$RESULTS/nvidia-smi.txt" 2>&1
+SMI_RC=$?
+{
+    echo "date: $(date -u +%FT%TZ)"
+    echo "host: $(uname -a)"
+    echo "cpus: $(nproc)"
+    echo "uptime: $(uptime)"
+    echo "commit: $(git -C "$REPO" rev-parse HEAD 2>/dev/null || echo 'unknown (no git)')"
+    echo "python: $PYTHON ($("$PYTHON" --version 2>&1))"
+    echo "g++: $(g++ --version 2>/dev/null | head -n 1 || echo 'not installed')"
+    echo "nvcc: $(nvcc --version 2>/dev/null | tail -n 1 || echo 'not installed')"
+    "$PYTHON" - <<'EOF'
+import importlib
+for name in ("numpy", "scipy", "numba", "torch", "cupy", "pyarrow", "pandas", "yaml", "pytest",
+             "ray", "mlflow", "optuna", "torch_tensorrt"):
+    try:
+        module = importlib.import_module(name)
+        print(f"{name}: {getattr(module, '__version__', 'present')}")
+    except Exception as error:
+        print(f"{name}: not importable ({type(error).__name__}: {error})")
+try:
+    import torch
+    print(f"torch.cuda: available={torch.cuda.is_available()} cuda={torch.version.cuda} "
+          f"devices={torch.cuda.device_count()}")
+    for i in range(torch.cuda.device_count()):
+        print(f"  {i}: {torch.cuda.get_device_name(i)} capability {torch.cuda.get_device_capability(i)}")
+except Exception as error:
+    print(f"torch.cuda: {type(error).__name__}: {error}")
+try:
+    import cupy
+    print(f"cupy: runtime {cupy.cuda.runtime.runtimeGetVersion()} driver {cupy.cuda.runtime.driverGetVersion()} "
+          f"nvrtc {cupy.cuda.nvrtc.getVersion()} devices {cupy.cuda.runtime.getDeviceCount()}")
+except Exception as error:
+    print(f"cupy.cuda: {type(error).__name__}: {error}")
+try:
+    from numba import cuda
+    print(f"numba.cuda: available={cuda.is_available()}")
+except Exception as error:
+    print(f"numba.cuda: {type(error).__name__}: {error}")
+EOF
+} > "$RESULTS/versions.txt" 2>&1
+cat "$RESULTS/versions.txt"
+
+# A GPU counts when torch or CuPy can use one (nvidia-smi alone does not make the GPU paths run).
+GPU_REASON="$("$PYTHON" - <<'EOF' 2>&1
+reasons = []
+try:
+    import torch
+    if torch.cuda.is_available():
+        raise SystemExit(0)
+    reasons.append("torch sees no CUDA device")
+except ImportError as error:
+    reasons.append(f"torch: {error}")
+try:
+    import cupy
+    if cupy.cuda.runtime.getDeviceCount() > 0:
+        raise SystemExit(0)
+    reasons.append("CuPy sees no CUDA device")
+except Exception as error:
+    reasons.append(f"CuPy: {type(error).__name__}: {error}")
+print("; ".join(reasons))
+raise SystemExit(1)
+EOF
+)"
+HAVE_GPU=$?
+if [[ "${GPU_CHECK_FORCE:-0}" == 1 ]]; then
+    log "GPU_CHECK_FORCE=1: running the GPU steps although: $GPU_REASON"
+    HAVE_GPU=0
+fi
+((SMI_RC != 0)) && GPU_REASON="nvidia-smi failed (rc $SMI_RC); $GPU_REASON"
+
+# ------------------------------------------------------------------------------ steps
+# The kernel source checks (NVRTC compile, the kernel body run on the CPU) need no GPU: always.
+step cuda_source 120 "$PYTHON" -m pytest tests/physics/test_cuda_source.py -m "not gpu" -q -p no:cacheprovider -rs \
+    --junitxml="$RESULTS/junit-cuda_source.xml"
+
+if ((HAVE_GPU != 0)); then
+    for name in gpu_tests euler_cuda bench_cuda train_step_cuda post_compile_test euler_cpu_same_host; do
+        record "$name" "skipped" "-" 0 "no GPU: ${GPU_REASON//$'\n'/ }"
+    done
+else
+    # 1. the gpu-marked tests of the layers that import without ray / mlflow / optuna
+    step gpu_tests 240 "$PYTHON" -m pytest -m gpu tests/physics tests/learning -q -p no:cacheprovider -rs \
+        --junitxml="$RESULTS/junit-gpu_tests.xml"
+    skips="$(junit_skips "$RESULTS/junit-gpu_tests.xml")"
+    if [[ -n "$skips" ]]; then
+        record gpu_tests_not_skipped "failed: a GPU test skipped on a GPU host" - 0 "$skips"
+    fi
+    # 2. Euler throughput: the CuPy kernel on the thesis workload (16M ICs) and data generation
+    step euler_cuda 150 "$PYTHON" benchmarks/euler.py --backends cuda --repeats 3
+    if grep -q "^CUDA: skipped" "$RESULTS/euler_cuda.log" 2>/dev/null; then
+        record euler_cuda_ran "failed: the benchmark skipped CUDA" - 0 "$(grep -m1 '^CUDA: skipped' "$RESULTS/euler_cuda.log")"
+    fi
+    # 3. surrogate (untrained reference architecture: timing only) vs the CUDA Euler kernel
+    step bench_cuda 240 "$PYTHON" -m fhn_automl.bench --device cuda --n-ref 64 --repeats 3 \
+        --out "$RESULTS/bench"
+    # 4. training steps on the GPU: DDNN, PINN (forward tangent and autograd), iterator
+    step train_step_cuda 150 "$PYTHON" benchmarks/train_step.py steps --device cuda --repeats 2
+    # 5. the post-stage compile test (TensorRT; skips without torch_tensorrt), if it imports here
+    if import_error="$("$PYTHON" -c 'import fhn_automl.post.compile, fhn_automl.post.sweep' 2>&1)"; then
+        step post_compile_test 180 "$PYTHON" -m pytest tests/post/test_compile.py -q -p no:cacheprovider -rs \
+            --junitxml="$RESULTS/junit-post_compile_test.xml"
+    else
+        record post_compile_test "skipped" "-" 0 "imports fail here: $(echo "$import_error" | tail -n 1)"
+    fi
+    # 6. the numba baseline on this host's CPUs, for a same-machine speed-up
+    step euler_cpu_same_host 120 "$PYTHON" benchmarks/euler.py --backends cpu --repeats 1
+fi
+
+# ------------------------------------------------------------------------------ summary
+if ((FAILED != 0)); then
+    EXIT=1
+    VERDICT="FAILED: at least one step failed (exit 1)"
+elif ((HAVE_GPU != 0)); then
+    EXIT=2
+    VERDICT="NO GPU: the GPU steps did not run (exit 2); ${GPU_REASON//$'\n'/ }"
+else
+    EXIT=0
+    VERDICT="PASSED: every step ran on the GPU host and passed (exit 0)"
+fi
+{
+    echo "# gpu_check $(date -u +%FT%TZ)"
+    echo
+    echo "$VERDICT"
+    echo
+    gpu_name="$(grep -m1 -E '^  0: ' "$RESULTS/versions.txt" | sed 's/^  0: //')"
+    echo "- GPU: ${gpu_name:-none visible}; CPUs: $(nproc)"
+    echo "- load before: $(grep -m1 '^uptime' "$RESULTS/versions.txt" | sed 's/.*load average/load average/')"
+    echo "- load after: $(uptime | sed 's/.*load average/load average/')"
+    echo "- total: $((SECONDS - STARTED)) s of a ${BUDGET_S} s budget"
+    echo
+    echo "| step | status | rc | seconds | note |"
+    echo "|---|---|---|---|---|"
+    tail -n +2 "$RESULTS/steps.tsv" | awk -F'\t' '{ gsub(/\|/, "/", $5); printf "| %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5 }'
+} > "$RESULTS/summary.md"
+cat "$RESULTS/summary.md"
+exit "$EXIT"
