@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every GPU test and benchmark of fhn_automl in one call, for the hour a GPU machine is lent.
+# Every GPU test and benchmark of fhn_automl in one call, for the few minutes a GPU machine is lent.
 #
 #   bash benchmarks/gpu_check.sh            # results in $OUT if set, else ./gpu_check_out/<UTC time>/
 #   PYTHON=.venv/bin/python bash benchmarks/gpu_check.sh
