@@ -4,17 +4,27 @@ The thesis' explanatory models (4.2.1 eq. 4.2, 4.4 eq. 4.3 and Tables 5-6, 12-13
 ordinary least squares and summarised with a type-II ANOVA (statsmodels), so the F-values compare
 how much of the variance each factor explains:
 
-- error:    ``mean_err ~ C(shape_class) * neurons``
-- time:     ``time_per_point_s ~ neurons * C(depth)``
-- speed-up: ``speedup ~ neurons * C(depth)`` (compiled backend against the plain one)
+- error:    ``mean_err ~ C(shape_class) * neurons`` (eq. 4.2), fitted per study and model kind,
+  never over a mix of them, and apart for models below / from 120 neurons (Tables 5-6);
+- batch study: ``mean_err`` and the iteration time ``~ C(iccs) * bs + C(pin) * bs`` (eq. 4.1,
+  Tables 2-3) on the 20-model batch x PINN x extra-region study of Problem B_S;
+- time:     ``time_per_point_s ~ depth * neurons`` (Table 12) and
+- speed-up: ``speedup ~ depth * neurons`` (Table 13; compiled backend against the plain one): the
+  thesis' tables give ``layers`` one coefficient and one degree of freedom, a numeric term.
 
-statsmodels, pandas and matplotlib are imported inside the functions (post's imports stay light).
+Besides: the Problem A t-tests (PINN vs DDNN on the scarce and on the complete set, Figures 17 and
+21), Table 7's mean +- std / best / worst per time window, and the notable-model rules of Tables 4
+and 8-10. Every function takes the runs as a pandas DataFrame (``trials_frame`` builds it from the
+post-stage's ``TrialRecord``s: their row plus the trial's params) and returns tables.
+
+statsmodels, scipy, pandas and matplotlib are imported inside the functions (post's imports stay light).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,9 +34,15 @@ if TYPE_CHECKING:
     import pandas as pd
 
 ERROR_FORMULA = "mean_err ~ C(shape_class) * neurons"
-TIME_FORMULA = "time_per_point_s ~ neurons * C(depth)"
-SPEEDUP_FORMULA = "speedup ~ neurons * C(depth)"
-ERROR_THRESHOLDS: tuple[float, ...] = (1e-1, 1e-2, 5e-3, 1e-3, 5e-4)
+TIME_FORMULA = "time_per_point_s ~ depth * neurons"
+SPEEDUP_FORMULA = "speedup ~ depth * neurons"
+#: eq. 4.1: iccs = the extra-region physics term is on, pin = the PINN residual is on, bs = batch size
+BATCH_ERROR_FORMULA = "mean_err ~ C(iccs) * bs + C(pin) * bs"
+BATCH_TIME_FORMULA = "step_time_ms ~ C(iccs) * bs + C(pin) * bs"
+#: Tables 5-6 split the Problem B_S architecture grid here (neurons < 120 vs >= 120)
+SIZE_SPLIT_NEURONS = 120
+#: the thresholds of the thesis' notable-model tables (Tables 4, 8, 9, 10: 0.1, 0.01, 0.002, 0.001)
+ERROR_THRESHOLDS: tuple[float, ...] = (1e-1, 1e-2, 5e-3, 2e-3, 1e-3, 5e-4)
 NEURON_BUDGETS: tuple[int, ...] = (16, 32, 64, 128, 256)
 
 
@@ -41,8 +57,8 @@ def anova(data: "pd.DataFrame", formula: str) -> tuple["pd.DataFrame | None", st
 
     response = formula.split("~")[0].strip()
     frame = data.dropna(subset=[response])
-    for factor in ("shape_class", "depth"):
-        if f"C({factor})" in formula and frame[factor].nunique() < 2:
+    for factor in re.findall(r"C\((\w+)\)", formula):
+        if factor in frame and frame[factor].nunique() < 2:
             return None, f"only one level of {factor} ({frame[factor].unique().tolist()}): nothing to compare"
     import numpy as np
 
@@ -76,28 +92,199 @@ def anova_markdown(title: str, table: "pd.DataFrame | None", reason: str) -> str
             + f"\n\nfitted coefficients: {coefficients}\n")
 
 
+def pick_notable(trials: "pd.DataFrame", kind: str, value: float | None = None) -> "pd.Series | None":
+    """The model one notable-model rule picks (``fhn_automl.post.thesis_tables.NotableRule``), or None.
+
+    ``smallest_below``: fewest neurons with mean error < value (ties: lower error); ``best_within``:
+    lowest error with at most ``value`` neurons; ``best_depth``: lowest error with ``value`` hidden
+    layers; ``best``: lowest error. Remaining ties go to the lower run id, so the pick is stable.
+    """
+    frame = trials.dropna(subset=["mean_err"])
+    if kind == "smallest_below":
+        pick, order = frame[frame["mean_err"] < value], ["neurons", "mean_err"]
+    elif kind == "best_within":
+        pick, order = frame[frame["neurons"] <= value], ["mean_err", "neurons"]
+    elif kind == "best_depth":
+        pick, order = frame[frame["depth"] == value], ["mean_err", "neurons"]
+    elif kind == "best":
+        pick, order = frame, ["mean_err", "neurons"]
+    else:
+        raise ValueError(f"unknown notable rule {kind!r}; use smallest_below, best_within, best_depth or best")
+    if not len(pick):
+        return None
+    return pick.sort_values(order + ["run_id"]).iloc[0]
+
+
 def notable_models(trials: "pd.DataFrame", *, thresholds: Sequence[float] = ERROR_THRESHOLDS,
                    budgets: Sequence[int] = NEURON_BUDGETS) -> "pd.DataFrame":
-    """Thesis Table 4: the smallest model under each error threshold, the best under each neuron budget,
-    the best two-layer model and the best overall. Ties in size go to the lower error."""
+    """Thesis Tables 4 and 8-10: the smallest model under each error threshold, the best under each
+    neuron budget, the best two-layer model and the best overall."""
     import pandas as pd
 
+    rules = ([("smallest_below", t, f"smallest model < {t:g}") for t in thresholds]
+             + [("best_within", b, f"best model <= {b} neurons") for b in budgets]
+             + [("best_depth", 2, "best two-layer"), ("best", None, "best model")])
     rows: list[dict[str, Any]] = []
-    frame = trials.dropna(subset=["mean_err"])
-
-    def add(note: str, pick: "pd.DataFrame", order: list[str]) -> None:
-        if len(pick):
-            best = pick.sort_values(order + ["run_id"]).iloc[0]
+    for kind, value, note in rules:
+        best = pick_notable(trials, kind, value)
+        if best is not None:
             rows.append({"layers": best["layers"], "mean_err": best["mean_err"], "neurons": int(best["neurons"]),
                          "shape_class": best["shape_class"], "note": note, "run_id": best["run_id"]})
-
-    for threshold in thresholds:
-        add(f"smallest model < {threshold:g}", frame[frame["mean_err"] < threshold], ["neurons", "mean_err"])
-    for budget in budgets:
-        add(f"best model <= {budget} neurons", frame[frame["neurons"] <= budget], ["mean_err", "neurons"])
-    add("best two-layer", frame[frame["depth"] == 2], ["mean_err", "neurons"])
-    add("best model", frame, ["mean_err", "neurons"])
     return pd.DataFrame(rows, columns=["layers", "mean_err", "neurons", "shape_class", "note", "run_id"])
+
+
+# ------------------------------------------------------------------------ the runs as one table
+
+
+def trials_frame(trials: Iterable[Any]) -> "pd.DataFrame":
+    """The post-stage's trials (``fhn_automl.post.runs.TrialRecord``) as one row each.
+
+    Columns: the record's row (run_id, problem, kind, layers, shape_class, neurons, depth, ...,
+    mean_err, max_err), the trial's settings from its params (study, batch_size, extra_region,
+    window, seed, steps, ``option.*`` without the prefix) and the model-class flags of eq. 4.1:
+    ``pin`` (the PINN residual is on), ``iccs`` (an extra-region term is on), ``bs`` (batch size).
+    ``step_time_ms`` (the last interval's mean step time) and ``final_full_val_mean_err`` come from
+    the run's metrics when the record carries them.
+    """
+    import pandas as pd
+
+    rows = []
+    for record in trials:
+        row = record.as_row()
+        params = dict(getattr(record, "params", {}) or {})
+        metrics = dict(getattr(record, "metrics", {}) or {})
+        for key in ("study", "extra_region", "window", "recipe"):
+            row[key] = params.get(key)
+        for key in ("batch_size", "seed", "steps"):
+            row[key] = int(params[key]) if params.get(key) not in (None, "", "None") else None
+        for key, value in params.items():
+            if key.startswith("option."):
+                row[key.removeprefix("option.")] = value
+        # the search logs a trial's last report both as the history key and as final_<key>
+        for key in ("step_time_ms", "final_full_val_mean_err", "final_full_val_max_err"):
+            value = metrics.get(f"final_{key}", metrics.get(key))
+            row[key] = float(value) if value is not None else math.nan
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if len(frame):
+        frame["pin"] = frame["kind"] == "pinn"
+        frame["iccs"] = frame["extra_region"].fillna("none").astype(str).str.lower().isin(
+            ["none", "false", ""]) == False  # noqa: E712 (a pandas mask)
+        frame["bs"] = frame["batch_size"]
+    return frame
+
+
+def study_groups(frame: "pd.DataFrame") -> list[tuple[tuple[str, ...], "pd.DataFrame"]]:
+    """The frame split by (problem, study, kind): the units an error analysis may pool over."""
+    keys = [k for k in ("problem", "study", "kind") if k in frame]
+    if not keys:
+        return [((), frame)]
+    return [(key if isinstance(key, tuple) else (key,), group)
+            for key, group in frame.groupby(keys, sort=True, dropna=False)]
+
+
+# ------------------------------------------------------------------------------- the analyses
+
+
+def error_anova_by_study(frame: "pd.DataFrame", formula: str = ERROR_FORMULA) -> list[tuple[str, "pd.DataFrame | None", str]]:
+    """Eq. 4.2 fitted once per (problem, study, kind): never over a mix of studies or model kinds,
+    whose errors differ for reasons the formula does not hold. Returns (label, table, reason)."""
+    return [(" / ".join(str(k) for k in key), *anova(group, formula)) for key, group in study_groups(frame)]
+
+
+def batch_study_anova(frame: "pd.DataFrame") -> dict[str, tuple["pd.DataFrame | None", str]]:
+    """Eq. 4.1 (Tables 2-3) on the batch study: mean error and iteration time ~ C(iccs)*bs + C(pin)*bs.
+
+    ``frame`` holds one study on one architecture (the thesis: (SiLU-32, SiLU-32), DDNN / PINN /
+    DDNNa / PINNa x 5 batch sizes = 20 models); more than one architecture is refused, since then
+    the formula would blame the architectures' differences on the factors.
+    """
+    if "layers" in frame and frame["layers"].nunique() > 1:
+        reason = (f"{frame['layers'].nunique()} architectures in the frame ({', '.join(sorted(frame['layers'].unique())[:4])}"
+                  "...): eq. 4.1 is fitted on one architecture")
+        return {"mean_err": (None, reason), "step_time_ms": (None, reason)}
+    if "study" in frame and frame["study"].nunique() > 1:
+        reason = f"several studies in the frame ({sorted(frame['study'].unique())}): fit one"
+        return {"mean_err": (None, reason), "step_time_ms": (None, reason)}
+    data = frame.assign(bs=frame["batch_size"].astype(float), pin=frame["pin"].astype(str),
+                        iccs=frame["iccs"].astype(str))
+    return {"mean_err": anova(data, BATCH_ERROR_FORMULA), "step_time_ms": anova(data, BATCH_TIME_FORMULA)}
+
+
+def size_split_analysis(frame: "pd.DataFrame", *, split: int = SIZE_SPLIT_NEURONS,
+                        formula: str = ERROR_FORMULA) -> dict[str, dict[str, Any]]:
+    """Tables 5-6: eq. 4.2 for models below ``split`` neurons and for those from ``split`` up, with the
+    one-way between-class and within-class mean squares the text of 4.2.1 quotes (the proxies for the
+    influence of shape vs of the activation functions)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, part in (("small", frame[frame["neurons"] < split]), ("large", frame[frame["neurons"] >= split])):
+        part = part.dropna(subset=["mean_err"])
+        table, reason = anova(part, formula)
+        groups = [g["mean_err"].to_numpy() for _, g in part.groupby("shape_class")]
+        n, k = len(part), len(groups)
+        between = within = math.nan
+        if k >= 2 and n > k:
+            grand = part["mean_err"].mean()
+            between = sum(len(g) * (g.mean() - grand) ** 2 for g in groups) / (k - 1)
+            within = sum(((g - g.mean()) ** 2).sum() for g in groups) / (n - k)
+        out[name] = {"n": n, "classes": k, "anova": table, "reason": reason,
+                     "between_class_ms": float(between), "within_class_ms": float(within)}
+    return out
+
+
+def pinn_ddnn_t_tests(frame: "pd.DataFrame", *, split_column: str = "train_split") -> "pd.DataFrame":
+    """Figures 17 and 21: per training set, Student's t-test of DDNN vs PINN mean errors.
+
+    t > 0 means the DDNNs' errors are larger. Welch's t and the paired test over architectures
+    trained both ways are given too, since the thesis does not say which it used.
+    """
+    import pandas as pd
+    from scipy import stats
+
+    rows = []
+    groups = frame.groupby(split_column, sort=True) if split_column in frame else [("all", frame)]
+    for split, part in groups:
+        ddnn = part.loc[part["kind"] == "ddnn", "mean_err"].dropna().to_numpy()
+        pinn = part.loc[part["kind"] == "pinn", "mean_err"].dropna().to_numpy()
+        row: dict[str, Any] = {"train_split": split, "n_ddnn": len(ddnn), "n_pinn": len(pinn),
+                               "ddnn_mean": float(ddnn.mean()) if len(ddnn) else math.nan,
+                               "pinn_mean": float(pinn.mean()) if len(pinn) else math.nan,
+                               "t": math.nan, "p": math.nan, "welch_t": math.nan, "welch_p": math.nan,
+                               "n_pairs": 0, "paired_t": math.nan, "paired_p": math.nan}
+        if len(ddnn) >= 2 and len(pinn) >= 2:
+            student = stats.ttest_ind(ddnn, pinn, equal_var=True)
+            welch = stats.ttest_ind(ddnn, pinn, equal_var=False)
+            row.update(t=float(student.statistic), p=float(student.pvalue), welch_t=float(welch.statistic),
+                       welch_p=float(welch.pvalue))
+        pairs = part.pivot_table(index="layers", columns="kind", values="mean_err", aggfunc="mean")
+        if {"ddnn", "pinn"} <= set(pairs.columns):
+            pairs = pairs[["ddnn", "pinn"]].dropna()
+            row["n_pairs"] = len(pairs)
+            if len(pairs) >= 2:
+                paired = stats.ttest_rel(pairs["ddnn"], pairs["pinn"])
+                row.update(paired_t=float(paired.statistic), paired_p=float(paired.pvalue))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def window_summary(frame: "pd.DataFrame", *, error_column: str = "mean_err") -> "pd.DataFrame":
+    """Table 7: per time window (the problem's time span, or ``window`` when set), the models' mean
+    error as mean +- std (sample std), best, worst and count."""
+    import pandas as pd
+
+    from fhn_automl.physics.problems import get_problem
+
+    data = frame.dropna(subset=[error_column]).copy()
+    data["time_domain"] = [get_problem(p).t_end for p in data["problem"]]
+    rows = []
+    for window, part in data.groupby("time_domain", sort=False):
+        errors = part[error_column]
+        rows.append({"window": float(window), "n": len(part), "mean": float(errors.mean()),
+                     "std": float(errors.std(ddof=1)) if len(part) > 1 else math.nan,
+                     "best": float(errors.min()), "worst": float(errors.max()),
+                     "best_layers": part.loc[errors.idxmin(), "layers"],
+                     "worst_layers": part.loc[errors.idxmax(), "layers"]})
+    return pd.DataFrame(rows).sort_values("window", ascending=False, ignore_index=True)
 
 
 def plot_error_vs_neurons(trials: "pd.DataFrame", path: Path) -> Path:

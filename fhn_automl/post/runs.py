@@ -13,15 +13,19 @@ from pathlib import Path
 from typing import Any
 
 from fhn_automl.post.errors import ExperimentNotFoundError, NoFinishedTrialsError
+from fhn_automl.search.tracking_tags import MODEL_ARTIFACT_PATH, POST_ROLE, ROLE_TAG, STATUS_TAG, TRIAL_ROLE
 
-ROLE_TAG = "fhn_automl.role"
-STATUS_TAG = "fhn_automl.trial_status"
-POST_ROLE = "post"
-MODEL_ARTIFACT_PATH = "model"
-#: The saved model is the trial's best validation point, so its error is ``best_val_mean_err``;
-#: the final-metric spellings first, the plain history keys as fallbacks.
-MEAN_ERR_KEYS = ("final_best_val_mean_err", "best_val_mean_err", "final_val_mean_err", "val_mean_err")
-MAX_ERR_KEYS = ("final_best_val_max_err", "best_val_max_err", "final_val_max_err", "val_max_err")
+__all__ = ["MODEL_ARTIFACT_PATH", "POST_ROLE", "ROLE_TAG", "STATUS_TAG", "TrialRecord", "download_model",
+           "load_trials", "resolve_tracking_uri"]
+#: The error that ranks and registers a trial is the learning layer's ``REPORTED_ERROR_METRIC``
+#: (``learning.validation``): the saved model, the one at the end of training, on the whole
+#: validation set (every rollout for iterators), the thesis' figure. The search logs it at the last
+#: validation and again with its ``final_`` prefix. Runs from before that figure existed fall back
+#: to the best point on the validation subset (their saved model was that checkpoint).
+MEAN_ERR_KEYS = ("final_full_val_mean_err", "final_final_full_val_mean_err",
+                 "final_best_val_mean_err", "best_val_mean_err", "final_val_mean_err", "val_mean_err")
+MAX_ERR_KEYS = ("final_full_val_max_err", "final_final_full_val_max_err",
+                "final_best_val_max_err", "best_val_max_err", "final_val_max_err", "val_max_err")
 
 
 @dataclass
@@ -41,10 +45,13 @@ class TrialRecord:
     mean_err: float | None
     max_err: float | None
     params: dict[str, str] = field(default_factory=dict)
+    #: the run's latest value of every metric (the analysis reads step times and the error variants)
+    metrics: dict[str, float] = field(default_factory=dict)
 
     def as_row(self) -> dict[str, Any]:
         row = asdict(self)
         row.pop("params")
+        row.pop("metrics")
         return row
 
 
@@ -64,22 +71,22 @@ def _first_metric(metrics: dict[str, float], keys: tuple[str, ...]) -> float | N
 
 
 def _figures(params: dict[str, str]) -> dict[str, Any]:
-    """Architecture figures from the params, recomputed from ``layers`` when a param is missing."""
-    from fhn_automl.learning.architecture import (count_macs, count_neurons, count_parameters, format_layers,
-                                                  parse_layers, shape_class)
+    """Architecture figures of a trial, recomputed from its ``layers``, ``problem`` and ``window``.
+
+    Recomputed rather than read back, so runs logged before a figure was fixed (split-window models
+    logged one window's neurons) are ranked by the same figures as new ones.
+    """
+    from fhn_automl.learning.architecture import architecture_figures, format_layers, parse_layers
+    from fhn_automl.learning.windows import parse_window
     from fhn_automl.physics.problems import get_problem
 
     layers = parse_layers(params["layers"])
     problem = get_problem(params["problem"])
-    n_in, n_out = len(problem.inputs), len(problem.outputs)
-    return {
-        "layers": format_layers(layers),
-        "shape_class": params.get("shape_class") or shape_class(layers),
-        "neurons": int(params.get("neurons") or count_neurons(layers)),
-        "depth": int(params.get("depth") or len(layers)),
-        "parameters": int(params.get("parameters") or count_parameters(layers, n_in, n_out)),
-        "macs": int(params.get("macs") or count_macs(layers, n_in, n_out)),
-    }
+    window = params.get("window")
+    n_networks = parse_window(None if window in (None, "none", "None") else window, problem.t_span).n_networks
+    figures = architecture_figures(layers, len(problem.inputs), len(problem.outputs), n_networks=n_networks)
+    return {"layers": format_layers(layers),
+            **{key: figures[key] for key in ("shape_class", "neurons", "depth", "parameters", "macs")}}
 
 
 def load_trials(experiment_name: str, tracking_uri: str, *, require_error: bool = True) -> tuple[str, list[TrialRecord]]:
@@ -97,7 +104,7 @@ def load_trials(experiment_name: str, tracking_uri: str, *, require_error: bool 
             f"no MLflow experiment {experiment_name!r} in {tracking_uri}; experiments there: "
             f"{', '.join(known) or 'none'} (pass --tracking-uri if the search logged elsewhere)")
     runs = client.search_runs([experiment.experiment_id],
-                              filter_string=f"tags.`{ROLE_TAG}` = 'trial' and tags.`{STATUS_TAG}` = 'finished'",
+                              filter_string=f"tags.`{ROLE_TAG}` = '{TRIAL_ROLE}' and tags.`{STATUS_TAG}` = 'finished'",
                               max_results=50_000)
     trials: list[TrialRecord] = []
     for run in runs:
@@ -110,7 +117,7 @@ def load_trials(experiment_name: str, tracking_uri: str, *, require_error: bool 
         trials.append(TrialRecord(run_id=run.info.run_id, name=run.info.run_name or run.info.run_id,
                                   problem=params["problem"], kind=params.get("kind", "ddnn"),
                                   mean_err=mean_err, max_err=_first_metric(run.data.metrics, MAX_ERR_KEYS),
-                                  params=params, **_figures(params)))
+                                  params=params, metrics=dict(run.data.metrics), **_figures(params)))
     if not trials:
         raise NoFinishedTrialsError(
             f"experiment {experiment_name!r} has no finished trial with a model and a validation error "
