@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from fhn_automl.learning import training_data
-from fhn_automl.learning.architecture import count_macs, count_neurons, count_parameters, format_layers, shape_class
+from fhn_automl.learning.architecture import architecture_figures, format_layers
 from fhn_automl.learning.config import TrainConfig
 from fhn_automl.learning.losses import (BoxSampler, ContinuityTerm, DataTerm, InitialConditionTerm, LossTerm,
                                         PhysicsTerm, TrainingObjective, input_box)
@@ -38,7 +38,7 @@ from fhn_automl.learning.mlp import build_model
 from fhn_automl.learning.model_io import save_model
 from fhn_automl.learning.recipes import Recipe, get_recipe
 from fhn_automl.learning.spec import ModelSpec
-from fhn_automl.learning.validation import validation_metrics
+from fhn_automl.learning.validation import REPORTED_ERROR_METRIC, final_full_metrics, validation_metrics
 from fhn_automl.learning.windows import WindowPlan, parse_window
 from fhn_automl.physics.problems import Problem, get_problem
 
@@ -263,8 +263,12 @@ def train(config: Mapping[str, Any], report: ReportFn | None = None, *, checkpoi
 
     ``report(metrics, checkpoint_dir)`` is called after every validation on every rank
     (``checkpoint_dir`` is None on ranks other than 0). ``checkpoint`` resumes from such a folder.
-    Returns the final metrics with ``status`` (``finished`` | ``diverged``), ``model_dir`` (the best
-    model's files, None if the run diverged before its first validation) and ``out_dir``.
+    Returns the final metrics with ``status`` (``finished`` | ``diverged``), ``model_dir`` and
+    ``out_dir``. A finished run's last validation adds ``final_full_val_*``: the model at the end of
+    training on the whole validation set (and every rollout), the thesis' figure and the
+    ``reported_error`` (see ``learning.validation``); ``model_dir`` then holds that model. A diverged
+    run keeps its best subset checkpoint in ``model_dir`` (None if it diverged before its first
+    validation). ``best_model_dir`` is the best subset checkpoint either way.
     """
     cfg = TrainConfig.from_mapping(config)
     dist = _distributed_context()
@@ -298,10 +302,10 @@ def train(config: Mapping[str, Any], report: ReportFn | None = None, *, checkpoi
                             generator, device)
 
     val_x, val_y, rollout_tensors = setup.val_x, setup.val_y, setup.rollout
-    counts = {"n_neurons": count_neurons(cfg.layers) * spec.n_networks,
-              "n_parameters": count_parameters(cfg.layers, spec.n_in, spec.n_out) * spec.n_networks,
-              "macs_per_eval": count_macs(cfg.layers, spec.n_in, spec.n_out),
-              "shape_class": shape_class(cfg.layers), "layers": format_layers(cfg.layers)}
+    figures = architecture_figures(cfg.layers, spec.n_in, spec.n_out, n_networks=spec.n_networks)
+    counts = {"n_neurons": figures["neurons"], "n_parameters": figures["parameters"],
+              "macs_per_eval": figures["macs"], "shape_class": figures["shape_class"],
+              "layers": format_layers(cfg.layers)}
 
     names = objective.term_names
     running = torch.zeros(len(names) + 1, device=device)
@@ -351,7 +355,11 @@ def train(config: Mapping[str, Any], report: ReportFn | None = None, *, checkpoi
                 save_model(model, checkpoint_dir / BEST_MODEL_FOLDER, torchscript=cfg.write_torchscript)
         if status == "running" and progress.step >= cfg.steps:
             status = "finished"
+            metrics.update(final_full_metrics(model, _full_validation_batches(cfg, setup), device,
+                                              _full_rollout(cfg, setup)))
         metrics.update({"best_val_mean_err": progress.best_val_mean_err, "best_val_max_err": progress.best_val_max_err,
+                        "best_subset_val_mean_err": progress.best_val_mean_err,
+                        "best_subset_val_max_err": progress.best_val_max_err,
                         "best_step": progress.best_step, "status": status, **counts})
         metrics.setdefault("val_mean_err", math.inf)
         metrics.setdefault("val_max_err", math.inf)
@@ -372,15 +380,56 @@ def train(config: Mapping[str, Any], report: ReportFn | None = None, *, checkpoi
         last["status"] = status = "finished"
     best_dir = checkpoint_dir / BEST_MODEL_FOLDER
     model_dir = out_dir / MODEL_FOLDER
-    result = {**last, "status": status, "out_dir": str(out_dir), "model_dir": None, "dataset_dir": str(dataset_dir)}
-    if is_writer:
-        if (best_dir / "spec.json").exists():
-            shutil.copytree(best_dir, model_dir, dirs_exist_ok=True)
-            result["model_dir"] = str(model_dir)
-        _write_json(out_dir / METRICS_FILE, {"final": result, "config": cfg.to_dict(), "history": progress.history})
-    elif (best_dir / "spec.json").exists():
+    result = {**last, "status": status, "out_dir": str(out_dir), "model_dir": None, "dataset_dir": str(dataset_dir),
+              "best_model_dir": str(best_dir) if (best_dir / "spec.json").exists() else None,
+              # which figure ranks and registers this trial, and which weights model_dir holds
+              "reported_error": REPORTED_ERROR_METRIC if status == "finished" else "best_subset_val_mean_err",
+              "model_selection": "final" if status == "finished" else "best_subset"}
+    if status == "finished":
+        # the weights in memory are those at the last step (trained now or restored from the state
+        # saved at it): the model that final_full_val_* describes
+        if is_writer:
+            save_model(model, model_dir, torchscript=cfg.write_torchscript)
         result["model_dir"] = str(model_dir)
+    elif (best_dir / "spec.json").exists():
+        if is_writer:
+            shutil.copytree(best_dir, model_dir, dirs_exist_ok=True)
+        result["model_dir"] = str(model_dir)
+    if is_writer:
+        _write_json(out_dir / METRICS_FILE, {"final": result, "config": cfg.to_dict(), "history": progress.history})
     return result
+
+
+def _full_validation_batches(cfg: TrainConfig, setup: TrainingSetup):
+    """The whole validation split in host chunks (the subset itself when it already is the whole)."""
+    problem = setup.problem
+    columns = (*problem.inputs, *problem.outputs)
+
+    def as_xy(chunk: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        return (np.stack([chunk[name] for name in problem.inputs], axis=1).astype(np.float32, copy=False),
+                np.stack([chunk[name] for name in problem.outputs], axis=1).astype(np.float32, copy=False))
+
+    if cfg.val_max_points is None:  # the subset is the whole set
+        yield setup.val_x.cpu().numpy(), setup.val_y.cpu().numpy()
+        return
+    if not (setup.dataset_dir / f"{cfg.val_split}.parquet").is_file():  # a split given as a Parquet path
+        points = training_data.load_points(problem, setup.dataset_dir, cfg.val_split)
+        yield points.x, points.y
+        return
+    from fhn_automl.physics.datasets import iter_split
+
+    for chunk in iter_split(setup.dataset_dir, cfg.val_split, columns):
+        yield as_xy(chunk)
+
+
+def _full_rollout(cfg: TrainConfig, setup: TrainingSetup) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Every rollout trajectory of an iterator's validation (the training-time figure uses a subset)."""
+    if setup.rollout is None:
+        return None
+    if cfg.rollout_max_trajectories is None:
+        return setup.rollout
+    arrays = training_data.rollout_arrays(training_data.read_columns(setup.dataset_dir, "rollout"), setup.problem)
+    return _to_device(arrays.x0, setup.device), _to_device(arrays.y, setup.device)
 
 
 def _save_state(checkpoint_dir: Path, model: nn.Module, optimizer, scheduler, generator: torch.Generator,

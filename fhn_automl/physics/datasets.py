@@ -131,6 +131,21 @@ def read_split(dataset_dir: str | os.PathLike, split: str) -> dict[str, np.ndarr
     return columns
 
 
+def iter_split(dataset_dir: str | os.PathLike, split: str, columns: tuple[str, ...] | list[str],
+               batch_rows: int = ROWS_PER_CHUNK) -> Iterator[dict[str, np.ndarray]]:
+    """The ``columns`` of ``<dataset_dir>/<split>.parquet`` in batches of at most ``batch_rows`` rows
+    (float columns float32): a whole split at bounded memory (validating on all of problem C's)."""
+    path = Path(dataset_dir) / f"{split}.parquet"
+    if not path.is_file():
+        raise FileNotFoundError(f"no split {split!r} in {dataset_dir}")
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=list(columns)):
+        out = {}
+        for name in columns:
+            values = batch.column(name).to_numpy(zero_copy_only=False)
+            out[name] = values.astype(np.float32, copy=False) if values.dtype.kind == "f" else values
+        yield out
+
+
 def read_manifest(dataset_dir: str | os.PathLike) -> dict[str, Any]:
     """The manifest of a dataset folder (empty dict when there is none or it is unreadable)."""
     return _read_manifest(Path(dataset_dir))

@@ -159,7 +159,10 @@ def model_card(spec: dict[str, Any], tags: dict[str, str], *, alias: str, versio
         "dt_net": spec.get("dt_net"), "window_mode": spec.get("window_mode"),
         "validation": {"mean_err": _float(tag("val_mean_err")), "max_err": _float(tag("val_max_err")),
                        "error_definition": "|u_pred - u_true| + |w_pred - w_true| per point, over the "
-                                           "problem's validation set (iterators: rolled out to t = 50)"},
+                                           "problem's whole validation set (iterators: every rollout to "
+                                           "t = 50), of this model: the weights at the end of training",
+                       "error_metric": "final_full_val_mean_err / final_full_val_max_err (the thesis' "
+                                       "figure; fhn_automl.learning.validation.REPORTED_ERROR_METRIC)"},
         "latency": {"seconds_per_point": _float(tag("latency_s_per_point")), "batch_size": _int(tag("batch_size")),
                     "backend": tag("backend"), "device": tag("device"), "cost_basis": tag("cost_basis")},
         "size": {"neurons": _int(tag("neurons")), "macs_per_point": _int(tag("macs"))},

@@ -1,9 +1,10 @@
 """A small search experiment in the search layer's MLflow layout, built without Ray.
 
 Three tiny B_S models trained for a few hundred steps with the learning layer's ``train`` on a
-40-trajectory dataset, logged as finished child runs (params, metrics, ``model/`` artifacts) under a
-parent run tagged ``fhn_automl.role=search``; plus one diverged and one errored trial that the
-post-stage must ignore. Built once per session (~20 s on two busy cores, mostly the dataset).
+40-trajectory dataset, logged as finished child runs (params, metrics, ``model/`` artifacts and an
+MLflow model) under a parent run tagged ``fhn_automl.role=search``; plus one diverged and one
+errored trial that the post-stage must ignore. Built once per session (~20 s on two busy cores,
+mostly the dataset).
 """
 
 from __future__ import annotations
@@ -39,7 +40,10 @@ def log_trial(client, experiment_id: str, parent_id: str, name: str, layers: str
         client.log_metric(run.info.run_id, key, value)
         client.log_metric(run.info.run_id, f"final_{key}", value)
     if model_dir is not None:
+        from fhn_automl.search.tracking import log_mlflow_model
+
         client.log_artifacts(run.info.run_id, str(model_dir), "model")
+        log_mlflow_model(client, experiment_id, run.info.run_id, model_dir, name=name)
     client.set_tag(run.info.run_id, "fhn_automl.trial_status", status)
     client.set_terminated(run.info.run_id, "FAILED" if status == "error" else "FINISHED")
     return run.info.run_id
@@ -65,7 +69,8 @@ def tiny_experiment(tmp_path_factory: pytest.TempPathFactory) -> dict:
                         "n_trajectories": 40, "data_root": str(root / "data"), "out_dir": str(root / f"train{position}"),
                         "device": "cpu", "threads": 1, "seed": position})
         dataset_dir = result["dataset_dir"]
-        metrics = {key: result[key] for key in ("val_mean_err", "val_max_err", "best_val_mean_err", "best_val_max_err")}
+        metrics = {key: result[key] for key in ("val_mean_err", "val_max_err", "best_val_mean_err", "best_val_max_err",
+                                                "final_full_val_mean_err", "final_full_val_max_err")}
         run_id = log_trial(client, experiment_id, parent.info.run_id, f"trial_{position}", layers, "finished",
                            metrics, Path(result["model_dir"]))
         trials[run_id] = {"layers": layers, **metrics}
