@@ -287,6 +287,52 @@ def window_summary(frame: "pd.DataFrame", *, error_column: str = "mean_err") -> 
     return pd.DataFrame(rows).sort_values("window", ascending=False, ignore_index=True)
 
 
+ACTIVATION_FORMULA = "time_per_point_s ~ C(activation) + neurons"
+
+
+def activation_effect(sweep: "pd.DataFrame", *, reference: str = "silu") -> tuple["pd.DataFrame", "pd.DataFrame | None", str]:
+    """Figure 42: does the activation function change inference cost?
+
+    ``sweep`` is the inference sweep (``fhn_automl.post.sweep.run_inference_sweep``) over networks that
+    differ only in their (single) activation, e.g. ``sweep_architectures(widths, depths, activation=a)``
+    for several ``a``. Returns (per activation: networks, median time per point, median ratio to
+    ``reference`` on the same widths, ANOVA of ``time ~ C(activation) + neurons``, reason).
+    """
+    import pandas as pd
+
+    from fhn_automl.learning.architecture import parse_layers
+
+    data = sweep.dropna(subset=["time_per_point_s"]).copy()
+    activations = [{spec.activation for spec in parse_layers(layers)} for layers in data["layers"]]
+    data["activation"] = [next(iter(a)) if len(a) == 1 else "mixed" for a in activations]
+    data["widths"] = [",".join(str(spec.width) for spec in parse_layers(layers)) for layers in data["layers"]]
+    keys = ["widths"] + (["backend_label"] if "backend_label" in data else [])
+    base = data[data["activation"] == reference].groupby(keys)["time_per_point_s"].median().rename("reference_time")
+    data = data.join(base, on=keys)
+    data["ratio_to_reference"] = data["time_per_point_s"] / data["reference_time"]
+    summary = (data.groupby("activation")
+               .agg(networks=("layers", "nunique"), median_time_per_point_s=("time_per_point_s", "median"),
+                    median_ratio_to_reference=("ratio_to_reference", "median"))
+               .reset_index())
+    table, reason = anova(data, ACTIVATION_FORMULA)
+    return pd.DataFrame(summary), table, reason
+
+
+def plot_activation_sweep(sweep: "pd.DataFrame", path: Path) -> Path:
+    """Figure 42: time per point against neurons, one line per activation."""
+    from fhn_automl.learning.architecture import parse_layers
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 5))
+    frame = sweep.dropna(subset=["time_per_point_s"]).copy()
+    frame["activation"] = [parse_layers(layers)[0].activation for layers in frame["layers"]]
+    for activation, group in frame.groupby("activation"):
+        group = group.groupby("neurons", as_index=False)["time_per_point_s"].median()
+        ax.plot(group["neurons"], group["time_per_point_s"], "o-", ms=4, label=activation)
+    return finish_figure(fig, ax, path, xlabel="hidden neurons", ylabel="time per point (s)", xscale=None,
+                         yscale=None, grid_which="major", legend_title="activation")
+
+
 def plot_error_vs_neurons(trials: "pd.DataFrame", path: Path) -> Path:
     """Thesis Fig. 28-style: validation mean error against neuron count, one colour per shape class."""
     plt = pyplot()
