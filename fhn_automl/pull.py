@@ -19,7 +19,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("problem", help="registered model = problem name, e.g. problem_b_s")
     parser.add_argument("--alias", default="pareto", help="alias family to pull (default pareto)")
-    parser.add_argument("--to", required=True, help="folder to write (replaced as a whole)")
+    parser.add_argument("--to", required=True, help="folder to write: new, empty or an earlier pull's (replaced whole); "
+                        "any other folder is refused")
     parser.add_argument("--tracking-uri", default=None,
                         help="default: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlruns/mlflow.db")
     args = parser.parse_args(argv)

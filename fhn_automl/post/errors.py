@@ -25,3 +25,7 @@ class NoRegisteredModelsError(PostStageError):
 
 class BackendNotInstalledError(PostStageError):
     """A compile backend (TensorRT, CUDA) was asked for explicitly but cannot run on this machine."""
+
+
+class ForeignOutputFolderError(PostStageError):
+    """An output folder (``--out``, ``--to``) holds files fhn_automl did not write: it is never replaced."""
