@@ -80,9 +80,9 @@ def _surrogates(args: argparse.Namespace, device: str, scratch: Path) -> list:
             folders.append((f"{alias} {version.tags.get('fhn_automl.layers', '')}", Path(local), False))
     entries = []
     if not folders:
-        from fhn_automl.post.sweep import _untrained_model
+        from fhn_automl.learning.untrained import untrained_model
 
-        model, n_in, _ = _untrained_model(args.problem, REFERENCE_ARCHITECTURE, seed=0)
+        model = untrained_model(args.problem, REFERENCE_ARCHITECTURE, seed=0)
         models = [(REFERENCE_ARCHITECTURE, model, True)]
     else:
         from fhn_automl.learning.architecture import format_layers
@@ -157,7 +157,7 @@ def set_cpu_threads(threads: int | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from fhn_automl.post.compile import _check_request, default_device
+    from fhn_automl.post.compile import check_compile_request, default_device
     from fhn_automl.post.errors import PostStageError
     from fhn_automl.post.staging import staged_folder
 
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with staged_folder(target) as staging:
             if not args.sweep:
-                _check_request(args.backend, args.precision, device)
+                check_compile_request(args.backend, args.precision, device)
             (_run_sweep if args.sweep else _run_benchmark)(args, device, staging)
     except PostStageError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -2,24 +2,46 @@
 
 Imports torch and ``fhn_automl.physics`` only (never Ray or MLflow), so a trial is a plain function
 ``train(config, report)`` that runs anywhere torch does. Public names are re-exported here; the
-modules are named after their concept (``architecture``, ``mlp``, ``model_io``, ``losses``,
-``windows``, ``recipes``, ``trainer``, ...).
+modules are named after their concept (``activations``, ``architecture``, ``mlp``, ``model_io``,
+``losses``, ``windows``, ``recipes``, ``trainer``, ...).
+
+The re-exports are lazy (PEP 562): ``import fhn_automl.learning.architecture`` (and ``activations``,
+``windows``, ``config``, ``recipes``, ``spec``) must work without torch, because the search driver
+validates search files with them; importing the trainer here would pull torch in for all of them.
 """
 
-from fhn_automl.learning.architecture import (ACTIVATIONS, SHAPE_CLASSES, LayerNotationError, LayerSpec,
-                                              count_macs, count_neurons, count_parameters, format_layers,
-                                              parse_layers, shape_class)
-from fhn_automl.learning.config import TrainConfig
-from fhn_automl.learning.mlp import (ChainedWindowSurrogate, IteratorSurrogate, SplitWindowSurrogate, SurrogateMLP,
-                                     build_model)
-from fhn_automl.learning.model_io import load_model, load_spec, load_torchscript, save_model
-from fhn_automl.learning.recipes import RECIPES, Recipe, get_recipe
-from fhn_automl.learning.spec import SPEC_VERSION, ModelSpec
-from fhn_automl.learning.trainer import train
+from __future__ import annotations
 
-__all__ = [
-    "ACTIVATIONS", "SHAPE_CLASSES", "LayerNotationError", "LayerSpec", "count_macs", "count_neurons",
-    "count_parameters", "format_layers", "parse_layers", "shape_class", "TrainConfig", "ChainedWindowSurrogate",
-    "IteratorSurrogate", "SplitWindowSurrogate", "SurrogateMLP", "build_model", "load_model", "load_spec",
-    "load_torchscript", "save_model", "RECIPES", "Recipe", "get_recipe", "SPEC_VERSION", "ModelSpec", "train",
-]
+import importlib
+from typing import Any
+
+#: public name -> the module that defines it
+_EXPORTS = {
+    **dict.fromkeys(("ACTIVATIONS", "SHAPE_CLASSES", "LayerNotationError", "LayerSpec",
+                     "architecture_figures", "count_macs", "count_neurons", "count_parameters",
+                     "format_layers", "parse_layers", "shape_class"), "architecture"),
+    **dict.fromkeys(("ACTIVATION_REGISTRY", "Activation", "get_activation"), "activations"),
+    "TrainConfig": "config",
+    **dict.fromkeys(("ChainedWindowSurrogate", "IteratorSurrogate", "SplitWindowSurrogate",
+                     "SurrogateMLP", "build_model"), "mlp"),
+    **dict.fromkeys(("load_model", "load_spec", "load_torchscript", "save_model"), "model_io"),
+    **dict.fromkeys(("RECIPES", "Recipe", "get_recipe"), "recipes"),
+    **dict.fromkeys(("SPEC_VERSION", "ModelSpec"), "spec"),
+    **dict.fromkeys(("untrained_model", "untrained_spec"), "untrained"),
+    "train": "trainer",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

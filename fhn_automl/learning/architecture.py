@@ -15,6 +15,9 @@ Shape classes (thesis 4.2.1) and the precedence used here, first match wins:
 6. ``irregular``  everything else (``16,8,16,8``; only 4+ layers can be irregular), so every model
    has a class.
 
+Activations are the rows of ``activations.ACTIVATION_REGISTRY``. This module imports no torch, so
+search files are validated on a driver that has none.
+
 The thesis is not self-consistent about bowtie and diamond: Table 4 calls (SiLU-8, Tanh-32, SiLU-8)
 a bowtie while Table 8 calls (Sin-16, Tanh-32, Sin-16) a diamond and the text defines bowtie as "a
 smaller middle layer". We follow the text's definition (and Tables 8 and 10).
@@ -25,22 +28,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-#: Activations a hidden layer may use; ``sin`` is the thesis' periodic activation.
-ACTIVATIONS: tuple[str, ...] = ("silu", "tanh", "elu", "relu", "leakyrelu", "sigmoid", "sin")
+from fhn_automl.learning.activations import ACTIVATIONS, canonical_activation
+
+__all__ = ["ACTIVATIONS", "SHAPE_CLASSES", "LayerNotationError", "LayerSpec", "architecture_figures",
+           "count_macs", "count_neurons", "count_parameters", "format_layers", "parse_layers",
+           "shape_class"]
 
 SHAPE_CLASSES: tuple[str, ...] = ("rectangle", "funnel", "bottleneck", "bowtie", "diamond", "irregular")
-
-# Spellings seen in the thesis and in torch class names, mapped to the canonical names above.
-_ACTIVATION_ALIASES = {
-    "silu": "silu", "swish": "silu", "nn.silu": "silu",
-    "tanh": "tanh", "nn.tanh": "tanh",
-    "elu": "elu", "nn.elu": "elu",
-    "relu": "relu", "nn.relu": "relu",
-    "leakyrelu": "leakyrelu", "leaky_relu": "leakyrelu", "nn.leakyrelu": "leakyrelu",
-    "sigmoid": "sigmoid", "nn.sigmoid": "sigmoid",
-    "sin": "sin", "sine": "sin",
-}
 
 
 class LayerNotationError(ValueError):
@@ -75,7 +71,7 @@ def _parse_token(token: str) -> LayerSpec:
         raise LayerNotationError(
             f"bad layer token {token.strip()!r}: expected ACTIVATION-WIDTH such as 'silu-32'")
     name, width_text = match.groups()
-    activation = _ACTIVATION_ALIASES.get(name.lower())
+    activation = canonical_activation(name)
     if activation is None:
         raise LayerNotationError(
             f"bad layer token {token.strip()!r}: unknown activation {name!r}; known: {', '.join(ACTIVATIONS)}")
@@ -164,3 +160,23 @@ def count_macs(layers: Iterable[LayerSpec | int] | str, n_in: int, n_out: int) -
     """Multiply-adds of one evaluation (one input point); activations and biases not counted."""
     sizes = [n_in, *_widths(layers), n_out]
     return sum(a * b for a, b in zip(sizes, sizes[1:]))
+
+
+def architecture_figures(layers: Iterable[LayerSpec] | str, n_in: int, n_out: int, *,
+                         n_networks: int = 1) -> dict[str, Any]:
+    """The figures of a surrogate: what MLflow params, training metrics and the post-stage report.
+
+    ``n_networks`` is the number of networks of the same layers the surrogate holds (a ``split``
+    time-window model has one per window): neurons and parameters count every one of them, while
+    ``macs`` stays the cost of one evaluation, which runs exactly one network.
+    """
+    parsed = parse_layers(layers) if isinstance(layers, str) else tuple(layers)
+    if n_networks < 1:
+        raise ValueError(f"n_networks must be >= 1, got {n_networks}")
+    return {"depth": len(parsed),
+            "widths": [layer.width for layer in parsed],
+            "activations": [layer.activation for layer in parsed],
+            "shape_class": shape_class(parsed), "networks": n_networks,
+            "neurons": count_neurons(parsed) * n_networks,
+            "parameters": count_parameters(parsed, n_in, n_out) * n_networks,
+            "macs": count_macs(parsed, n_in, n_out)}

@@ -17,51 +17,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fhn_automl.learning.activations import get_activation
 from fhn_automl.learning.spec import ModelSpec
-
-#: Slope of LeakyReLU for negative inputs (torch's default).
-LEAKY_SLOPE = 0.01
-
-
-class Sin(nn.Module):
-    """The periodic activation of the thesis (SIN layers in Tables 8 and 10)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sin(x)
 
 
 def make_activation(name: str) -> nn.Module:
-    """A fresh activation module for a canonical name (see ``architecture.ACTIVATIONS``)."""
-    factories = {
-        "silu": nn.SiLU, "tanh": nn.Tanh, "elu": nn.ELU, "relu": nn.ReLU,
-        "leakyrelu": lambda: nn.LeakyReLU(LEAKY_SLOPE), "sigmoid": nn.Sigmoid, "sin": Sin,
-    }
-    return factories[name]()
+    """A fresh activation module for a canonical name (rows of ``activations.ACTIVATION_REGISTRY``)."""
+    return get_activation(name).module()
 
 
 def activation_with_derivative(name: str, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """sigma(z) and sigma'(z), sharing work between the two (both stay differentiable)."""
-    if name == "silu":
-        s = torch.sigmoid(z)
-        a = z * s
-        return a, torch.addcmul(s, a, 1.0 - s)  # s (1 + z (1 - s)) in fewer operations
-    if name == "tanh":
-        a = torch.tanh(z)
-        return a, 1.0 - a * a
-    if name == "elu":
-        a = torch.nn.functional.elu(z)
-        return a, torch.where(z > 0, torch.ones_like(z), a + 1.0)
-    if name == "relu":
-        return torch.relu(z), (z > 0).to(z.dtype)
-    if name == "leakyrelu":
-        slope = torch.where(z > 0, torch.ones_like(z), torch.full_like(z, LEAKY_SLOPE))
-        return z * slope, slope
-    if name == "sigmoid":
-        s = torch.sigmoid(z)
-        return s, s * (1.0 - s)
-    if name == "sin":
-        return torch.sin(z), torch.cos(z)
-    raise ValueError(f"no derivative for activation {name!r}")
+    return get_activation(name).value_and_slope(z)
 
 
 def _scaling(spec: ModelSpec, t_range: tuple[float, float] | None) -> tuple[torch.Tensor, torch.Tensor]:

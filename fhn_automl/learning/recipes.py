@@ -14,8 +14,13 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported where an optimiser is built, so the recipe names validate training configs and
+# search files on a machine without torch (``config`` and ``search.space`` read them).
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,8 @@ class Recipe:
         return self.schedule == "plateau"
 
     def make_optimizer(self, parameters, lr: float, device: torch.device) -> torch.optim.Optimizer:
+        import torch
+
         params = list(parameters)
         if self.fused_adam:
             try:
@@ -51,6 +58,8 @@ class Recipe:
         return torch.optim.Adam(params, lr=lr)
 
     def make_scheduler(self, optimizer: torch.optim.Optimizer, steps: int, warmup_steps: int | None = None):
+        import torch
+
         if self.schedule == "plateau":
             return torch.optim.lr_scheduler.ReduceLROnPlateau(
                 optimizer, mode="min", factor=self.plateau_factor, patience=self.plateau_patience,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from fhn_automl.learning.architecture import LayerSpec, format_layers, parse_layers
+from fhn_automl.learning.windows import WindowPlan
 
 SPEC_VERSION = 1
 
@@ -81,7 +82,7 @@ class ModelSpec:
 
     @property
     def n_networks(self) -> int:
-        return len(self.window_edges) - 1 if self.window_mode == "split" else 1
+        return WindowPlan(mode=self.window_mode, edges=self.window_edges).n_networks
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -26,6 +26,11 @@ class WindowPlan:
     edges: tuple[float, ...] = ()
 
     @property
+    def n_networks(self) -> int:
+        """Networks a model with this plan holds: one per window for ``split``, else one."""
+        return len(self.edges) - 1 if self.mode == "split" else 1
+
+    @property
     def interfaces(self) -> tuple[float, ...]:
         """Interior edges where neighbouring split networks must agree."""
         return self.edges[1:-1] if self.mode == "split" else ()

@@ -73,7 +73,8 @@ def default_device() -> str:
     return "cuda" if cuda_available() else "cpu"
 
 
-def _check_request(backend: str, precision: str, device: str) -> None:
+def check_compile_request(backend: str, precision: str, device: str) -> None:
+    """Raise, naming the value, if this backend / precision / device cannot run here (before any work)."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown compile backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if precision not in PRECISIONS:
@@ -149,7 +150,7 @@ def compile_surrogate(model: nn.Module, n_in: int, *, backend: str = "auto", pre
     tensorrt (only where CUDA and torch_tensorrt exist), then compile, then eager.
     """
     device = device or default_device()
-    _check_request(backend, precision, device)
+    check_compile_request(backend, precision, device)
     model = model.eval().to(device)
     if precision == "fp16" and backend != "tensorrt":
         model = model.half()

@@ -138,7 +138,7 @@ def run_post_stage(experiment_name: str, tracking_uri: str | None = None, out_di
     """
     import pandas as pd
 
-    from fhn_automl.post.compile import _check_request, default_device
+    from fhn_automl.post.compile import check_compile_request, default_device
     from fhn_automl.post.timing import pin_cpu_threads, restore_cpu_threads
 
     started = time.perf_counter()
@@ -146,7 +146,7 @@ def run_post_stage(experiment_name: str, tracking_uri: str | None = None, out_di
                                              max_bench_models=max_bench_models, threads=threads)
     tracking_uri = resolve_tracking_uri(tracking_uri)
     device = device or default_device()
-    _check_request(backend, precision, device)  # fail before any work when the backend cannot run
+    check_compile_request(backend, precision, device)  # fail before any work when the backend cannot run
     phases = _Phases()
     with phases("read experiment"):
         experiment_id, trials = load_trials(experiment_name, tracking_uri, require_error=False)

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fhn_automl._package_data import package_data_dir
 from fhn_automl.post.compile import compile_surrogate, tune_batch_size
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 
 DEFAULT_WIDTHS: tuple[int, ...] = (8, 16, 32, 64, 128)
 DEFAULT_DEPTHS: tuple[int, ...] = (1, 2, 3, 4, 5)
-SWEEP_FILE = Path(__file__).resolve().parents[2] / "search_spaces" / "inference_sweep.yaml"
+SWEEP_FILE = package_data_dir("search_spaces") / "inference_sweep.yaml"
 
 
 def sweep_settings_from_file(path: Path = SWEEP_FILE) -> dict[str, Any] | None:
@@ -62,22 +63,6 @@ def sweep_architectures(widths: Sequence[int], depths: Sequence[int], *, activat
     return layers
 
 
-def _untrained_model(problem_name: str, layers: str, seed: int):
-    import torch
-
-    from fhn_automl.learning.architecture import parse_layers
-    from fhn_automl.learning.mlp import build_model
-    from fhn_automl.learning.spec import ModelSpec
-    from fhn_automl.physics.problems import get_problem
-
-    problem = get_problem(problem_name)
-    spec = ModelSpec(problem=problem.name, kind="ddnn", layers=parse_layers(layers), inputs=problem.inputs,
-                     outputs=problem.outputs, ranges={n: problem.ranges[n] for n in problem.inputs},
-                     metadata={"untrained": True})
-    torch.manual_seed(seed)
-    return build_model(spec), len(problem.inputs), len(problem.outputs)
-
-
 def time_model_backends(model, n_in: int, *, backends: Sequence[str], device: str, n_points: int,
                         batch_sizes: Sequence[int] | None, repeats: int, precision: str = "fp32") -> list[dict[str, Any]]:
     """Per backend: the tuned batch size and the median time per point (and what compile cost)."""
@@ -102,18 +87,20 @@ def run_inference_sweep(architectures: Sequence[str], *, problem: str = "problem
     """
     import pandas as pd
 
-    from fhn_automl.learning.architecture import count_macs, count_neurons, parse_layers
+    from fhn_automl.learning.architecture import architecture_figures
+    from fhn_automl.learning.untrained import untrained_model
 
     rows = []
     for layers in architectures:
-        model, n_in, n_out = _untrained_model(problem, layers, seed)
-        parsed = parse_layers(layers)
+        model = untrained_model(problem, layers, seed=seed)
+        n_in, n_out = model.spec.n_in, model.spec.n_out
+        figures = architecture_figures(layers, n_in, n_out)
         timed = time_model_backends(model, n_in, backends=backends, device=device, n_points=n_points,
                                     batch_sizes=batch_sizes, repeats=repeats)
         reference = timed[0]["time_per_point_s"]
         for entry in timed:
-            rows.append({"layers": layers, "depth": len(parsed), "neurons": count_neurons(parsed),
-                         "macs": count_macs(parsed, n_in, n_out), **entry,
+            rows.append({"layers": layers, "depth": figures["depth"], "neurons": figures["neurons"],
+                         "macs": figures["macs"], **entry,
                          "workload_time_s": entry["time_per_point_s"] * points_per_ic * workload_n,
                          "speedup": reference / entry["time_per_point_s"],
                          "speedup_reference": timed[0]["backend_label"]})

@@ -14,7 +14,8 @@ from ray.tune import Callback
 
 from fhn_automl.search.space import TrialSpec
 from fhn_automl.search.tracking import SearchTracker, trial_params
-from fhn_automl.search.trial import architecture_figures
+from fhn_automl.search.tracking_tags import STOPPED_EARLY_TAG
+from fhn_automl.search.trial import trial_figures
 
 #: The monitors of the searches running in this process, by key (see ``SearchMonitor``); weak, so a
 #: search that ended without ``detach()`` does not keep its MLflow client alive.
@@ -67,7 +68,7 @@ class SearchMonitor(Callback):
         if spec.name in self.statuses:
             return
         self.tracker.start_trial(spec.name, trial_params(spec.as_dict(),
-                                                         architecture_figures(spec)))
+                                                         trial_figures(spec)))
         self._progress(f"started {spec.name}")
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
@@ -112,8 +113,7 @@ class SearchMonitor(Callback):
                                   model_dir=model_dir, restarts=restarts)
         if final is None and self.tracker.child_runs.get(spec.name):
             # ASHA stopped it before its end; the model is the last validation's best model.
-            self.tracker.client.set_tag(self.tracker.child_runs[spec.name],
-                                        "fhn_automl.stopped_early", "true")
+            self.tracker.client.set_tag(self.tracker.child_runs[spec.name], STOPPED_EARLY_TAG, "true")
         self.statuses[spec.name] = status
         self._progress(f"{status} {spec.name}")
 

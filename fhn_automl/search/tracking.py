@@ -31,17 +31,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from fhn_automl._provenance import git_commit
+from fhn_automl.search.tracking_tags import (BUDGET_TAG, MODEL_ARTIFACT_PATH, PARENT_TAG, ROLE_TAG,
+                                             SEARCH_ROLE, SEARCH_TAG, STATUS_TAG, TRIAL_NAME_TAG,
+                                             TRIAL_ROLE, TRIAL_STATUSES)
 
 logger = logging.getLogger(__name__)
 
-ROLE_TAG = "fhn_automl.role"
-STATUS_TAG = "fhn_automl.trial_status"
-TRIAL_NAME_TAG = "fhn_automl.trial_name"
-SEARCH_TAG = "fhn_automl.search"
-BUDGET_TAG = "fhn_automl.budget"
-PARENT_TAG = "mlflow.parentRunId"
-MODEL_ARTIFACT_PATH = "model"
-TRIAL_STATUSES = ("finished", "diverged", "error")
 
 #: Result keys that Ray adds to every result; not training metrics, so not logged.
 _RAY_RESULT_KEYS = {
@@ -155,7 +150,7 @@ class SearchTracker:
         else:
             run = self.client.create_run(
                 self.experiment_id, run_name=f"{search_name}-{budget}",
-                tags={ROLE_TAG: "search", SEARCH_TAG: search_name, BUDGET_TAG: budget, **tags})
+                tags={ROLE_TAG: SEARCH_ROLE, SEARCH_TAG: search_name, BUDGET_TAG: budget, **tags})
             self.parent_run_id = run.info.run_id
             self._log_params(self.parent_run_id, params)
             if search_file is not None:
@@ -196,7 +191,7 @@ class SearchTracker:
         started = time.perf_counter()
         run = self.client.create_run(
             self.experiment_id, run_name=trial_name,
-            tags={ROLE_TAG: "trial", TRIAL_NAME_TAG: trial_name, PARENT_TAG: self.parent_run_id})
+            tags={ROLE_TAG: TRIAL_ROLE, TRIAL_NAME_TAG: trial_name, PARENT_TAG: self.parent_run_id})
         self.child_runs[trial_name] = run.info.run_id
         self._log_params(run.info.run_id, params)
         self.logging_seconds += time.perf_counter() - started
@@ -314,5 +309,5 @@ def iter_child_runs(tracking_uri: str, experiment: str) -> Iterable[Any]:
     found = client.get_experiment_by_name(experiment)
     if found is None:
         return []
-    return client.search_runs([found.experiment_id], filter_string=f"tags.`{ROLE_TAG}` = 'trial'",
+    return client.search_runs([found.experiment_id], filter_string=f"tags.`{ROLE_TAG}` = '{TRIAL_ROLE}'",
                               max_results=50_000)

@@ -15,19 +15,16 @@ from fhn_automl.search.space import TrialSpec
 from fhn_automl.search.worker import train_and_report, train_worker_loop
 
 
-def architecture_figures(trial: TrialSpec) -> dict[str, Any]:
-    """Depth, widths, activations, shape class and costs of a trial's network (MLflow params)."""
-    from fhn_automl.learning.architecture import (count_macs, count_neurons, count_parameters,
-                                                  parse_layers, shape_class)
+def trial_figures(trial: TrialSpec) -> dict[str, Any]:
+    """The architecture figures of a trial's network (MLflow params), every window network counted."""
+    from fhn_automl.learning.architecture import architecture_figures
+    from fhn_automl.learning.windows import parse_window
     from fhn_automl.physics.problems import get_problem
 
     problem = get_problem(trial.problem)
-    layers = parse_layers(trial.layers)
-    n_in, n_out = len(problem.inputs), len(problem.outputs)
-    return {"depth": len(layers), "widths": [layer.width for layer in layers],
-            "activations": [layer.activation for layer in layers], "shape_class": shape_class(layers),
-            "neurons": count_neurons(layers), "parameters": count_parameters(layers, n_in, n_out),
-            "macs": count_macs(layers, n_in, n_out)}
+    n_networks = parse_window(trial.window, problem.t_span).n_networks
+    return architecture_figures(trial.layers, len(problem.inputs), len(problem.outputs),
+                                n_networks=n_networks)
 
 
 def train_config(trial: TrialSpec, *, data_dir: str | None, device: str, threads: int = 1,
@@ -63,7 +60,7 @@ def build_loop_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "train_fn": plan["train_fn"],
         "train_config": train_cfg,
-        "static_metrics": {key: value for key, value in architecture_figures(trial).items()
+        "static_metrics": {key: value for key, value in trial_figures(trial).items()
                            if isinstance(value, (int, float))},
         "timing": {},
     }

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from fhn_automl.search.options import SearchOptions, SearchSummary
 from fhn_automl.search.tracking import SearchTracker, environment_tags, trial_params
-from fhn_automl.search.trial import architecture_figures
+from fhn_automl.search.trial import trial_figures
 
 if TYPE_CHECKING:
     from fhn_automl.search.space import TrialSpec
@@ -24,13 +24,8 @@ if TYPE_CHECKING:
 def run_untrained_sweep(options: SearchOptions, trials: list[TrialSpec], experiment: str,
                         tracking_uri: str) -> SearchSummary:
     """Build, save and log every network of the sweep; returns the same summary as a search."""
-    import torch
-
-    from fhn_automl.learning.architecture import parse_layers
-    from fhn_automl.learning.mlp import build_model
     from fhn_automl.learning.model_io import save_model
-    from fhn_automl.learning.spec import ModelSpec
-    from fhn_automl.physics.problems import get_problem
+    from fhn_automl.learning.untrained import untrained_model
 
     started = time.perf_counter()
     space = options.space
@@ -42,14 +37,9 @@ def run_untrained_sweep(options: SearchOptions, trials: list[TrialSpec], experim
     statuses: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="fhn_automl_untrained_") as scratch:
         for done, trial in enumerate(trials, start=1):
-            problem = get_problem(trial.problem)
-            spec = ModelSpec(problem=trial.problem, kind="ddnn", layers=parse_layers(trial.layers),
-                             inputs=problem.inputs, outputs=problem.outputs,
-                             ranges={name: problem.ranges[name] for name in problem.inputs},
-                             metadata={"untrained": True, "seed": trial.seed})
-            torch.manual_seed(trial.seed)
-            model_dir = save_model(build_model(spec), Path(scratch) / trial.name)
-            params = trial_params(trial.as_dict(), architecture_figures(trial))
+            model = untrained_model(trial.problem, trial.layers, seed=trial.seed)
+            model_dir = save_model(model, Path(scratch) / trial.name)
+            params = trial_params(trial.as_dict(), trial_figures(trial))
             tracker.start_trial(trial.name, params)
             tracker.finish_trial(trial.name, "finished", model_dir=model_dir)
             statuses[trial.name] = "finished"

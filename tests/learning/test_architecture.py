@@ -2,8 +2,10 @@
 
 import pytest
 
-from fhn_automl.learning.architecture import (LayerNotationError, LayerSpec, count_macs, count_neurons,
-                                              count_parameters, format_layers, parse_layers, shape_class)
+from fhn_automl.learning.activations import ACTIVATION_REGISTRY
+from fhn_automl.learning.architecture import (ACTIVATIONS, LayerNotationError, LayerSpec, architecture_figures,
+                                              count_macs, count_neurons, count_parameters, format_layers,
+                                              parse_layers, shape_class)
 
 
 @pytest.mark.parametrize("layers, expected_class, neurons", [
@@ -65,3 +67,23 @@ def test_counts():
     # 3 -> 32 -> 32 -> 32 -> 2
     assert count_macs(layers, 3, 2) == 3 * 32 + 32 * 32 * 2 + 32 * 2
     assert count_parameters(layers, 3, 2) == count_macs(layers, 3, 2) + 32 * 3 + 2
+
+
+def test_figures_count_every_window_network():
+    """A split model holds one network per window: neurons and parameters count all of them, MACs
+    stay one evaluation's (one window network runs per point)."""
+    one = architecture_figures("silu-32,tanh-16", 3, 2)
+    split = architecture_figures("silu-32,tanh-16", 3, 2, n_networks=4)
+    assert one["neurons"] == 48 and one["networks"] == 1
+    assert one["parameters"] == count_parameters(parse_layers("silu-32,tanh-16"), 3, 2)
+    assert split["neurons"] == 4 * 48 and split["parameters"] == 4 * one["parameters"]
+    assert split["macs"] == one["macs"] == 3 * 32 + 32 * 16 + 16 * 2
+    assert split["depth"] == 2 and split["widths"] == [32, 16] and split["shape_class"] == "funnel"
+    assert split["activations"] == ["silu", "tanh"]
+
+
+def test_every_registered_activation_parses_by_name_and_alias():
+    for row in ACTIVATION_REGISTRY.values():
+        for spelling in (row.name, row.name.upper(), *row.aliases):
+            assert parse_layers(f"{spelling}-4")[0] == LayerSpec(row.name, 4)
+    assert ACTIVATIONS == tuple(ACTIVATION_REGISTRY)

@@ -8,11 +8,11 @@ import pytest
 from fhn_automl.post.benchmark import (SurrogateEntry, make_workload, matched_euler_time, reference_states,
                                        report_markdown, run_benchmark, write_report)
 from fhn_automl.post.compile import compile_surrogate
-from fhn_automl.post.sweep import _untrained_model
+from fhn_automl.learning.untrained import untrained_model
 
 
 def test_smoke_benchmark_reports_both_sides(tmp_path):
-    model = _untrained_model("problem_b_s", "silu-8", seed=0)[0]
+    model = untrained_model("problem_b_s", "silu-8", seed=0)
     entry = SurrogateEntry("silu-8", compile_surrogate(model, 3, backend="eager", device="cpu"),
                            model.spec.inputs, "ddnn", batch_size=1_024, untrained=True)
     report = run_benchmark("problem_b_s", [entry], n=2_000, n_ref=32, euler_dts=(0.1, 0.05, 0.01), repeats=2)

@@ -1,0 +1,23 @@
+"""The names of fhn_automl's MLflow layout: run tags, their values and the model's artifact path.
+
+The search writes them (``tracking``, ``monitor``) and the post-stage reads them (``post.runs``,
+``post.stage``); both import them from here, a module with no imports, so a rename cannot leave
+one side reading a tag the other no longer writes.
+"""
+
+ROLE_TAG = "fhn_automl.role"
+#: Values of ``ROLE_TAG``: the search's parent run, a trial's child run, the post-stage's run.
+SEARCH_ROLE = "search"
+TRIAL_ROLE = "trial"
+POST_ROLE = "post"
+#: ``finished`` | ``diverged`` | ``error`` on a trial's run.
+STATUS_TAG = "fhn_automl.trial_status"
+TRIAL_STATUSES = ("finished", "diverged", "error")
+TRIAL_NAME_TAG = "fhn_automl.trial_name"
+#: Set to ``true`` on a trial that the scheduler (ASHA) stopped before its last step.
+STOPPED_EARLY_TAG = "fhn_automl.stopped_early"
+SEARCH_TAG = "fhn_automl.search"
+BUDGET_TAG = "fhn_automl.budget"
+PARENT_TAG = "mlflow.parentRunId"
+#: Where a trial's model files (spec.json, weights.pt, model.ts) live among its run's artifacts.
+MODEL_ARTIFACT_PATH = "model"
