@@ -6,12 +6,15 @@ search that already ran there, then measures every trained model against an inde
 and writes the thesis' rows beside ours: report.md, reproduction.png, rows.csv and reproduction.json
 in --out, also logged as the artifacts of a run (tag fhn_automl.role=reproduce) in the experiment.
 
-Our error: the model the trial logged (the trainer keeps its best validation checkpoint), evaluated
+Our error: the model the trial logged as model/ (the network at training end for trials that recorded
+final_full_val_*, else the older runs' best validation checkpoint; the report says which), evaluated
 against scipy's DOP853 (rtol 1e-10, atol 1e-12, float64) on fresh initial states that the training
 and validation data never saw (uniform draws with their own seed; the datasets use a Latin
 hypercube with seed 0), at every stored time point of the problem's whole window (iterators: every
 network step of the rollout to t = 50), all points, no subset. The thesis quotes the error after
-training end on its whole validation set. The search's own recorded validation errors are listed too.
+training end on its whole validation set. The search's own recorded validation errors are listed too:
+final_full_val_mean_err (training end, whole validation set) and the best checkpoint's error on the
+validation subset.
 
 At the smoke and small budgets the study is cut to a few of the architectures the thesis' table names
 (so rows compare like with like) and trained for the budget's steps; at the paper budget it runs the
@@ -200,6 +203,11 @@ def measure_models(records: Sequence[Any], tracking_uri: str, n_fresh: int, *, q
     from fhn_automl.post.runs import download_model
 
     frame = trials_frame(records).rename(columns={"mean_err": "recorded_mean_err", "max_err": "recorded_max_err"})
+    # runs.MEAN_ERR_KEYS reads the best checkpoint's subset error first; the trainer's final_full_val_*
+    # (training end, whole validation set) exists on runs since it was added, and model/ is then that model
+    frame["best_subset_val_mean_err"] = frame["recorded_mean_err"]
+    final_full = frame["final_full_val_mean_err"].notna()
+    frame["model_state"] = ["training end" if f else "best validation checkpoint" for f in final_full]
     references: dict[str, tuple[Any, Any, float]] = {}
     mean_errs, max_errs = [], []
     with tempfile.TemporaryDirectory(prefix="fhn_reproduce_models_") as tmp:
@@ -231,6 +239,11 @@ def measure_models(records: Sequence[Any], tracking_uri: str, n_fresh: int, *, q
 # ------------------------------------------------------------------------------ side-by-side rows
 
 
+def _number(value: Any) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
 def _fmt(value: Any) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "-"
@@ -253,7 +266,9 @@ def notable_rows(thesis: "ThesisTable", ours: "pd.DataFrame") -> list[dict[str, 
                      "our_neurons": None if pick is None else int(pick["neurons"]),
                      "our_mean_err": None if pick is None else float(pick["mean_err"]),
                      "our_max_err": None if pick is None else float(pick["max_err"]),
-                     "recorded_val_mean_err": None if pick is None else float(pick["recorded_mean_err"]),
+                     "final_full_val_mean_err": None if pick is None else _number(pick["final_full_val_mean_err"]),
+                     "best_subset_val_mean_err": None if pick is None else _number(pick["best_subset_val_mean_err"]),
+                     "model_state": None if pick is None else pick["model_state"],
                      "ratio": None if pick is None else float(pick["mean_err"]) / row["mean_err"]})
     return rows
 
@@ -269,7 +284,9 @@ def pinn_pair_rows(thesis: "ThesisTable", ours: "pd.DataFrame") -> list[dict[str
                      "thesis_max_err": row["max_err"],
                      "our_mean_err": None if pick is None else float(pick["mean_err"]),
                      "our_max_err": None if pick is None else float(pick["max_err"]),
-                     "recorded_val_mean_err": None if pick is None else float(pick["recorded_mean_err"]),
+                     "final_full_val_mean_err": None if pick is None else _number(pick["final_full_val_mean_err"]),
+                     "best_subset_val_mean_err": None if pick is None else _number(pick["best_subset_val_mean_err"]),
+                     "model_state": None if pick is None else pick["model_state"],
                      "ratio": None if pick is None else float(pick["mean_err"]) / row["mean_err"]})
     trained = [r for r in rows if r["our_mean_err"] is not None]
     return trained + [r for r in rows if r["our_mean_err"] is None]
@@ -310,27 +327,33 @@ def report_markdown(plan: TablePlan, thesis: "ThesisTable", rows: list[dict[str,
              + "".join(f", {k} = {v}" for k, v in plan.options.items())
              + f"; MLflow experiment `{experiment}` ({mode}); {len(ours)} model(s).", "",
              "**Errors.** *thesis*: as printed, the error after training end on the thesis' whole validation set. "
-             f"*ours*: the model each trial logged (its best validation checkpoint, not the last step) against {REFERENCE}, "
+             f"*ours*: the model each trial logged as `model/` (its state is in the column *model*: the network at "
+             "training end, or, for runs older than the trainer's final_full_val_* metrics, the best validation "
+             f"checkpoint) against {REFERENCE}, "
              f"on fresh initial states (uniform, seed {FRESH_IC_SEED}; the datasets use a Latin hypercube with seed 0; "
              f"up to {n_fresh} states, Problem A has its single fixed state), at every stored time point of the whole "
-             "window (iterators: every network step of the rollout to t = 50): all points, no subset. *recorded val*: "
-             "the search's own best-checkpoint validation error on its (possibly subsampled) validation set.", ""]
+             "window (iterators: every network step of the rollout to t = 50): all points, no subset. "
+             "*final full val*: the search's recorded error at training end on the whole validation set (the thesis' "
+             "kind of figure, on the training data's distribution); *best subset val*: the best checkpoint's error on "
+             "the validation subset the trainer watches.", ""]
     if budget != "paper":
         parts += [f"At the {budget} budget the models train for a fraction of the thesis' steps on a few of its "
                   "architectures: the comparison checks the pipeline, not the thesis' accuracy.", ""]
     if plan.analysis == "notable":
         parts += ["## Notable models, thesis beside ours", "", _markdown_table(
             ["thesis note", "rule", "thesis layers", "neurons", "thesis mean err", "our layers", "neurons",
-             "our mean err", "our max err", "recorded val", "ours / thesis"],
+             "our mean err", "our max err", "model", "final full val", "best subset val", "ours / thesis"],
             [[r["note"], r["rule"], r["thesis_layers"], r["thesis_neurons"], r["thesis_mean_err"], r["our_layers"],
-              r["our_neurons"], r["our_mean_err"], r["our_max_err"], r["recorded_val_mean_err"], r["ratio"]]
+              r["our_neurons"], r["our_mean_err"], r["our_max_err"], r["model_state"], r["final_full_val_mean_err"],
+              r["best_subset_val_mean_err"], r["ratio"]]
              for r in rows]), ""]
     elif plan.analysis == "pinn_pairs":
         parts += ["## Models, thesis beside ours", "", _markdown_table(
-            ["layers", "PINN", "thesis mean err", "thesis max err", "our mean err", "our max err", "recorded val",
-             "ours / thesis"],
+            ["layers", "PINN", "thesis mean err", "thesis max err", "our mean err", "our max err", "model",
+             "final full val", "best subset val", "ours / thesis"],
             [[r["layers"], r["pinn"], r["thesis_mean_err"], r["thesis_max_err"], r["our_mean_err"], r["our_max_err"],
-              r["recorded_val_mean_err"], r["ratio"]] for r in rows]), ""]
+              r["model_state"], r["final_full_val_mean_err"], r["best_subset_val_mean_err"], r["ratio"]]
+             for r in rows]), ""]
     elif plan.analysis == "window":
         parts += ["## Per time window, thesis beside ours", "", _markdown_table(
             ["window", "thesis mean +- std", "thesis best", "thesis worst", "models", "our mean +- std", "our best",
@@ -340,10 +363,10 @@ def report_markdown(plan: TablePlan, thesis: "ThesisTable", rows: list[dict[str,
              for r in rows]), ""]
     parts.append(extra)
     parts += ["## All our models", "", _markdown_table(
-        ["layers", "problem", "kind", "neurons", "class", "our mean err", "our max err", "recorded val mean",
-         "final full-val mean", "steps", "run"],
-        [[r.layers, r.problem, r.kind, r.neurons, r.shape_class, r.mean_err, r.max_err, r.recorded_mean_err,
-          r.final_full_val_mean_err, r.steps, r.name] for r in ours.sort_values(["problem", "mean_err"]).itertuples()]),
+        ["layers", "problem", "kind", "neurons", "class", "our mean err", "our max err", "model", "final full val",
+         "best subset val", "steps", "run"],
+        [[r.layers, r.problem, r.kind, r.neurons, r.shape_class, r.mean_err, r.max_err, r.model_state,
+          r.final_full_val_mean_err, r.best_subset_val_mean_err, r.steps, r.name] for r in ours.sort_values(["problem", "mean_err"]).itertuples()]),
         "", "The thesis' notes on this table: " + " ".join(thesis.notes) if thesis.notes else "", ""]
     reference = ours.attrs.get("reference", {})
     if reference:
