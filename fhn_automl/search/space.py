@@ -27,6 +27,10 @@ from typing import Any
 
 import yaml
 
+from fhn_automl.learning.architecture import ACTIVATIONS, SHAPE_CLASSES, shape_class
+from fhn_automl.learning.config import parse_extra_region
+from fhn_automl.learning.windows import parse_window
+from fhn_automl.physics.problems import PROBLEMS, get_problem
 from fhn_automl.search.budgets import BUDGET_FIELDS, BUDGET_NAMES, Budget, resolve_budget
 from fhn_automl.search.grid import evenly_spaced, layer_sequences
 
@@ -66,11 +70,8 @@ class LayerGrid:
         """All layer strings of this grid, in a stable order."""
         if self.sequences:
             return list(self.sequences)
-        shape_class_of = None
-        if self.shape_classes is not None:
-            from fhn_automl.learning.architecture import shape_class as shape_class_of
         return list(layer_sequences(self.choices, self.depths, shape_classes=self.shape_classes,
-                                    shape_class_of=shape_class_of))
+                                    shape_class_of=shape_class if self.shape_classes is not None else None))
 
 
 @dataclass(frozen=True)
@@ -416,14 +417,12 @@ def _parse_study(check: _Checker, name: str, fields_: Mapping[str, Any], prefix:
 
 def _check_with_learning(check: _Checker, field_name: str, what: str, value: Any,
                          problems: Sequence[str]) -> None:
-    """Let the learning layer's own parser judge an extra region or a window, naming the field."""
+    """Let the learning layer's own parser judge an extra region or a window, naming the field.
+
+    Those parsers (like ``architecture``'s names) import no torch, so every search file is checked
+    in full on the driver, even one without torch.
+    """
     if value is None:
-        return
-    try:
-        from fhn_automl.learning.config import parse_extra_region
-        from fhn_automl.learning.windows import parse_window
-        from fhn_automl.physics.problems import get_problem
-    except ImportError:  # learning layer absent: its trainer will judge the value later
         return
     try:
         if what == "extra_region":
@@ -436,8 +435,6 @@ def _check_with_learning(check: _Checker, field_name: str, what: str, value: Any
 
 
 def _check_problems(check: _Checker, field_name: str, problems: Sequence[str]) -> None:
-    from fhn_automl.physics.problems import PROBLEMS
-
     for problem in problems:
         if problem not in PROBLEMS:
             raise check.error(field_name, f"names no problem; known: {', '.join(sorted(PROBLEMS))}",
@@ -470,11 +467,10 @@ def _parse_layers(check: _Checker, field_name: str, raw: Any) -> LayerGrid:
     shape_classes = raw.get("shape_classes")
     if shape_classes is not None:
         shape_classes = [str(s) for s in check.as_list(field_name + ".shape_classes", shape_classes)]
-        known = _known_shape_classes()
         for shape in shape_classes:
-            if known is not None and shape not in known:
+            if shape not in SHAPE_CLASSES:
                 raise check.error(field_name + ".shape_classes",
-                                  f"must be among {', '.join(sorted(known))}", shape)
+                                  f"must be among {', '.join(sorted(SHAPE_CLASSES))}", shape)
     grid = LayerGrid(choices=tuple(choices), depths=tuple(depths),
                      shape_classes=None if shape_classes is None else tuple(shape_classes))
     if shape_classes is not None and not grid.expand():
@@ -486,30 +482,10 @@ def _parse_layers(check: _Checker, field_name: str, raw: Any) -> LayerGrid:
 def _check_layer_token(check: _Checker, field_name: str, token: str) -> None:
     if not _LAYER_TOKEN.match(token):
         raise check.error(field_name, "layers are written activation-width, e.g. silu-32", token)
-    known = _known_activations()
     activation = token.rpartition("-")[0]
-    if known is not None and activation not in known:
+    if activation not in ACTIVATIONS:
         raise check.error(field_name, f"unknown activation {activation!r}; known: "
-                          f"{', '.join(sorted(known))}", token)
-
-
-def _known_activations() -> set[str] | None:
-    """The learning layer's activation names (None while it is absent: only the syntax is checked)."""
-    try:
-        from fhn_automl.learning import architecture
-    except ImportError:
-        return None
-    names = getattr(architecture, "ACTIVATIONS", None)
-    return set(names) if names is not None else None
-
-
-def _known_shape_classes() -> set[str] | None:
-    try:
-        from fhn_automl.learning import architecture
-    except ImportError:
-        return None
-    names = getattr(architecture, "SHAPE_CLASSES", None)
-    return set(names) if names is not None else None
+                          f"{', '.join(sorted(ACTIVATIONS))}", token)
 
 
 def _parse_search(check: _Checker, raw: Any) -> SearchAlgorithm:
