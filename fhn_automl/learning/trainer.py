@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import shutil
 import tempfile
 import time
@@ -437,13 +438,28 @@ def _save_state(checkpoint_dir: Path, model: nn.Module, optimizer, scheduler, ge
     state = {
         "step": progress.step, "best_val_mean_err": progress.best_val_mean_err,
         "best_val_max_err": progress.best_val_max_err, "best_step": progress.best_step,
-        "train_seconds": progress.train_seconds, "history": progress.history,
+        "train_seconds": progress.train_seconds, "history": _plain(progress.history),
         "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-        "generator": generator.get_state(), "config": cfg.to_dict(),
+        "generator": generator.get_state(), "config": _plain(cfg.to_dict()),
     }
     tmp = checkpoint_dir / (STATE_FILE + ".tmp")
     torch.save(state, tmp)
     os.replace(tmp, checkpoint_dir / STATE_FILE)
+
+
+def _plain(value: Any) -> Any:
+    """NumPy scalars and arrays as Python values, so the state loads under ``weights_only=True``."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(item) for item in value)
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    return value
+
+
+class UnsafeCheckpointError(ValueError):
+    """A ``train_state.pt`` that needs a full unpickle (arbitrary objects): refused, never executed."""
 
 
 def _restore(source: Path, checkpoint_dir: Path | None, model: nn.Module, optimizer, scheduler,
@@ -452,7 +468,14 @@ def _restore(source: Path, checkpoint_dir: Path | None, model: nn.Module, optimi
     state_path = source / STATE_FILE
     if not state_path.exists():
         raise FileNotFoundError(f"no {STATE_FILE} in checkpoint folder {source}")
-    state = torch.load(state_path, map_location=device, weights_only=False)
+    try:
+        # weights_only: a checkpoint folder may come from elsewhere (a shared storage, a copied run), and
+        # a full unpickle would run any code it names; ours holds only tensors and plain Python values
+        state = torch.load(state_path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise UnsafeCheckpointError(
+            f"{state_path} holds objects other than tensors and plain Python values, so it was not loaded "
+            f"(it was not written by fhn_automl's train, or was tampered with): {str(exc).splitlines()[0]}") from exc
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])

@@ -30,7 +30,7 @@ def _worker(rank: int, world: int, port: int, data_dir: str, out_root: str) -> N
         result = train(tiny_config("problem_b_s", data_dir, f"{out_root}/rank{rank}", kind="pinn"),
                        lambda m, folder: reports.append([m["step"], folder]))
         weights = [p.detach().sum().item() for p in torch.load(
-            f"{out_root}/rank0/checkpoint/train_state.pt", weights_only=False)["model"].values()] if rank == 0 else []
+            f"{out_root}/rank0/checkpoint/train_state.pt", weights_only=True)["model"].values()] if rank == 0 else []
         with open(f"{out_root}/rank{rank}.json", "w") as handle:
             json.dump({"reports": reports, "status": result["status"], "val": result["val_mean_err"],
                        "weights": weights}, handle)
