@@ -40,14 +40,15 @@ class BoxSampler:
 
 def input_box(problem: Problem, inputs: Sequence[str], overrides: dict[str, tuple[float, float]] | None = None,
               ) -> tuple[list[float], list[float]]:
-    """(low, high) per input from the problem's ranges, with some inputs narrowed by ``overrides``."""
+    """(low, high) per input over the problem's domain (the thesis' sampled box, not the wider
+    input-scaling ranges: ``Problem.domain_range``), with some inputs narrowed by ``overrides``."""
     overrides = overrides or {}
     unknown = sorted(set(overrides) - set(inputs))
     if unknown:
         raise ValueError(f"box names {unknown} are not inputs of {problem.name} ({', '.join(inputs)})")
     low, high = [], []
     for name in inputs:
-        lo, hi = overrides.get(name, problem.ranges[name])
+        lo, hi = overrides.get(name, problem.domain_range(name))
         low.append(float(lo))
         high.append(float(hi))
     return low, high
@@ -56,7 +57,7 @@ def input_box(problem: Problem, inputs: Sequence[str], overrides: dict[str, tupl
 def applied_current(problem: Problem, x: torch.Tensor, inputs: Sequence[str]) -> torch.Tensor | float:
     """I_app for each row of raw inputs (depends on k in problem C)."""
     if "k" in inputs:
-        return problem.i_app(x[:, list(inputs).index("k")])
+        return problem.i_app(x[..., list(inputs).index("k")])
     return problem.i_app(0.0)
 
 
@@ -75,8 +76,8 @@ def residual_from_outputs(model: nn.Module, x: torch.Tensor, y_norm: torch.Tenso
     """The residual given the standardised outputs and their d/dt at ``x``."""
     mean, std = model.output_statistics()
     y = y_norm * std + mean
-    du, dw = problem.model.rhs(y[:, 0], y[:, 1], applied_current(problem, x, model.spec.inputs))
-    return dy_norm - torch.stack((du, dw), dim=1) / std
+    du, dw = problem.model.rhs(y[..., 0], y[..., 1], applied_current(problem, x, model.spec.inputs))
+    return dy_norm - torch.stack((du, dw), dim=-1) / std
 
 
 def physics_residual_autograd(model: nn.Module, x: torch.Tensor, problem: Problem) -> torch.Tensor:
@@ -127,7 +128,11 @@ class PointwiseTerm(LossTerm):
     @abc.abstractmethod
     def loss_from_outputs(self, model: nn.Module, batch: tuple[torch.Tensor, ...], y_norm: torch.Tensor,
                           dy_norm: torch.Tensor | None) -> torch.Tensor:
-        """The loss given standardised outputs (and their d/dt when ``needs_tangent``) at ``points``."""
+        """The loss given standardised outputs (and their d/dt when ``needs_tangent``) at ``points``.
+
+        Shapes may carry leading dimensions (``(M, B, n)`` for a pack of M models, ``learning.packed``):
+        the loss is then one value per leading index, each computed as for a single model.
+        """
 
     def evaluate(self, model: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         x = self.points(batch)
@@ -154,10 +159,10 @@ class DataTerm(PointwiseTerm):
         return (self.rows[picks],)
 
     def points(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        return batch[0][:, : self.n_in]
+        return batch[0][..., : self.n_in]
 
     def loss_from_outputs(self, model, batch, y_norm, dy_norm) -> torch.Tensor:
-        return 0.5 * (y_norm - batch[0][:, self.n_in:]).square().sum(dim=1).mean()
+        return 0.5 * (y_norm - batch[0][..., self.n_in:]).square().sum(dim=-1).mean(dim=-1)
 
 
 class PhysicsTerm(PointwiseTerm):
@@ -178,7 +183,7 @@ class PhysicsTerm(PointwiseTerm):
 
     def loss_from_outputs(self, model, batch, y_norm, dy_norm) -> torch.Tensor:
         residual = residual_from_outputs(model, batch[0], y_norm, dy_norm, self.problem)
-        return residual.square().sum(dim=1).mean()
+        return residual.square().sum(dim=-1).mean(dim=-1)
 
 
 class InitialConditionTerm(PointwiseTerm):
@@ -210,8 +215,9 @@ class InitialConditionTerm(PointwiseTerm):
     def loss_from_outputs(self, model, batch, y_norm, dy_norm) -> torch.Tensor:
         x = batch[0]
         mean, std = model.output_statistics()
-        target = x[:, self.state_indices] if self.state_indices is not None else self.fixed_state.expand(x.shape[0], -1)
-        return (y_norm - (target - mean) / std).square().sum(dim=1).mean()
+        target = (x[..., self.state_indices] if self.state_indices is not None
+                  else self.fixed_state.expand(*x.shape[:-1], -1))
+        return (y_norm - (target - mean) / std).square().sum(dim=-1).mean(dim=-1)
 
 
 class ContinuityTerm(LossTerm):
