@@ -26,11 +26,11 @@ def test_overrides_change_single_fields_and_none_keeps_the_preset():
 
 def test_the_search_passes_its_budget_to_the_post_stage(monkeypatch):
     import fhn_automl.post
-    from fhn_automl.search import __main__ as search_main
+    from fhn_automl import pipeline
 
     calls = []
     monkeypatch.setattr(fhn_automl.post, "run_post_stage", lambda *a, **k: calls.append((a, k)))
-    assert search_main.run_post_stage("problem_b_s-smoke", "sqlite:///x.db", "smoke") == 0
+    assert pipeline.run_post_stage("problem_b_s-smoke", "sqlite:///x.db", "smoke") == 0
     (args, kwargs), = calls
     assert args == ("problem_b_s-smoke", "sqlite:///x.db") and post_settings(kwargs["budget"]) == PRESETS["smoke"]
 

@@ -1,0 +1,51 @@
+"""The whole job in one command: a search, then the post-stage on its experiment.
+
+``python -m fhn_automl.search SEARCH [options] [--no-post]`` runs this (the README's main job). It
+lives at the top level because it chains two layers: the search layer must not import the
+post-stage above it, and a top-level command may import every layer. The search's own options,
+``--dry-run`` and exit codes are ``fhn_automl.search.cli``'s; this module adds ``--no-post``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from fhn_automl.search.cli import build_parser as build_search_parser
+from fhn_automl.search.cli import run_search_command
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = build_search_parser()
+    parser.add_argument("--no-post", action="store_true",
+                        help="do not run the post-stage after the search")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code, summary = run_search_command(args)
+    if code != 0 or summary is None or args.no_post:
+        return code
+    return run_post_stage(summary.experiment, summary.tracking_uri, args.budget)
+
+
+def run_post_stage(experiment: str, tracking_uri: str, budget: str | None = None) -> int:
+    """The post-stage on a finished search, at the preset of the search's budget; 1 if it fails."""
+    try:
+        from fhn_automl.post import run_post_stage as post_stage
+    except ImportError as exc:  # an optional dependency of the post-stage is missing
+        print(f"post-stage not run: it cannot be imported ({exc}); run it later with "
+              f"python -m fhn_automl.post {experiment}", file=sys.stderr)
+        return 0
+    print(f"[search] post-stage on {experiment}", flush=True)
+    try:
+        post_stage(experiment, tracking_uri, budget=budget)  # the post-stage's preset of the same name
+    except Exception as exc:  # the search's results are safe in MLflow; report and fail the command
+        print(f"error: the post-stage failed on {experiment!r}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

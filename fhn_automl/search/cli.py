@@ -1,0 +1,131 @@
+"""The search's command line: its options, ``--dry-run``, and running the search from parsed options.
+
+``python -m fhn_automl.search`` is ``fhn_automl.pipeline.main``: it adds ``--no-post`` to this parser
+and runs the post-stage after the search. This module stays inside the search layer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections import Counter
+
+from fhn_automl.search.budgets import BUDGET_NAMES
+from fhn_automl.search.options import SearchOptions, SearchSummary
+from fhn_automl.search.space import SearchSpaceError, load_search_space
+
+#: The command's help: what it does, then examples (``python -m fhn_automl.search --help``).
+HELP = """Run an architecture search: ``python -m fhn_automl.search SEARCH [--budget smoke|small|paper]``.
+
+SEARCH is a file of search_spaces/ by name (problem_b_s) or a path to a YAML search file. Every trial
+is trained by Ray Train workers inside a Ray Tune trial and recorded in MLflow (experiment
+<search>-<budget>: a parent run and one child run per trial, with the model files as artifacts).
+Without --address / RAY_ADDRESS a local Ray starts on this machine's CPUs and GPUs. After the search
+the post-stage (Pareto front, compile, benchmark) runs on the experiment unless --no-post is given.
+
+Examples:
+  python -m fhn_automl.search problem_b_s --budget smoke          # the README's main job
+  python -m fhn_automl.search problem_c --dry-run                 # trial count, first trials
+  python -m fhn_automl.search problem_c --budget paper --address auto --storage /shared/runs
+  python -m fhn_automl.search problem_b_s --budget smoke --resume # continue an interrupted search
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The search's options (``pipeline`` adds ``--no-post``)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m fhn_automl.search", description=HELP.split("\n\n")[1],
+        epilog="\n\n".join(HELP.split("\n\n")[2:]),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("search", help="search file: a name in search_spaces/ (problem_b_s) or a "
+                        "path to a .yaml file")
+    parser.add_argument("--budget", choices=BUDGET_NAMES, default="smoke",
+                        help="scale of the run: smoke (CI, ~3 min on 2 CPUs), small (laptop), "
+                        "paper (the thesis: 1M steps per model, whole grids). Default: smoke")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the number of trials and the first few, start nothing")
+    parser.add_argument("--show", type=int, default=5, metavar="N",
+                        help="trials listed by --dry-run (default 5)")
+    parser.add_argument("--study", metavar="NAME",
+                        help="run only this study of a file with several (default: all)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the interrupted search of this file and budget: finished "
+                        "trials are kept, unfinished ones restart from their last checkpoint, "
+                        "MLflow runs are reused")
+    parser.add_argument("--address", metavar="ADDR",
+                        help="Ray cluster to join ('auto', 'HOST:6379'); default RAY_ADDRESS, else a "
+                        "local Ray with this machine's resources")
+    parser.add_argument("--storage", metavar="PATH_OR_URI",
+                        help="where Tune state and checkpoints go (default ./runs/ray); on a "
+                        "multi-node cluster a path every node sees, or s3://...")
+    parser.add_argument("--tracking-uri", metavar="URI",
+                        help="MLflow tracking store (default MLFLOW_TRACKING_URI, else "
+                        "sqlite:///<cwd>/mlruns/mlflow.db with artifacts in mlruns/artifacts)")
+    parser.add_argument("--data-root", default="data", metavar="DIR",
+                        help="folder of the generated datasets (default ./data)")
+    parser.add_argument("--max-concurrent", type=int, metavar="N",
+                        help="at most N trials at once (default: as many as the cluster fits)")
+    parser.add_argument("--max-failures", type=int, default=3, metavar="N",
+                        help="restarts of a trial after a lost worker or node (default 3)")
+    parser.add_argument("--strict-tracking", action="store_true",
+                        help="stop on an MLflow error instead of logging it and going on")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    return parser
+
+
+def dry_run(space, budget, trials, show: int) -> None:
+    """Print the trial count per study and the first ``show`` trials; starts nothing."""
+    per_study = Counter(t.study for t in trials)
+    algorithm = space.search.algorithm
+    print(f"{space.path.name} at budget {budget.name}: {len(trials)} trial(s) in the grid"
+          + ("" if algorithm == "grid" else f"; {algorithm} samples {space.search.num_samples}"
+             " of them at the paper budget"))
+    for study, count in per_study.items():
+        print(f"  study {study}: {count}")
+    for trial in trials[:show]:
+        print(f"  {trial.name}: layers={trial.layers} kind={trial.kind} "
+              f"batch_size={trial.batch_size} steps={trial.steps}")
+    if len(trials) > show:
+        print(f"  ... {len(trials) - show} more")
+
+
+def run_search_command(args: argparse.Namespace) -> tuple[int, SearchSummary | None]:
+    """Run the search the parsed options ask for: (exit code, its summary, None when none ran).
+
+    Exit codes: 0 done (or ``--dry-run``), 2 bad input (named on stderr), 130 interrupted.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        space = load_search_space(args.search)
+        budget = space.budget(args.budget)
+    except SearchSpaceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2, None
+    if args.dry_run:
+        try:
+            trials = space.select_trials(budget, args.study)
+        except SearchSpaceError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2, None
+        dry_run(space, budget, trials, args.show)
+        return 0, None
+
+    from fhn_automl.search.resources import UnsatisfiableResourcesError
+    from fhn_automl.search.runner import NothingToResumeError, run_search
+
+    options = SearchOptions(space=space, budget=budget, address=args.address, storage=args.storage,
+                            tracking_uri=args.tracking_uri, resume=args.resume,
+                            data_root=args.data_root, study=args.study,
+                            max_concurrent=args.max_concurrent, max_failures=args.max_failures,
+                            strict_tracking=args.strict_tracking, quiet=args.quiet)
+    try:
+        summary = run_search(options)
+    except (UnsatisfiableResourcesError, NothingToResumeError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2, None
+    if summary.interrupted:
+        print(f"search interrupted; continue it with: python -m fhn_automl.search {args.search} "
+              f"--budget {args.budget} --resume", file=sys.stderr)
+        return 130, summary
+    return 0, summary
