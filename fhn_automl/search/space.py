@@ -20,6 +20,8 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import re
+import types
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +30,7 @@ from typing import Any
 import yaml
 
 from fhn_automl.learning.architecture import ACTIVATIONS, SHAPE_CLASSES, shape_class
-from fhn_automl.learning.config import parse_extra_region
+from fhn_automl.learning.config import TrainConfig, parse_extra_region
 from fhn_automl.learning.windows import parse_window
 from fhn_automl.physics.problems import PROBLEMS, get_problem
 from fhn_automl.search.budgets import BUDGET_FIELDS, BUDGET_NAMES, Budget, resolve_budget
@@ -51,6 +53,9 @@ AXES = {"problem": "problem", "kind": "kind", "batch_size": "batch_size",
 _STUDY_KEYS = set(AXES) | {"layers", "options", "description", "steps", "val_every", "recipe",
                            "n_trajectories"}
 _TOP_KEYS = _STUDY_KEYS | {"search", "scheduler", "resources", "budgets", "studies"}
+#: Training-config keys that their own fields or the search set, so ``options`` may not.
+_SET_BY_SEARCH = {"problem", "kind", "layers", "steps", "batch_size", "recipe", "val_every", "seed",
+                  "device", "extra_region", "window", "data_dir", "out_dir"}
 
 
 class SearchSpaceError(ValueError):
@@ -263,11 +268,23 @@ def resolve_search_file(name_or_path: str | Path) -> Path:
     return path
 
 
+class _SearchFileLoader(yaml.SafeLoader):
+    """YAML 1.1's safe loader, but ``1e6`` is a number: YAML 1.1 needs a dot (``1.0e6``) and would
+    hand the trainer the string '1e6' (YAML 1.2 and every user read it as a float)."""
+
+
+_SearchFileLoader.yaml_implicit_resolvers = {  # a copy, so yaml.SafeLoader itself is left alone
+    first: list(resolvers) for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_SearchFileLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+
+
 def load_search_space(name_or_path: str | Path) -> SearchSpace:
     """Read and validate a search file; any problem raises ``SearchSpaceError`` naming the field."""
     path = resolve_search_file(name_or_path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_SearchFileLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
         raise SearchSpaceError(f"{path}: not valid YAML: {exc}") from None
     return parse_search_space(raw, path)
@@ -345,6 +362,8 @@ class _Checker:
         return items
 
     def positive_int(self, field_name: str, value: Any) -> int:
+        if isinstance(value, float) and value.is_integer():  # steps: 1e6
+            value = int(value)
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise self.error(field_name, "must be a positive integer", value)
         return value
@@ -389,14 +408,13 @@ def _parse_study(check: _Checker, name: str, fields_: Mapping[str, Any], prefix:
     if not isinstance(options_raw, Mapping):
         raise check.error(prefix + "options", "must be a mapping of training-config key -> value(s)",
                           options_raw)
-    reserved = {"problem", "kind", "layers", "steps", "batch_size", "recipe", "val_every", "seed",
-                "device", "extra_region", "window", "data_dir", "out_dir"}
     options: dict[str, tuple[Any, ...]] = {}
     for key, value in options_raw.items():
-        if key in reserved:
+        if key in _SET_BY_SEARCH:
             raise check.error(f"{prefix}options.{key}", "is set by its own field or by the search",
                               None)
-        options[str(key)] = tuple(check.as_list(f"{prefix}options.{key}", value))
+        options[str(key)] = tuple(_check_option(check, f"{prefix}options.{key}", str(key), item, problems)
+                                  for item in check.as_list(f"{prefix}options.{key}", value))
 
     steps = check.positive_int(prefix + "steps", fields_.get("steps", 1_000_000))
     val_every = check.positive_int(prefix + "val_every", fields_.get("val_every", 10_000))
@@ -413,6 +431,60 @@ def _parse_study(check: _Checker, name: str, fields_: Mapping[str, Any], prefix:
         axes={"problem": tuple(problems), "kind": tuple(kinds), "batch_size": tuple(batch_sizes),
               "extra_region": tuple(extra), "window": tuple(windows), "seeds": tuple(seeds)},
         options=options, steps=steps, val_every=val_every, recipe=recipe, n_trajectories=n_traj)
+
+
+def _check_option(check: _Checker, field_name: str, key: str, value: Any, problems: Sequence[str]) -> Any:
+    """One ``options`` value judged by the learning layer's ``TrainConfig``: its fields, their types
+    and its own checks (``threads >= 1``, ``lr > 0``, ...), so a bad value fails on load, not in
+    every trial. Returns the value, an integral float (``1e6``) as an int where the field is one."""
+    hints = typing.get_type_hints(TrainConfig)
+    if key not in hints:
+        raise check.error(field_name, "is not a key of the learning layer's training config; known: "
+                          + ", ".join(sorted(set(hints) - _SET_BY_SEARCH)), None)
+    hint = hints[key]
+    if isinstance(value, Mapping) and typing.get_origin(hint) is tuple:
+        value = (value,)  # a list of mappings is a grid axis; each of its items is a one-item tuple
+    if isinstance(value, float) and value.is_integer() and _accepts(hint, int) and not _accepts(hint, float):
+        value = int(value)
+    if not _matches(value, hint):
+        raise check.error(field_name, f"must be of type {_type_name(hint)}", value)
+    try:
+        TrainConfig.from_mapping({"problem": problems[0], key: value})
+    except (ValueError, TypeError) as exc:  # its messages already show the value
+        raise check.error(field_name, str(exc), None) from None
+    return value
+
+
+def _accepts(hint: Any, kind: type) -> bool:
+    return hint is kind or kind in typing.get_args(hint)
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """Whether a YAML value fits a field's annotation (classes the field parses itself pass)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, arg) for arg in typing.get_args(hint))
+    if hint is Any:
+        return True
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin in (tuple, list):
+        return isinstance(value, (list, tuple))
+    if origin in (dict, Mapping) or hint is dict:
+        return isinstance(value, Mapping)
+    return True
+
+
+def _type_name(hint: Any) -> str:
+    return hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "").replace("collections.abc.", "")
 
 
 def _check_with_learning(check: _Checker, field_name: str, what: str, value: Any,
