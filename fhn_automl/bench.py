@@ -23,39 +23,44 @@ import shutil
 import sys
 from pathlib import Path
 
+from fhn_automl._cli import device_name, non_negative_int, positive_float, positive_int
+from fhn_automl.physics.problems import PROBLEMS
+
 REFERENCE_ARCHITECTURE = "silu-32,tanh-32,silu-32"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fhn_automl.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--problem", default="problem_b_s")
-    parser.add_argument("--n", type=int, default=None,
+    parser.add_argument("--problem", default="problem_b_s", choices=sorted(PROBLEMS))
+    parser.add_argument("--n", type=positive_int, default=None,
                         help="initial conditions (default 16,000,000 on a GPU, 100,000 on a CPU)")
-    parser.add_argument("--n-ref", type=int, default=256, help="ICs whose errors are measured against DOP853")
+    parser.add_argument("--n-ref", type=positive_int, default=256,
+                        help="ICs whose errors are measured against DOP853")
     parser.add_argument("--model-dir", action="append", default=[], help="a saved model folder (repeatable)")
     parser.add_argument("--registered", action="store_true", help="benchmark the registered 'pareto' models")
     parser.add_argument("--alias", default="pareto")
     parser.add_argument("--tracking-uri", default=None)
     parser.add_argument("--backend", default="auto", choices=("auto", "tensorrt", "compile", "eager"))
     parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16"))
-    parser.add_argument("--device", default=None, help="cpu | cuda[:N]")
-    parser.add_argument("--dts", type=float, nargs="+", default=None, help="Euler steps (default 0.1 .. 0.005)")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--device", default=None, type=device_name, help="cpu | cuda[:N]")
+    parser.add_argument("--dts", type=positive_float, nargs="+", default=None,
+                        help="Euler steps, each dividing the evaluation interval (default 0.1 .. 0.005)")
+    parser.add_argument("--repeats", type=positive_int, default=5)
+    parser.add_argument("--warmup", type=non_negative_int, default=1)
     parser.add_argument("--out", default=None, help="report folder (default runs/bench/PROBLEM or runs/bench/sweep)")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--threads", type=positive_int, default=None,
                         help="CPU threads for both sides (torch and numba); 1 on a shared machine, where "
                              "oversubscribed threads made torch 10-50x slower")
     sweep = parser.add_argument_group("inference sweep")
     sweep.add_argument("--sweep", action="store_true", help="run the inference sweep instead of the benchmark")
-    sweep.add_argument("--widths", type=int, nargs="+", default=None)
-    sweep.add_argument("--depths", type=int, nargs="+", default=None)
+    sweep.add_argument("--widths", type=positive_int, nargs="+", default=None)
+    sweep.add_argument("--depths", type=positive_int, nargs="+", default=None)
     sweep.add_argument("--mode", default="uniform", choices=("uniform", "all"))
-    sweep.add_argument("--max-models", type=int, default=None)
-    sweep.add_argument("--backends", nargs="+", default=None,
+    sweep.add_argument("--max-models", type=positive_int, default=None)
+    sweep.add_argument("--backends", nargs="+", default=None, choices=("eager", "compile", "tensorrt"),
                        help="first one is the speed-up reference (default: eager and the best compiled backend)")
-    sweep.add_argument("--tune-points", type=int, default=65_536)
+    sweep.add_argument("--tune-points", type=positive_int, default=65_536)
     return parser
 
 
@@ -155,20 +160,45 @@ def set_cpu_threads(threads: int | None) -> None:
     pin_cpu_threads(threads or torch.get_num_threads())
 
 
+def _check_inputs(parser: argparse.ArgumentParser, args: argparse.Namespace, device: str) -> None:
+    """What argparse cannot judge alone, before any work: folders, Euler steps, backend vs device."""
+    from fhn_automl.post.benchmark import make_workload
+    from fhn_automl.post.compile import check_compile_request
+
+    for folder in args.model_dir:
+        if not (Path(folder) / "spec.json").is_file():
+            parser.error(f"--model-dir {folder}: not a saved model folder (no spec.json there)")
+    eval_every = make_workload(args.problem, 1).eval_every
+    for dt in args.dts or ():
+        steps = eval_every / dt
+        if abs(steps - round(steps)) > 1e-6 * steps:  # the Euler states must land on the evaluation times
+            parser.error(f"--dts {dt:g}: must divide {args.problem}'s evaluation interval {eval_every:g} "
+                         "(e.g. 0.1, 0.05, 0.01)")
+    for backend in (args.backends or ()) if args.sweep else (args.backend,):
+        try:
+            check_compile_request(backend, args.precision, device)
+        except ValueError as exc:  # fp16 on a CPU and the like: bad input, not a bug
+            parser.error(str(exc))
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from fhn_automl.post.compile import check_compile_request, default_device
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from fhn_automl.post.compile import default_device
     from fhn_automl.post.errors import PostStageError
     from fhn_automl.post.staging import staged_folder
 
     device = args.device or default_device()
+    try:
+        _check_inputs(parser, args, device)
+    except PostStageError as exc:  # a backend or device this machine cannot run
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if not device.startswith("cuda"):
         set_cpu_threads(args.threads)
     target = Path(args.out or Path("runs") / "bench" / ("sweep" if args.sweep else args.problem)).resolve()
     try:
         with staged_folder(target) as staging:
-            if not args.sweep:
-                check_compile_request(args.backend, args.precision, device)
             (_run_sweep if args.sweep else _run_benchmark)(args, device, staging)
     except PostStageError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from fhn_automl._cli import device_name, non_negative_float, positive_int
 from fhn_automl.post.compile import BACKENDS, PRECISIONS
 from fhn_automl.post.errors import PostStageError
 from fhn_automl.post.settings import BUDGET_NAMES, DEFAULT_BUDGET
@@ -29,16 +30,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--backend", choices=BACKENDS, default="auto",
                         help="auto: tensorrt where CUDA + torch_tensorrt exist, else torch.compile, else eager")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="fp16 needs a CUDA device")
-    parser.add_argument("--device", default=None, help="cpu | cuda[:N] (default: cuda when torch sees one)")
-    parser.add_argument("--bench-n", type=int, default=None,
+    parser.add_argument("--device", default=None, type=device_name,
+                        help="cpu | cuda[:N] (default: cuda when torch sees one)")
+    parser.add_argument("--bench-n", type=positive_int, default=None,
                         help="initial conditions of the benchmark (default: the budget's, e.g. small: "
                              "16,000,000 on a GPU, 100,000 on a CPU)")
-    parser.add_argument("--n-ref", type=int, default=None, help="ICs whose errors are measured against DOP853")
-    parser.add_argument("--repeats", type=int, default=None, help="timed repetitions (median reported)")
-    parser.add_argument("--tune-points", type=int, default=None, help="points per call while tuning the batch size")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--n-ref", type=positive_int, default=None,
+                        help="ICs whose errors are measured against DOP853")
+    parser.add_argument("--repeats", type=positive_int, default=None, help="timed repetitions (median reported)")
+    parser.add_argument("--tune-points", type=positive_int, default=None,
+                        help="points per call while tuning the batch size")
+    parser.add_argument("--threads", type=positive_int, default=None,
                         help="CPU threads for both torch and numba (default: the budget's; 1 below paper)")
-    parser.add_argument("--time-rtol", type=float, default=0.05,
+    parser.add_argument("--time-rtol", type=non_negative_float, default=0.05,
                         help="times within this fraction tie on the front; multiply-adds decide")
     parser.add_argument("--no-register", action="store_true", help="write the report, register nothing")
     parser.add_argument("--quiet", action="store_true")

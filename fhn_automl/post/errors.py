@@ -29,3 +29,7 @@ class BackendNotInstalledError(PostStageError):
 
 class ForeignOutputFolderError(PostStageError):
     """An output folder (``--out``, ``--to``) holds files fhn_automl did not write: it is never replaced."""
+
+
+class InvalidRequestError(PostStageError):
+    """A setting the post-stage cannot use as given (fp16 on a CPU, an unknown backend name)."""

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fhn_automl.post.errors import NoFinishedTrialsError
+from fhn_automl.post.errors import InvalidRequestError, NoFinishedTrialsError
 from fhn_automl.post.runs import POST_ROLE, ROLE_TAG, TrialRecord, download_model, load_trials, resolve_tracking_uri
 
 from fhn_automl.post.settings import PostSettings, post_settings
@@ -146,7 +146,10 @@ def run_post_stage(experiment_name: str, tracking_uri: str | None = None, out_di
                                              max_bench_models=max_bench_models, threads=threads)
     tracking_uri = resolve_tracking_uri(tracking_uri)
     device = device or default_device()
-    check_compile_request(backend, precision, device)  # fail before any work when the backend cannot run
+    try:
+        check_compile_request(backend, precision, device)  # fail before any work when the backend cannot run
+    except ValueError as exc:  # fp16 on a CPU, an unknown backend name: bad input, said as such
+        raise InvalidRequestError(str(exc)) from None
     phases = _Phases()
     with phases("read experiment"):
         experiment_id, trials = load_trials(experiment_name, tracking_uri, require_error=False)
