@@ -4,8 +4,10 @@ Per model, a folder with ``model.ts`` (self-contained TorchScript: ``torch.jit.l
 on raw float32 inputs, plain torch only), ``spec.json``, ``model.engine`` (the raw TensorRT engine,
 where one was built) and ``model_card.md`` / ``model_card.json`` (inputs, ranges, units, validation
 error, latency and the device it was measured on); ``index.json`` lists them in front order (alias
-``pareto`` = most accurate, then ``pareto-2``, ...). DIR is replaced as a whole, only once every file
-has been fetched. Exit 2 when the problem has no registered models.
+``pareto`` = most accurate, then ``pareto-2``, ...) of the registered model ``fhn_automl.PROBLEM``
+(the same versions load as MLflow models: ``mlflow.pyfunc.load_model("models:/fhn_automl.PROBLEM@pareto")``).
+DIR is replaced as a whole, only once every file has been fetched. Exit 2 when the problem has no
+registered models.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fhn_automl.pull", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("problem", help="registered model = problem name, e.g. problem_b_s")
+    parser.add_argument("problem", help="problem name, e.g. problem_b_s (registered model fhn_automl.problem_b_s)")
     parser.add_argument("--alias", default="pareto", help="alias family to pull (default pareto)")
     parser.add_argument("--to", required=True, help="folder to write: new, empty or an earlier pull's (replaced whole); "
                         "any other folder is refused")

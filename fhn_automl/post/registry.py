@@ -1,11 +1,21 @@
 """The MLflow Model Registry side: register the Pareto models, and pull them out for simulators.
 
-One registered model per problem (named after the problem). An MLflow alias points at one version,
-and a front has several models, so the front is the alias family ``pareto`` (the most accurate
-model), ``pareto-2``, ``pareto-3``, ... in order of increasing error (= decreasing cost). A new
-post-stage run moves the aliases to the new front and removes the ones it no longer needs; old
-versions stay in the registry for history. Every version carries tags with its validation error,
-its latency, the backend and the device the latency was measured on.
+One registered model per problem, ``fhn_automl.<problem>`` (e.g. ``fhn_automl.problem_b_s``). An
+MLflow alias points at one version, and a front has several models, so the front is the alias family
+``pareto`` (the most accurate model), ``pareto-2``, ``pareto-3``, ... in order of increasing error
+(= decreasing cost). Each version is the trial's MLflow PyTorch model where the search logged one
+(``mlflow.pyfunc.load_model("models:/fhn_automl.problem_b_s@pareto")`` works), else its ``model/``
+artifact folder (runs logged before MLflow models were). Every version carries tags with its
+validation error, its latency, the backend and the device the latency was measured on.
+
+Registering never makes the deployed front worse: a post-stage merges its front with the one the
+aliases point at now, keeps the Pareto front of the union (``fhn_automl.post.pareto``) and moves the
+aliases to it. A worse later search (fewer steps, a smoke test) therefore adds nothing, a better one
+displaces exactly the models it dominates, and a model that leaves the front keeps its version for
+history. Latencies are compared only between models timed on the same device and backend; when the
+old front was timed elsewhere, the merge compares multiply-adds instead (the tag
+``fhn_automl.merge_cost_basis`` of each version says which). Errors are each model's validation error on
+its own search's validation set (same problem and distribution; the size may differ).
 
 ``pull_models`` writes, per model, what a simulator needs without fhn_automl installed: the
 self-contained TorchScript file (``torch.jit.load(path)(x)``), the spec JSON, the raw TensorRT
@@ -15,6 +25,7 @@ engine where one was built, and a model card (inputs, ranges, units, error, late
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -24,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from fhn_automl.post.errors import NoRegisteredModelsError
+from fhn_automl.search.tracking import MLFLOW_MODEL_FILES
 from fhn_automl.post.staging import staged_folder
 
 DEFAULT_ALIAS = "pareto"
@@ -35,9 +47,12 @@ UNITS = {"t": "FHN time units (dimensionless; the thesis writes ms)", "u0": "dim
          "u_next": "dimensionless", "w_next": "dimensionless"}
 
 
+REGISTERED_PREFIX = "fhn_automl."
+
+
 def registered_model_name(problem: str) -> str:
-    """One registered model per problem, named after it (what ``pull PROBLEM`` takes)."""
-    return problem
+    """``fhn_automl.<problem>``: one registered model per problem (``pull PROBLEM`` takes either)."""
+    return problem if problem.startswith(REGISTERED_PREFIX) else REGISTERED_PREFIX + problem
 
 
 def alias_for(position: int, base: str = DEFAULT_ALIAS) -> str:
@@ -50,53 +65,141 @@ class RegistrationRequest:
     """One front model to register: its trial run and the figures to tag it with."""
 
     run_id: str
-    model_source: str            # artifact URI of the trial's model/ folder
+    model_source: str            # artifact URI of the trial's model/ folder (used without an MLflow model)
     tags: dict[str, str]
     engine_source: str | None = None  # artifact URI of a serialised TensorRT engine, if built
 
 
-def register_front(tracking_uri: str, problem: str, requests: Sequence[RegistrationRequest], *,
-                   alias: str = DEFAULT_ALIAS) -> list[dict[str, Any]]:
-    """Register (or re-tag) each front model and point the alias family at them, in the given order.
+@dataclass(frozen=True)
+class _Entry:
+    """A model competing for the front: a version registered before, or a new request."""
 
-    A trial registered before keeps its version (no duplicate versions for the same run). On any
-    failure the versions created by this call are deleted again, so the registry is never left with
-    half a front.
+    run_id: str
+    mean_err: float
+    macs: int
+    time_per_point_s: float | None
+    timed_on: tuple[str | None, str | None]    # (device, backend) the latency was measured on
+    version: str | None = None                 # set for versions registered before
+    request: RegistrationRequest | None = None
+
+
+def _tag(tags: dict[str, str], key: str) -> str | None:
+    return tags.get(TAG_PREFIX + key)
+
+
+def _entry(tags: dict[str, str], run_id: str, **extra: Any) -> _Entry:
+    return _Entry(run_id=run_id, mean_err=_float(_tag(tags, "val_mean_err")) or math.inf,
+                  macs=_int(_tag(tags, "macs")) or 0, time_per_point_s=_float(_tag(tags, "latency_s_per_point")),
+                  timed_on=(_tag(tags, "device"), _tag(tags, "backend")), **extra)
+
+
+def merged_front(current: Sequence[_Entry], new: Sequence[_Entry], *, time_rtol: float) -> tuple[list[_Entry], str]:
+    """The Pareto front of the registered front and the new models, in front order, and its cost basis.
+
+    A model in both (a post-stage run again on the same search) counts once, with the new figures.
+    Latencies of models timed on another device or backend than the new ones are dropped, so the
+    comparison falls back to multiply-adds rather than mixing machines. Of identical points the one
+    registered before stays (no new version for a tie).
+    """
+    from fhn_automl.post.pareto import Candidate, pareto_front
+
+    new_runs = {entry.run_id for entry in new}
+    entries = [e for e in current if e.run_id not in new_runs] + list(new)
+    reference = {e.timed_on for e in new}
+    comparable = len(reference) == 1 and all(e.timed_on in reference for e in entries)
+    candidates = [Candidate(key=e.run_id, mean_err=e.mean_err, macs=e.macs,
+                            time_per_point_s=e.time_per_point_s if comparable else None) for e in entries]
+    front = pareto_front(candidates, time_rtol=time_rtol)
+    return [entries[i] for i in front.unique_front()], front.cost_basis
+
+
+def _ensure_registered_model(client: Any, name: str, problem: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name, tags={f"{TAG_PREFIX}problem": problem},
+                                       description=f"Pareto-front surrogates of {problem} (fhn_automl post-stage)")
+
+
+def _current_front(client: Any, name: str, alias: str) -> tuple[dict[str, str], list[_Entry]]:
+    """(alias -> version of the whole alias family, the versions the family points at, in order)."""
+    model = client.get_registered_model(name)
+    aliases = dict(model.aliases) if isinstance(model.aliases, dict) else {}
+    family = sorted((a for a in aliases if _in_family(a, alias)), key=lambda a: _family_order(a, alias))
+    entries = []
+    for name_alias in family:
+        version = client.get_model_version(name, aliases[name_alias])
+        entries.append(_entry(dict(version.tags), version.run_id or "", version=str(version.version)))
+    return {a: str(aliases[a]) for a in family}, entries
+
+
+def _model_source(client: Any, request: RegistrationRequest) -> tuple[str, str | None]:
+    """(source URI, logged-model id): the trial's MLflow model where it has one.
+
+    The source is the logged model's artifact location rather than ``models:/<id>``: given the
+    latter, MLflow 3.17's SQL registry looks the model up through the process-wide tracking URI
+    instead of this client's (a TODO in its code), and fails for any other store.
+    """
+    from fhn_automl.search.tracking import trial_model_id
+
+    model_id = trial_model_id(client, request.run_id)
+    if model_id is None:
+        return request.model_source, None
+    return client.get_logged_model(model_id).artifact_location, model_id
+
+
+def register_front(tracking_uri: str, problem: str, requests: Sequence[RegistrationRequest], *,
+                   alias: str = DEFAULT_ALIAS, time_rtol: float = 0.05) -> list[dict[str, Any]]:
+    """Merge the new front models with the registered front and point the alias family at the result.
+
+    ``requests`` carry the tags ``fhn_automl.val_mean_err``, ``macs``, ``latency_s_per_point``,
+    ``device`` and ``backend`` that the merge compares (module docstring). Only new models that
+    reach the merged front get a version; a trial registered before keeps its version (no duplicate
+    versions for the same run). Returns one dict per model of the merged front, in alias order, with
+    ``new`` False for the ones that were already there. On any failure the versions created by this
+    call are deleted and the aliases put back, so the registry never holds half a front.
     """
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     name = registered_model_name(problem)
-    try:
-        client.get_registered_model(name)
-    except MlflowException:
-        client.create_registered_model(name, tags={f"{TAG_PREFIX}problem": problem},
-                                       description=f"Pareto-front surrogates of {problem} (fhn_automl post-stage)")
+    _ensure_registered_model(client, name, problem)
+    before, current = _current_front(client, name, alias)
+    new = [_entry(r.tags, r.run_id, request=r) for r in requests]
+    front, cost_basis = merged_front(current, new, time_rtol=time_rtol)
     created: list[str] = []
     registered: list[dict[str, Any]] = []
     try:
-        for position, request in enumerate(requests):
-            tags = {**request.tags, f"{TAG_PREFIX}pareto_rank": str(position + 1)}
-            if request.engine_source:
-                tags[f"{TAG_PREFIX}engine_uri"] = request.engine_source
-            existing = client.search_model_versions(f"name='{name}' and run_id='{request.run_id}'")
-            if existing:
-                version = max(existing, key=lambda v: int(v.version)).version
-                for key, value in tags.items():
-                    client.set_model_version_tag(name, version, key, value)
+        for position, entry in enumerate(front):
+            rank_tags = {f"{TAG_PREFIX}pareto_rank": str(position + 1), f"{TAG_PREFIX}merge_cost_basis": cost_basis}
+            version = entry.version
+            if entry.request is not None:
+                tags = {**entry.request.tags, **rank_tags}
+                if entry.request.engine_source:
+                    tags[f"{TAG_PREFIX}engine_uri"] = entry.request.engine_source
+                existing = client.search_model_versions(f"name='{name}' and run_id='{entry.run_id}'")
+                if existing:
+                    version = str(max(existing, key=lambda v: int(v.version)).version)
+                else:
+                    source, model_id = _model_source(client, entry.request)
+                    version = str(client.create_model_version(name, source=source, run_id=entry.run_id, tags=tags,
+                                                              model_id=model_id).version)
+                    created.append(version)
             else:
-                version = client.create_model_version(name, source=request.model_source, run_id=request.run_id,
-                                                       tags=tags).version
-                created.append(version)
+                tags = rank_tags
+            for key, value in tags.items():
+                client.set_model_version_tag(name, version, key, value)
             this_alias = alias_for(position, alias)
             client.set_registered_model_alias(name, this_alias, version)
-            registered.append({"name": name, "version": version, "alias": this_alias, "run_id": request.run_id})
-        stale = [a for a in client.get_registered_model(name).aliases
-                 if _in_family(a, alias) and a not in {r["alias"] for r in registered}]
-        for old in stale:
+            registered.append({"name": name, "version": version, "alias": this_alias, "run_id": entry.run_id,
+                               "new": entry.request is not None})
+        for old in set(before) - {r["alias"] for r in registered}:
             client.delete_registered_model_alias(name, old)
     except Exception:
+        _restore_aliases(client, name, alias, before)
         for version in created:
             try:
                 client.delete_model_version(name, version)
@@ -104,6 +207,18 @@ def register_front(tracking_uri: str, problem: str, requests: Sequence[Registrat
                 pass  # best effort: the original error is the one to report
         raise
     return registered
+
+
+def _restore_aliases(client: Any, name: str, alias: str, before: dict[str, str]) -> None:
+    """Point the alias family back where it was before a failed registration (best effort)."""
+    try:
+        now = client.get_registered_model(name).aliases
+        for old in [a for a in now if _in_family(a, alias) and a not in before]:
+            client.delete_registered_model_alias(name, old)
+        for name_alias, version in before.items():
+            client.set_registered_model_alias(name, name_alias, version)
+    except Exception:  # the registration's own error is the one to report
+        pass
 
 
 def _in_family(candidate: str, base: str) -> bool:
@@ -208,6 +323,7 @@ def pull_models(problem: str, to: str | os.PathLike, *, alias: str = DEFAULT_ALI
     from fhn_automl.post.runs import resolve_tracking_uri
 
     tracking_uri = resolve_tracking_uri(tracking_uri)
+    problem = problem.removeprefix(REGISTERED_PREFIX)  # either spelling names the same registered model
     versions = front_versions(tracking_uri, problem, alias)
     target = Path(to).resolve()
     with staged_folder(target, "pulling") as staging:
@@ -218,6 +334,8 @@ def pull_models(problem: str, to: str | os.PathLike, *, alias: str = DEFAULT_ALI
             downloads = staging / ".downloads" / folder.name
             source = Path(mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=str(downloads),
                                                               tracking_uri=tracking_uri))
+            if (source / MLFLOW_MODEL_FILES).is_dir():  # an MLflow model: fhn_automl's files are inside
+                source = source / MLFLOW_MODEL_FILES
             folder.mkdir()
             for name in ("model.ts", "spec.json"):
                 if not (source / name).exists():

@@ -11,7 +11,12 @@ Layout (the post-stage reads exactly this):
   window, seed, ...); metric histories at each validation (``val_mean_err``, ``val_max_err``,
   ``loss``, ``loss_<term>``, ``lr``, ``step_time_ms`` ..., MLflow step = training step); final metrics;
   the learning layer's model files under the artifact path ``model/`` (``spec.json``, ``weights.pt``,
-  ``model.ts``).
+  ``model.ts``), and the same model as an MLflow PyTorch model linked to the run (the UI's "Models"
+  column; ``mlflow.pyfunc.load_model`` / ``mlflow models serve``), see :func:`log_mlflow_model`;
+- the experiment tagged ``mlflow.experimentKind=custom_model_development``, so the MLflow 3 UI opens
+  it in its training (machine-learning) view rather than the GenAI one;
+- the dataset's Parquet files as MLflow dataset inputs of the parent and of every trial run (train
+  and validation context, digest from the dataset's manifest), see :func:`log_dataset_inputs`.
 
 Workers never touch MLflow: Ray Tune streams every reported result to the driver, and the callback
 below logs it. A tracking failure is logged as a warning and the search goes on (``strict`` turns it
@@ -26,6 +31,7 @@ import logging
 import os
 import platform
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -37,6 +43,15 @@ from fhn_automl.search.tracking_tags import (BUDGET_TAG, MODEL_ARTIFACT_PATH, PA
 
 logger = logging.getLogger(__name__)
 
+#: The tag the MLflow 3 UI reads to choose an experiment's view (its own values, from the UI source:
+#: ``genai_development`` | ``custom_model_development``); unset, the UI may guess GenAI and asks.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+TRAINING_EXPERIMENT_KIND = "custom_model_development"
+#: Inside each logged MLflow model: fhn_automl's own model files (what ``pull`` copies out).
+MLFLOW_MODEL_FILES = "fhn_automl"
+MODEL_FILE_NAMES = ("spec.json", "weights.pt", "model.ts")
+#: ``mlflow.data.context`` of each split of a dataset folder that is logged as a run input.
+DATASET_CONTEXTS = {"train": "training", "val": "validation"}
 
 #: Result keys that Ray adds to every result; not training metrics, so not logged.
 _RAY_RESULT_KEYS = {
@@ -128,21 +143,33 @@ class SearchTracker:
         #: steps; the history keeps the first pass)
         self.last_step: dict[str, int] = {}
         self.logging_seconds = 0.0
+        #: problem -> dataset folder (see :meth:`start_search`)
+        self.dataset_dirs: dict[str, Path] = {}
 
     # ------------------------------------------------------------------ parent
     @_forgiving
     def start_search(self, *, search_name: str, budget: str, params: Mapping[str, Any],
                      tags: Mapping[str, str], search_file: Path | None,
-                     resume_parent_run_id: str | None = None) -> str | None:
-        """Create (or, when resuming, reopen) the parent run; returns its id."""
+                     resume_parent_run_id: str | None = None,
+                     datasets: Mapping[str, str | Path] | None = None) -> str | None:
+        """Create (or, when resuming, reopen) the parent run; returns its id.
+
+        ``datasets``: problem -> dataset folder; logged as inputs of the parent run here and of each
+        trial run of that problem in :meth:`start_trial`.
+        """
         started = time.perf_counter()
+        self.dataset_dirs = {problem: Path(folder) for problem, folder in (datasets or {}).items()}
         experiment = self.client.get_experiment_by_name(self.experiment)
         if experiment is None:
             self.experiment_id = self.client.create_experiment(
                 self.experiment, artifact_location=_artifact_location(self.tracking_uri,
-                                                                      self.experiment))
+                                                                      self.experiment),
+                tags={EXPERIMENT_KIND_TAG: TRAINING_EXPERIMENT_KIND})
         else:
             self.experiment_id = experiment.experiment_id
+            if EXPERIMENT_KIND_TAG not in experiment.tags:  # made by an older version
+                self.client.set_experiment_tag(self.experiment_id, EXPERIMENT_KIND_TAG,
+                                               TRAINING_EXPERIMENT_KIND)
         if resume_parent_run_id:
             self.parent_run_id = resume_parent_run_id
             self.client.update_run(resume_parent_run_id, status="RUNNING")
@@ -155,6 +182,8 @@ class SearchTracker:
             self._log_params(self.parent_run_id, params)
             if search_file is not None:
                 self.client.log_artifact(self.parent_run_id, str(search_file), "search_space")
+            for folder in self.dataset_dirs.values():
+                log_dataset_inputs(self.client, self.parent_run_id, folder)
         self.logging_seconds += time.perf_counter() - started
         return self.parent_run_id
 
@@ -194,6 +223,9 @@ class SearchTracker:
             tags={ROLE_TAG: TRIAL_ROLE, TRIAL_NAME_TAG: trial_name, PARENT_TAG: self.parent_run_id})
         self.child_runs[trial_name] = run.info.run_id
         self._log_params(run.info.run_id, params)
+        dataset_dir = self.dataset_dirs.get(str(params.get("problem")))
+        if dataset_dir is not None:
+            log_dataset_inputs(self.client, run.info.run_id, dataset_dir)
         self.logging_seconds += time.perf_counter() - started
         return run.info.run_id
 
@@ -215,7 +247,8 @@ class SearchTracker:
     def finish_trial(self, trial_name: str, status: str, final: Mapping[str, Any] | None = None,
                      model_dir: Path | None = None, error: str | None = None,
                      restarts: int = 0) -> None:
-        """Final metrics (``final_<metric>``), status tag, model artifacts; at most once per trial."""
+        """Final metrics (``final_<metric>``), status tag, model artifacts and the MLflow model;
+        at most once per trial."""
         run_id = self.child_runs.get(trial_name)
         if run_id is None or trial_name in self.closed:
             return
@@ -225,6 +258,8 @@ class SearchTracker:
             self.client.log_batch(run_id, metrics=_metric_entities(finals, int(final.get("step", 0))))
         if model_dir is not None and Path(model_dir).is_dir():
             self.client.log_artifacts(run_id, str(model_dir), MODEL_ARTIFACT_PATH)
+            log_mlflow_model(self.client, self.experiment_id, run_id, Path(model_dir),
+                             name=trial_name, step=int((final or {}).get("step", 0)))
         if error:
             self.client.set_tag(run_id, "fhn_automl.error", error[:4000])
         # how often the trial's workers started again from a checkpoint (lost node, --resume)
@@ -255,6 +290,150 @@ def _param_text(value: Any) -> str:
     if isinstance(value, dict):
         return json.dumps(value, sort_keys=True)
     return str(value)
+
+
+# ----------------------------------------------------------------------------- MLflow model
+
+
+def log_mlflow_model(client: Any, experiment_id: str, run_id: str, model_dir: Path, *,
+                     name: str = "model", step: int = 0) -> str:
+    """Log a saved surrogate (``model_io.save_model``'s folder) as an MLflow PyTorch model of ``run_id``.
+
+    What is logged is the folder's TorchScript module: MLflow's pytorch flavor writes a scripted
+    module with ``torch.jit.save`` (its "pickle" format; no Python pickle is involved), so the model
+    loads with plain torch + mlflow, fhn_automl not installed, for every model kind (split and
+    chained windows included, which ``torch.export``'s "pt2" format cannot trace: their control flow
+    depends on the data). The signature names the raw float32 inputs in the spec's order (pyfunc
+    reorders DataFrame columns to it) and the outputs; the input example is three points inside the
+    input ranges; the spec is the model's metadata, and the folder's own files (``spec.json``,
+    ``weights.pt``, ``model.ts``) ride along under ``fhn_automl/`` for ``pull``.
+
+    Done with explicit ids, as everything here: the logged model is created in ``experiment_id``,
+    linked to the run as an output (the UI's "Models" column), filled and marked READY. Returns its
+    model id (``models:/<id>`` loads it).
+    """
+    import shutil
+    import tempfile
+
+    import mlflow.pytorch
+    import numpy as np
+    import pandas as pd
+    import torch
+    from mlflow.entities import LoggedModelOutput
+    from mlflow.models import Model, ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    spec = json.loads((model_dir / "spec.json").read_text())
+    run = client.get_run(run_id)
+    logged = client.create_logged_model(
+        experiment_id, name=name, source_run_id=run_id, model_type="fhn_automl surrogate",
+        params=dict(run.data.params),
+        tags={"fhn_automl.problem": spec["problem"], "fhn_automl.kind": spec["kind"],
+              "fhn_automl.layers": spec["layers"]})
+    try:
+        signature = ModelSignature(inputs=Schema([ColSpec("float", n) for n in spec["inputs"]]),
+                                   outputs=Schema([ColSpec("float", n) for n in spec["outputs"]]))
+        low = np.array([spec["ranges"][n][0] for n in spec["inputs"]])
+        high = np.array([spec["ranges"][n][1] for n in spec["inputs"]])
+        rows = low + (high - low) * np.array([[0.1], [0.5], [0.9]])
+        example = pd.DataFrame(rows.astype(np.float32), columns=spec["inputs"])
+        scripted = torch.jit.load(str(model_dir / "model.ts"), map_location="cpu")
+        torch_version = torch.__version__.split("+")[0]
+        with tempfile.TemporaryDirectory(prefix="fhn_mlflow_model_") as tmp:
+            local = Path(tmp) / "model"
+            with _quiet_pickle_warning():
+                mlflow.pytorch.save_model(
+                    scripted, str(local), serialization_format="pickle", signature=signature,
+                    input_example=example, metadata={"fhn_automl_spec": spec},
+                    # explicit, because inferring them starts a subprocess (seconds per trial)
+                    pip_requirements=[f"torch=={torch_version}"],
+                    mlflow_model=Model(artifact_path=logged.artifact_location, run_id=run_id,
+                                       model_uuid=logged.model_id, model_id=logged.model_id))
+            (local / MLFLOW_MODEL_FILES).mkdir()
+            for file_name in MODEL_FILE_NAMES:
+                if (model_dir / file_name).exists():
+                    shutil.copy2(model_dir / file_name, local / MLFLOW_MODEL_FILES / file_name)
+            client.log_model_artifacts(logged.model_id, str(local))
+        client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=step)])
+        client.finalize_logged_model(logged.model_id, "READY")
+    except BaseException:
+        try:
+            client.finalize_logged_model(logged.model_id, "FAILED")
+        except Exception:  # the original error is the one to report
+            pass
+        raise
+    return logged.model_id
+
+
+class _quiet_pickle_warning:
+    """Silence MLflow's warning that "pickle" format may run code: for a TorchScript module it
+    writes a TorchScript archive, not a pickle, and the warning would repeat for every trial."""
+
+    def __enter__(self) -> None:
+        self.logger = logging.getLogger("mlflow.pytorch")
+        self.level = self.logger.level
+        self.logger.setLevel(logging.ERROR)
+
+    def __exit__(self, *exc: object) -> None:
+        self.logger.setLevel(self.level)
+
+
+def trial_model_id(client: Any, run_id: str) -> str | None:
+    """The id of the MLflow model logged for a trial run (the newest), or None for older runs."""
+    run = client.get_run(run_id)
+    outputs = run.outputs.model_outputs if run.outputs is not None else []
+    if not outputs:
+        return None
+    return max(outputs, key=lambda output: output.step).model_id
+
+
+# ----------------------------------------------------------------------------- datasets
+
+
+def log_dataset_inputs(client: Any, run_id: str, dataset_dir: str | Path) -> None:
+    """The train and validation Parquet files of a dataset folder as MLflow dataset inputs of a run.
+
+    Metadata only (``mlflow.data.meta_dataset.MetaDataset``: source path, schema from the Parquet
+    footer, row count), so a 50-million-row set costs what a small one does; the digest is the
+    first 16 hex digits of the file's SHA-256 in the folder's ``manifest.json``, so two runs trained
+    on the same bytes show the same digest.
+    """
+    import pyarrow.parquet as pq
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+    from mlflow.types import ColSpec, Schema
+
+    from fhn_automl.physics.datasets import read_manifest
+
+    folder = Path(dataset_dir).resolve()
+    files = read_manifest(folder).get("files", {})
+    inputs = []
+    for split, context in DATASET_CONTEXTS.items():
+        path = folder / f"{split}.parquet"
+        entry = files.get(path.name)
+        if entry is None or not path.is_file():
+            continue
+        arrow = pq.read_schema(path)
+        schema = Schema([ColSpec(_ARROW_TO_MLFLOW.get(str(field.type), "string"), field.name)
+                         for field in arrow])
+        with warnings.catch_warnings():
+            # MLflow registers its local source under two schemes ("" and "file") and warns that
+            # a path matches both; they are the same class
+            warnings.simplefilter("ignore", UserWarning)
+            source = resolve_dataset_source(str(path))
+        meta = MetaDataset(source, name=f"{folder.name}/{split}",
+                           digest=entry["sha256"][:16], schema=schema).to_dict()
+        dataset = Dataset(name=meta["name"], digest=meta["digest"], source_type=meta["source_type"],
+                          source=meta["source"], schema=meta.get("schema"),
+                          profile=json.dumps({"num_rows": entry.get("rows"),
+                                              "sha256": entry["sha256"]}))
+        inputs.append(DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context)]))
+    if inputs:
+        client.log_inputs(run_id, datasets=inputs)
+
+
+_ARROW_TO_MLFLOW = {"float": "float", "double": "double", "int64": "long", "int32": "integer"}
 
 
 def _artifact_location(tracking_uri: str, experiment: str) -> str | None:
