@@ -154,7 +154,7 @@ def trials_frame(trials: Iterable[Any]) -> "pd.DataFrame":
         params = dict(getattr(record, "params", {}) or {})
         metrics = dict(getattr(record, "metrics", {}) or {})
         for key in ("study", "extra_region", "window", "recipe"):
-            row[key] = params.get(key)
+            row[key] = params.get(key, row.get(key))
         for key in ("batch_size", "seed", "steps"):
             row[key] = int(params[key]) if params.get(key) not in (None, "", "None") else None
         for key, value in params.items():

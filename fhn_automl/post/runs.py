@@ -7,13 +7,16 @@ figures, metrics, and the learning layer's model files under the artifact path `
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fhn_automl.post.errors import ExperimentNotFoundError, NoFinishedTrialsError
+from fhn_automl.post.errors import ExperimentNotFoundError, NoFinishedTrialsError, TrackingStoreError
 from fhn_automl.search.tracking_tags import MODEL_ARTIFACT_PATH, POST_ROLE, ROLE_TAG, STATUS_TAG, TRIAL_ROLE
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["MODEL_ARTIFACT_PATH", "POST_ROLE", "ROLE_TAG", "STATUS_TAG", "TrialRecord", "download_model",
            "load_trials", "resolve_tracking_uri"]
@@ -47,6 +50,8 @@ class TrialRecord:
     params: dict[str, str] = field(default_factory=dict)
     #: the run's latest value of every metric (the analysis reads step times and the error variants)
     metrics: dict[str, float] = field(default_factory=dict)
+    #: the search file's study the trial belongs to (analyses never pool over studies)
+    study: str = ""
 
     def as_row(self) -> dict[str, Any]:
         row = asdict(self)
@@ -56,10 +61,20 @@ class TrialRecord:
 
 
 def resolve_tracking_uri(tracking_uri: str | None) -> str:
-    """The explicit URI, else ``MLFLOW_TRACKING_URI``, else the local ``mlruns/`` SQLite store."""
+    """The explicit URI, else ``MLFLOW_TRACKING_URI``, else the local ``mlruns/`` SQLite store.
+
+    Checked before any work (``TrackingStoreError``): a server that does not answer within seconds,
+    or a SQLite file that is not there (a reader must not create an empty store on a typo).
+    """
+    from fhn_automl.search.endpoints import TrackingStoreUnreachableError, check_tracking_store
     from fhn_automl.search.tracking import resolve_tracking_uri as search_default
 
-    return search_default(tracking_uri)
+    uri = search_default(tracking_uri)
+    try:
+        check_tracking_store(uri, must_exist=True)
+    except TrackingStoreUnreachableError as exc:
+        raise TrackingStoreError(str(exc)) from None
+    return uri
 
 
 def _first_metric(metrics: dict[str, float], keys: tuple[str, ...]) -> float | None:
@@ -107,6 +122,7 @@ def load_trials(experiment_name: str, tracking_uri: str, *, require_error: bool 
                               filter_string=f"tags.`{ROLE_TAG}` = '{TRIAL_ROLE}' and tags.`{STATUS_TAG}` = 'finished'",
                               max_results=50_000)
     trials: list[TrialRecord] = []
+    skipped = 0
     for run in runs:
         params = dict(run.data.params)
         if "layers" not in params or "problem" not in params:
@@ -114,17 +130,30 @@ def load_trials(experiment_name: str, tracking_uri: str, *, require_error: bool 
         mean_err = _first_metric(run.data.metrics, MEAN_ERR_KEYS)
         if require_error and mean_err is None:
             continue
+        if not _has_model(client, run.info.run_id):
+            # e.g. a driver killed between a trial's last result and its model upload: such a
+            # trial is re-run by --resume; until then it has nothing to time or register
+            logger.warning("skipping trial %s (run %s): marked finished but has no %s/spec.json artifact",
+                           run.info.run_name, run.info.run_id, MODEL_ARTIFACT_PATH)
+            skipped += 1
+            continue
         trials.append(TrialRecord(run_id=run.info.run_id, name=run.info.run_name or run.info.run_id,
                                   problem=params["problem"], kind=params.get("kind", "ddnn"),
                                   mean_err=mean_err, max_err=_first_metric(run.data.metrics, MAX_ERR_KEYS),
-                                  params=params, metrics=dict(run.data.metrics), **_figures(params)))
+                                  params=params, metrics=dict(run.data.metrics), study=params.get("study", ""),
+                                  **_figures(params)))
     if not trials:
         raise NoFinishedTrialsError(
             f"experiment {experiment_name!r} has no finished trial with a model and a validation error "
-            f"({len(runs)} finished trial run(s) found); run or resume the search first "
+            f"({len(runs)} finished trial run(s) found, {skipped} without a model); run or resume the search first "
             "(python -m fhn_automl.search SEARCH --budget BUDGET [--resume])")
     trials.sort(key=lambda t: (t.problem, t.name, t.run_id))  # deterministic order for ties
     return experiment.experiment_id, trials
+
+
+def _has_model(client: Any, run_id: str) -> bool:
+    """Whether the run holds the learning layer's model files under ``model/``."""
+    return any(Path(item.path).name == "spec.json" for item in client.list_artifacts(run_id, MODEL_ARTIFACT_PATH))
 
 
 def download_model(tracking_uri: str, run_id: str, dst: Path) -> Path:
