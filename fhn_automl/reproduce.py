@@ -148,8 +148,8 @@ def restricted_space(plan: TablePlan, budget_name: str, *, executor: str | None 
 
 
 def run_study(plan: TablePlan, budget_name: str, *, tracking_uri: str, data_root: str, storage: str,
-              executor: str | None, address: str | None, quiet: bool) -> str:
-    """Train the plan's trials with the search; returns the MLflow experiment name."""
+              executor: str | None, address: str | None, quiet: bool) -> dict[str, str]:
+    """Train the plan's trials with the search; returns each trial's status (finished | diverged | error)."""
     from fhn_automl.search.runner import SearchOptions, run_search
 
     space, budget = restricted_space(plan, budget_name, executor=executor)
@@ -157,7 +157,7 @@ def run_study(plan: TablePlan, budget_name: str, *, tracking_uri: str, data_root
                                        storage=storage, address=address, quiet=quiet))
     if summary.interrupted:
         raise RuntimeError(f"the search for Table {plan.table} was interrupted ({summary.statuses})")
-    return summary.experiment
+    return dict(summary.statuses)
 
 
 def matching_trials(plan: TablePlan, records: Sequence[Any]) -> list[Any]:
@@ -455,10 +455,10 @@ def reproduce(table: int | str, *, budget: str = "smoke", out: Path | None = Non
               n_fresh: int | None = None, quiet: bool = False) -> dict[str, Any]:
     """Run (or read) the table's study, measure, write the report; returns what was written and found."""
     from fhn_automl.post.errors import NoFinishedTrialsError
-    from fhn_automl.post.runs import resolve_tracking_uri
+    from fhn_automl.post.runs import resolve_tracking_uri as existing_store
     from fhn_automl.post.staging import check_output_target, staged_folder
     from fhn_automl.post.thesis_tables import TABLES
-    from fhn_automl.search.tracking import experiment_name
+    from fhn_automl.search.tracking import experiment_name, resolve_tracking_uri
 
     plan = get_plan(table)
     if budget not in BUDGETS:
@@ -466,7 +466,8 @@ def reproduce(table: int | str, *, budget: str = "smoke", out: Path | None = Non
     thesis = TABLES[plan.table]
     out = Path(out or Path("runs") / "reproduce" / f"table{plan.table}-{budget}")
     check_output_target(out)  # refuse a foreign folder before any training
-    tracking_uri = resolve_tracking_uri(tracking_uri)
+    # reading needs a store that exists (a typo must not create an empty one); a run may create it
+    tracking_uri = existing_store(tracking_uri) if experiment is not None else resolve_tracking_uri(tracking_uri)
     n_fresh = n_fresh or FRESH_ICS[budget]
     started = time.perf_counter()
 
@@ -482,7 +483,7 @@ def reproduce(table: int | str, *, budget: str = "smoke", out: Path | None = Non
         mode = "read: an earlier search of this file and budget"
         if not records:
             _log(quiet, f"training Table {plan.table}'s study ({plan.what}) at the {budget} budget")
-            run_study(plan, budget, tracking_uri=tracking_uri, data_root=data_root,
+            statuses = run_study(plan, budget, tracking_uri=tracking_uri, data_root=data_root,
                       storage=storage or str(Path("runs") / "reproduce" / "ray"), executor=executor,
                       address=address, quiet=quiet)
             mode = "trained now"
@@ -491,7 +492,9 @@ def reproduce(table: int | str, *, budget: str = "smoke", out: Path | None = Non
             if wanted:  # the same experiment may hold older trials of other architectures
                 records = [r for r in records if r.layers in wanted] or records
             if not records:
-                raise NoFinishedTrialsError(f"the search for Table {plan.table} finished no trial; see its log")
+                counts = {s: list(statuses.values()).count(s) for s in sorted(set(statuses.values()))}
+                raise NoFinishedTrialsError(f"the search for Table {plan.table} finished no trial with a model "
+                                            f"({counts or 'no trials'}); see its log above")
     train_seconds = time.perf_counter() - started
     _log(quiet, f"measuring {len(records)} model(s) against DOP853 on fresh initial states")
     ours = measure_models(records, tracking_uri, n_fresh, quiet=quiet)
