@@ -170,9 +170,12 @@ def _extra_sets(cfg: TrainConfig, problem: Problem, dataset_dir: Path, window: W
         unknown = sorted(set(entry) - {"source", "weight", "batch_size", "name"})
         if unknown or "source" not in entry:
             raise ValueError(f"extra_data entries take source, weight, batch_size, name; got {sorted(entry)}")
-        points = training_data.load_points(problem, dataset_dir, str(entry["source"]))
         if window.mode == "chained":
-            points = training_data.restrict_time(points, problem.inputs.index("t"), *window.edges)
+            points = training_data.chained_window_points(
+                training_data.read_columns(dataset_dir, str(entry["source"])), problem,
+                window.edges[1] - window.edges[0], source=str(entry["source"]))
+        else:
+            points = training_data.load_points(problem, dataset_dir, str(entry["source"]))
         name = entry.get("name") or "data_" + Path(str(entry["source"])).stem
         out.append((name, points, float(entry.get("weight", 1.0)), entry.get("batch_size")))
     return out
@@ -234,9 +237,12 @@ def prepare_training(cfg: TrainConfig, dist: _Distributed | None = None) -> Trai
 
     # data, once, on the training device
     dataset_dir = _dataset_dir(cfg, problem, device)
-    train_points = training_data.load_points(problem, dataset_dir, cfg.train_split)
-    if window.mode == "chained":
-        train_points = training_data.restrict_time(train_points, problem.inputs.index("t"), *window.edges)
+    if window.mode == "chained":  # windows that start from every state the marching visits
+        train_points = training_data.chained_window_points(
+            training_data.read_columns(dataset_dir, cfg.train_split), problem, window.edges[1] - window.edges[0],
+            source=f"split {cfg.train_split!r} of {dataset_dir}")
+    else:
+        train_points = training_data.load_points(problem, dataset_dir, cfg.train_split)
     val_points = training_data.subsample(training_data.load_points(problem, dataset_dir, cfg.val_split),
                                          cfg.val_max_points, VALIDATION_SUBSET_SEED)
     rollout = None

@@ -77,10 +77,51 @@ def load_points(problem: Problem, dataset_dir: str | os.PathLike | None, split: 
                         source=f"split {split!r} of {dataset_dir}")
 
 
-def restrict_time(points: PointArrays, t_index: int, t_low: float, t_high: float) -> PointArrays:
-    """Rows whose t lies in [t_low, t_high] (a chained model trains on its short window only)."""
-    t = points.x[:, t_index]
-    return points.take(np.flatnonzero((t >= t_low - 1e-6) & (t <= t_high + 1e-6)))
+def chained_window_points(columns: dict[str, np.ndarray], problem: Problem, window_length: float,
+                          *, source: str = "dataset") -> PointArrays:
+    """Training rows of a chained-window model (``window: chained:T``) from whole stored trajectories.
+
+    Each trajectory is cut into windows [s, s + T] at s = 0, T, 2T, ... (complete windows only) and
+    every window becomes a row set (t - s, U(s), W(s)[, k]) -> (U(t), W(t)): exact, because the
+    cell model is autonomous (the state tau after x(s) is the state s + tau after x0). So the model
+    learns its window from the very states it restarts from when it marches (``ChainedWindowSurrogate``),
+    which leave the sampled box (``problems`` docstring), not only from the box's initial states.
+    About as many rows as the trajectories have stored states.
+    """
+    missing = [name for name in ("traj", "t", "u", "w") if name not in columns]
+    if missing:
+        raise ValueError(f"{source} lacks columns {missing} for chained windows; it has {sorted(columns)}")
+    traj = np.asarray(columns["traj"])
+    t = np.asarray(columns["t"], dtype=np.float64)
+    order = np.lexsort((t, traj))
+    ids, counts = np.unique(traj, return_counts=True)
+    if len(ids) == 0 or not np.all(counts == counts[0]):
+        raise ValueError(f"{source}: chained windows need every trajectory stored at the same times")
+    n_traj, n_saved = len(ids), int(counts[0])
+    times = t[order][:n_saved]
+    spacing = float(times[1] - times[0]) if n_saved > 1 else 0.0
+    stride = int(round(window_length / spacing)) if spacing > 0 else 0
+    if stride < 1 or not np.isclose(stride * spacing, window_length, atol=1e-4):
+        raise ValueError(f"{source}: window length {window_length:g} is not a multiple of the stored "
+                         f"spacing {spacing:g}")
+    starts = np.arange(0, n_saved - stride, stride)
+    if len(starts) == 0:
+        raise ValueError(f"{source}: trajectories ({times[-1]:g} time units) are shorter than one window "
+                         f"({window_length:g})")
+    grid = {name: np.asarray(columns[name], dtype=np.float32)[order].reshape(n_traj, n_saved)
+            for name in ("u", "w", *(("k",) if "k" in columns else ()))}
+    offsets = np.arange(stride + 1)
+    rows = starts[:, None] + offsets[None, :]            # (n_windows, stride + 1) stored-state indices
+    tau = (times[rows] - times[starts][:, None]).astype(np.float32)
+    shape = (n_traj, len(starts), stride + 1)
+    values = {"t": np.broadcast_to(tau, shape),
+              "u0": np.broadcast_to(grid["u"][:, starts][:, :, None], shape),
+              "w0": np.broadcast_to(grid["w"][:, starts][:, :, None], shape),
+              "u": grid["u"][:, rows], "w": grid["w"][:, rows]}
+    if "k" in grid:
+        values["k"] = np.broadcast_to(grid["k"][:, :1, None], shape)
+    return point_arrays({name: values[name].reshape(-1) for name in (*problem.inputs, *problem.outputs)},
+                        problem.inputs, problem.outputs, source=source)
 
 
 def subsample(points: PointArrays, max_points: int | None, seed: int) -> PointArrays:

@@ -15,7 +15,9 @@ folder serialise on a lock file. Same request, same seed -> the same bytes: no t
 Rows (float columns float32, ``traj`` int64):
   trajectory problems  ``traj, <inputs among t, u0, w0, k>, u, w`` -- every stored state of each
                        trajectory, t = 0, save_dt, ..., t_end
-  iterator problems    ``traj, u, w[, k], u_next, w_next`` -- a state and the state dt_net later;
+  iterator problems    ``traj, u, w[, k], u_next, w_next`` -- a state and the state dt_net later,
+                       the states half homogeneous in the domain, half visited by the dynamics
+                       (``sampling.sample_iterator_states``);
                        ``rollout.parquet``: ``traj, t, u0, w0[, k], u, w`` whole trajectories
 ``traj`` numbers the trajectories (or pairs) of a folder; train and val never share one.
 """
@@ -41,7 +43,7 @@ import pyarrow.parquet as pq
 from fhn_automl._provenance import git_commit
 from fhn_automl.physics.euler import euler_trajectories, iter_euler_chunks, n_saved_states, resolve_backend
 from fhn_automl.physics.problems import Problem, get_problem
-from fhn_automl.physics.sampling import sample_initial_states
+from fhn_automl.physics.sampling import sample_initial_states, sample_iterator_states
 
 #: bump when the files' layout or contents change for the same request: old caches then rebuild
 DATASET_FORMAT_VERSION = 1
@@ -278,8 +280,9 @@ def write_trajectories(problem: Problem, path: Path, states: dict[str, np.ndarra
 
 def _write_pairs(problem: Problem, path: Path, n_pairs: int, seed: np.random.SeedSequence, first_traj: int,
                  backend: str) -> int:
-    """Iterator pairs from homogeneous states (u, w[, k])."""
-    return write_pairs(problem, path, sample_initial_states(problem, n_pairs, seed), first_traj, backend)
+    """Iterator pairs from homogeneous and visited states (u, w[, k]): ``sample_iterator_states``."""
+    states = sample_iterator_states(problem, n_pairs, seed, backend="cpu" if backend == "numpy" else backend)
+    return write_pairs(problem, path, states, first_traj, backend)
 
 
 def write_pairs(problem: Problem, path: Path, states: dict[str, np.ndarray], first_traj: int, backend: str) -> int:

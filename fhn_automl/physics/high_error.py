@@ -36,7 +36,8 @@ def build_high_error_set(problem: str | Problem, centres, out_path: str | os.Pat
     (``u0, w0[, k]`` for trajectory problems, ``u, w[, k]`` for iterators), or a mapping from those
     names to ``m`` values. ``radius``: the box's half-width as a fraction of each quantity's range
     (one number, or one per name), so 0.05 means +-0.05 in U0 and +-0.009 in W0. Boxes are clipped to
-    the ranges (points are drawn inside the clipped box, not piled on its edge). The file has the
+    the domain (iterators: to the input ranges; points are drawn inside the clipped box, not piled
+    on its edge). The file has the
     columns of the problem's ``train.parquet``; ``traj`` starts at ``HIGH_ERROR_TRAJ_OFFSET``.
     """
     problem = get_problem(problem) if isinstance(problem, str) else problem
@@ -45,6 +46,9 @@ def build_high_error_set(problem: str | Problem, centres, out_path: str | os.Pat
     ranges = problem.initial_state_ranges()
     centres = _centre_matrix(centres, tuple(ranges))
     half_widths = _half_widths(radius, ranges)
+    # an iterator's centres are pair states, which include states the dynamics visit outside the
+    # domain: clip its boxes to the input ranges that contain them; initial states stay in the domain
+    clip = {name: problem.ranges[name] for name in ranges} if problem.kind == "iterator" else ranges
     if int(n_per_centre) != n_per_centre or n_per_centre < 1:
         raise DatasetError(f"n_per_centre must be a positive integer, got {n_per_centre!r}")
     backend = resolve_backend(device)
@@ -55,7 +59,7 @@ def build_high_error_set(problem: str | Problem, centres, out_path: str | os.Pat
     samples: dict[str, list[np.ndarray]] = {name: [] for name in ranges}
     for centre, stream in zip(centres, streams):
         box = {}
-        for column, (name, (low, high)) in enumerate(ranges.items()):
+        for column, (name, (low, high)) in enumerate(clip.items()):
             box[name] = (max(low, centre[column] - half_widths[name]), min(high, centre[column] + half_widths[name]))
         for name, values in latin_hypercube(box, int(n_per_centre), stream).items():
             samples[name].append(values)

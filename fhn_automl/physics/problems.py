@@ -3,6 +3,17 @@
 A problem says what the network maps from and to, the input ranges, the time span, how the applied
 current depends on the parameter K, how its datasets are sampled and how big they are by default.
 Nothing here knows about solvers or files: the solver and the datasets code take a ``Problem``.
+
+Two boxes per problem, kept apart:
+
+* ``domain``: where initial states (and K) are sampled, the thesis' Table 1 box U0 in (0, 1),
+  W0 in (0, 0.18), K in (0, 1). Datasets, validation rollouts and the PINN collocation use it.
+* ``ranges``: what the network inputs can be, for input scaling. Marching models feed their own
+  states back as inputs (the iterator's (u, w), a chained window's (u0, w0)), and the dynamics leave
+  the Table 1 box: at I = 0.1 about 22 % of the iterator's rollout states and of the chained-window
+  start states lie outside it (U down to -0.12, up to 1.11; W up to 0.19 in problem C). So every
+  ``ranges`` contains both the domain and every state the dynamics visit from it within the
+  problem's horizon, measured with the solver (``VISITED_STATES``); a test re-measures it.
 """
 
 from __future__ import annotations
@@ -15,10 +26,26 @@ from fhn_automl.physics.cell_models import CELL_MODELS, CellModel
 ProblemKind = Literal["trajectory", "iterator"]
 Sampling = Literal["lhs", "grid", "fixed"]
 
-#: Initial-condition box of the thesis: every state seen in the FHN phase plane.
+#: Initial-condition box of the thesis (Table 1): "every state seen in the FHN phase plane".
 U0_RANGE = (0.0, 1.0)
 W0_RANGE = (0.0, 0.18)
 K_RANGE = (0.0, 1.0)
+
+#: The states (U, W) that forward Euler (dt = 0.01, float64) visits from the domain within each
+#: problem's horizon: 40,000 Latin-hypercube initial states plus 804 on the box's edges (K at 0,
+#: 0.5, 1 for problem C), every step kept. Measured 2026-12 (the extremes come from the edges:
+#: U0 = 1, W0 = 0 overshoots above 1 with I > 0; U0 ~ 0, W0 = 0.18 undershoots below 0).
+VISITED_STATES: dict[str, dict[str, tuple[float, float]]] = {
+    "I = 0, t <= 50 (B_S)": {"u": (-0.2200, 1.0000), "w": (0.0, 0.1811)},
+    "I = 0.1, t <= 50 (B_C, iterator rollouts)": {"u": (-0.1157, 1.1090), "w": (0.0, 0.1839)},
+    "I = 0.1, t <= 5 (B_C small)": {"u": (-0.1157, 1.1090), "w": (0.0, 0.1839)},
+    "I in [0.08, 0.12], t <= 50 (C)": {"u": (-0.1402, 1.1283), "w": (0.0, 0.1891)},
+}
+#: Input-scaling ranges of the state inputs: the visited states above with a margin of at least
+#: 0.01 (W can dip a hair below 0 where U < 0), rounded outward.
+STATE_RANGES_I0 = {"u": (-0.25, 1.05), "w": (-0.01, 0.2)}
+STATE_RANGES_I01 = {"u": (-0.15, 1.15), "w": (-0.01, 0.2)}
+STATE_RANGES_C = {"u": (-0.17, 1.17), "w": (-0.01, 0.2)}
 
 
 class UnknownProblemError(KeyError):
@@ -36,6 +63,8 @@ class Problem:
     Trajectory problems map (t, initial state[, k]) -> state(t); iterator problems map
     (u, w[, k]) -> state after ``dt_net`` time units.
     The applied current is ``i_base + i_per_k * k`` (k = 0 when the problem has no k input).
+    ``ranges``: every input's scaling range; ``domain``: the sampled quantities' box (see the module
+    docstring; ``ranges`` contains ``domain``).
     """
 
     name: str
@@ -64,6 +93,13 @@ class Problem:
     dt_net: float | None = None
     #: iterator problems: the horizon of the validation rollout
     rollout_t_end: float | None = None
+    #: where initial states (u0, w0[, k]; iterators: u, w[, k]) are sampled; empty = ``ranges``
+    domain: dict[str, tuple[float, float]] = field(default_factory=dict)
+    #: iterator problems: the share of training / validation pairs whose state is drawn from the
+    #: states the dynamics visit (Euler from the domain, stopped at a random time up to the
+    #: rollout horizon) instead of homogeneously from the domain, so the rollout's states are in
+    #: the training distribution
+    visited_fraction: float = 0.0
     #: named extra datasets (problem A: 'scarce' 10 points, 'complete' 1000 points)
     extra_sets: dict[str, int] = field(default_factory=dict)
 
@@ -84,20 +120,29 @@ class Problem:
         return self.i_base + self.i_per_k * k
 
     def initial_state_ranges(self) -> dict[str, tuple[float, float]]:
-        """Ranges of the sampled quantities (u0, w0[, k]) of a trajectory problem."""
+        """The domain of the sampled quantities: (u0, w0[, k]) of a trajectory problem, (u, w[, k])
+        of an iterator (the thesis' Table 1 box)."""
         keys = ("u0", "w0", "k") if self.kind == "trajectory" else ("u", "w", "k")
-        return {key: self.ranges[key] for key in keys if key in self.ranges}
+        box = self.domain or self.ranges
+        return {key: box[key] for key in keys if key in box}
+
+    def domain_range(self, name: str) -> tuple[float, float]:
+        """The sampled range of input ``name`` (the domain), else its scaling range (t)."""
+        return (self.domain or self.ranges).get(name, self.ranges[name])
 
 
 def _trajectory(name: str, description: str, *, with_k: bool, t_end: float, i_base: float,
-                i_per_k: float = 0.0, n_train: int, n_val: int) -> Problem:
+                i_per_k: float = 0.0, n_train: int, n_val: int,
+                state_ranges: dict[str, tuple[float, float]]) -> Problem:
     inputs = ("t", "u0", "w0", "k") if with_k else ("t", "u0", "w0")
-    ranges = {"t": (0.0, t_end), "u0": U0_RANGE, "w0": W0_RANGE}
+    domain = {"u0": U0_RANGE, "w0": W0_RANGE}
+    # (u0, w0) scale over the visited states: a chained window restarts from them
+    ranges = {"t": (0.0, t_end), "u0": state_ranges["u"], "w0": state_ranges["w"]}
     if with_k:
-        ranges["k"] = K_RANGE
+        domain["k"] = ranges["k"] = K_RANGE
     return Problem(name=name, description=description, kind="trajectory", inputs=inputs,
                    outputs=("u", "w"), ranges=ranges, t_span=(0.0, t_end), i_base=i_base,
-                   i_per_k=i_per_k, n_train=n_train, n_val=n_val)
+                   i_per_k=i_per_k, n_train=n_train, n_val=n_val, domain=domain)
 
 
 PROBLEMS: dict[str, Problem] = {
@@ -113,23 +158,26 @@ PROBLEMS: dict[str, Problem] = {
     ),
     "problem_b_s": _trajectory(
         "problem_b_s", "Single action potential u(t, U0, W0), I = 0, t in [0, 50] (thesis 4.2.1)",
-        with_k=False, t_end=50.0, i_base=0.0, n_train=5_000, n_val=5_000),
+        with_k=False, t_end=50.0, i_base=0.0, n_train=5_000, n_val=5_000, state_ranges=STATE_RANGES_I0),
     "problem_b_c": _trajectory(
         "problem_b_c", "Autopacing u(t, U0, W0), I = 0.1, t in [0, 50] (thesis 4.2.2, large window)",
-        with_k=False, t_end=50.0, i_base=0.1, n_train=5_000, n_val=5_000),
+        with_k=False, t_end=50.0, i_base=0.1, n_train=5_000, n_val=5_000, state_ranges=STATE_RANGES_I01),
     "problem_b_c_small": _trajectory(
         "problem_b_c_small", "Autopacing u(t, U0, W0), I = 0.1, small window t in [0, 5] (thesis 4.2.2)",
-        with_k=False, t_end=5.0, i_base=0.1, n_train=5_000, n_val=5_000),
+        with_k=False, t_end=5.0, i_base=0.1, n_train=5_000, n_val=5_000, state_ranges=STATE_RANGES_I01),
     "problem_b_c_iter": Problem(
         name="problem_b_c_iter",
         description="Autopacing iterator (U, W) -> state 2 time units later, I = 0.1 (thesis 4.2.3)",
         kind="iterator", inputs=("u", "w"), outputs=("u_next", "w_next"),
-        ranges={"u": U0_RANGE, "w": W0_RANGE}, t_span=(0.0, 2.0), i_base=0.1,
+        ranges=dict(STATE_RANGES_I01), domain={"u": U0_RANGE, "w": W0_RANGE}, t_span=(0.0, 2.0), i_base=0.1,
         n_train=5_000_000, n_val=100_000, n_rollout_val=10_000, dt_net=2.0, rollout_t_end=50.0,
+        # half the pairs homogeneous in the domain (the thesis' set), half on visited states
+        visited_fraction=0.5,
     ),
     "problem_c": _trajectory(
         "problem_c", "Families u(t, U0, W0, K), I = 0.08 + 0.04 K, t in [0, 50] (thesis 4.3)",
-        with_k=True, t_end=50.0, i_base=0.08, i_per_k=0.04, n_train=50_000, n_val=50_000),
+        with_k=True, t_end=50.0, i_base=0.08, i_per_k=0.04, n_train=50_000, n_val=50_000,
+        state_ranges=STATE_RANGES_C),
 }
 
 

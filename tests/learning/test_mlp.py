@@ -27,7 +27,8 @@ def raw_points(problem_name: str, n: int, seed: int = 0, dtype=torch.float32) ->
 
 def test_inputs_scaled_to_unit_box_inside_the_module():
     model = SurrogateMLP(make_spec())
-    corners = torch.tensor([[0.0, 0.0, 0.0], [50.0, 1.0, 0.18]])
+    ranges = get_problem("problem_b_s").ranges  # the input-scaling box (wider than the sampled one)
+    corners = torch.tensor([[0.0, ranges["u0"][0], ranges["w0"][0]], [50.0, ranges["u0"][1], ranges["w0"][1]]])
     assert torch.allclose(model.scale_inputs(corners), torch.tensor([[-1.0, -1, -1], [1, 1, 1]]), atol=1e-6)
     raw = SurrogateMLP(make_spec(input_scaling=False))
     assert torch.equal(raw.scale_inputs(corners), corners)
