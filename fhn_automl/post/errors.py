@@ -33,3 +33,7 @@ class ForeignOutputFolderError(PostStageError):
 
 class InvalidRequestError(PostStageError):
     """A setting the post-stage cannot use as given (fp16 on a CPU, an unknown backend name)."""
+
+
+class TrackingStoreError(PostStageError):
+    """The MLflow tracking store does not answer, or names no store (no such SQLite file)."""

@@ -8,7 +8,8 @@ After a search (the search layer calls it) or on demand (``python -m fhn_automl.
 4. benchmark the front against Euler at several dt on the thesis workload (``bench_n`` ICs);
 5. ANOVA tables, notable models, plots;
 6. log everything as artifacts of a post-stage run (tag ``fhn_automl.role=post``) in the same
-   experiment and register the front (``<problem>`` registered model, alias family ``pareto``).
+   experiment and register the front (``fhn_automl.<problem>`` registered model, alias family
+   ``pareto``, merged with the front registered before: ``fhn_automl.post.registry``).
 
 An experiment of untrained networks (the search layer's ``kind: untrained`` sweep) gets the inference
 sweep report (Tables 12-13, Figures 39-40) instead of a front. Everything is written to a temporary
@@ -35,7 +36,7 @@ from fhn_automl.post.errors import InvalidRequestError, NoFinishedTrialsError
 from fhn_automl.post.runs import POST_ROLE, ROLE_TAG, TrialRecord, download_model, load_trials, resolve_tracking_uri
 
 from fhn_automl.post.settings import PostSettings, post_settings
-from fhn_automl.post.staging import new_staging_folder, swap_into_place
+from fhn_automl.post.staging import check_output_target, new_staging_folder, swap_into_place
 
 CPU_BENCH_N = 100_000  # the ``small`` preset's CPU size (kept for callers that import it)
 
@@ -144,19 +145,20 @@ def run_post_stage(experiment_name: str, tracking_uri: str | None = None, out_di
     started = time.perf_counter()
     settings = post_settings(budget).replace(n_ref=n_ref, repeats=repeats, tune_points=tune_points,
                                              max_bench_models=max_bench_models, threads=threads)
-    tracking_uri = resolve_tracking_uri(tracking_uri)
     device = device or default_device()
     try:
         check_compile_request(backend, precision, device)  # fail before any work when the backend cannot run
     except ValueError as exc:  # fp16 on a CPU, an unknown backend name: bad input, said as such
         raise InvalidRequestError(str(exc)) from None
+    target = Path(out_dir) if out_dir is not None else Path.cwd() / "runs" / "post" / experiment_name
+    target = target.resolve()
+    check_output_target(target)  # a folder of the user's is refused before the work, not after
+    tracking_uri = resolve_tracking_uri(tracking_uri)  # and a tracking server that does not answer
     phases = _Phases()
     with phases("read experiment"):
         experiment_id, trials = load_trials(experiment_name, tracking_uri, require_error=False)
     trained = [t for t in trials if t.mean_err is not None]
     mode = "pareto" if trained else "inference_sweep"
-    target = Path(out_dir) if out_dir is not None else Path.cwd() / "runs" / "post" / experiment_name
-    target = target.resolve()
     staging = new_staging_folder(target)
     bench_n = bench_n or settings.bench_n(device)
     threads_before = pin_cpu_threads(settings.threads) if not device.startswith("cuda") else None
@@ -330,8 +332,11 @@ def _pareto_mode(table, handles, trained: list[TrialRecord], staging: Path, resu
             client.log_artifacts(post_run.info.run_id, str(staging / "engines"), "post/engines")
         for problem, requests in requests_by_problem.items():
             with phases("registry"):
-                result.registered += register_front(tracking_uri, problem, requests)
-            _log(quiet, f"{problem}: registered {len(requests)} model(s) under alias family 'pareto'")
+                merged = register_front(tracking_uri, problem, requests, time_rtol=time_rtol)
+            result.registered += merged
+            _log(quiet, f"{problem}: alias family 'pareto' of {merged[0]['name'] if merged else problem} now holds "
+                        f"{len(merged)} model(s), {sum(r['new'] for r in merged)} of {len(requests)} from this "
+                        "search (merged with the registered front)")
 
 
 def _sweep_mode(table, staging: Path, *, device: str, bench_n: int, settings: PostSettings, quiet: bool) -> None:

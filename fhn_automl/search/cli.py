@@ -11,6 +11,7 @@ import logging
 import sys
 from collections import Counter
 
+from fhn_automl._cli import non_negative_int, positive_int
 from fhn_automl.search.budgets import BUDGET_NAMES
 from fhn_automl.search.options import SearchOptions, SearchSummary
 from fhn_automl.search.space import SearchSpaceError, load_search_space
@@ -45,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "paper (the thesis: 1M steps per model, whole grids). Default: smoke")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the number of trials and the first few, start nothing")
-    parser.add_argument("--show", type=int, default=5, metavar="N",
+    parser.add_argument("--show", type=non_negative_int, default=5, metavar="N",
                         help="trials listed by --dry-run (default 5)")
     parser.add_argument("--study", metavar="NAME",
                         help="run only this study of a file with several (default: all)")
@@ -64,9 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "sqlite:///<cwd>/mlruns/mlflow.db with artifacts in mlruns/artifacts)")
     parser.add_argument("--data-root", default="data", metavar="DIR",
                         help="folder of the generated datasets (default ./data)")
-    parser.add_argument("--max-concurrent", type=int, metavar="N",
+    parser.add_argument("--max-concurrent", type=positive_int, metavar="N",
                         help="at most N trials at once (default: as many as the cluster fits)")
-    parser.add_argument("--max-failures", type=int, default=3, metavar="N",
+    parser.add_argument("--max-failures", type=non_negative_int, default=3, metavar="N",
                         help="restarts of a trial after a lost worker or node (default 3)")
     parser.add_argument("--strict-tracking", action="store_true",
                         help="stop on an MLflow error instead of logging it and going on")
@@ -111,6 +112,7 @@ def run_search_command(args: argparse.Namespace) -> tuple[int, SearchSummary | N
         dry_run(space, budget, trials, args.show)
         return 0, None
 
+    from fhn_automl.search.endpoints import EndpointUnreachableError
     from fhn_automl.search.resources import UnsatisfiableResourcesError
     from fhn_automl.search.runner import NothingToResumeError, run_search
 
@@ -121,7 +123,7 @@ def run_search_command(args: argparse.Namespace) -> tuple[int, SearchSummary | N
                             strict_tracking=args.strict_tracking, quiet=args.quiet)
     try:
         summary = run_search(options)
-    except (UnsatisfiableResourcesError, NothingToResumeError, ValueError) as exc:
+    except (UnsatisfiableResourcesError, NothingToResumeError, EndpointUnreachableError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2, None
     if summary.interrupted:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from fhn_automl.search.budgets import Budget
+from fhn_automl.search.endpoints import check_ray_address, check_tracking_store
 from fhn_automl.search.monitor import SearchMonitor
 from fhn_automl.search.options import SearchOptions, SearchSummary
 from fhn_automl.search.ray_cluster import init_ray
@@ -91,6 +92,9 @@ def run_search(options: SearchOptions) -> SearchSummary:
     trials = space.select_trials(budget, options.study)
     experiment = experiment_name(space.name, budget.name)
     tracking_uri = resolve_tracking_uri(options.tracking_uri)
+    # seconds, not minutes, to learn that the cluster or the tracking server is not there
+    check_tracking_store(tracking_uri)
+    check_ray_address(options.address)
 
     if any(t.kind == "untrained" for t in trials):
         from fhn_automl.search.untrained import run_untrained_sweep
@@ -145,7 +149,7 @@ def run_search(options: SearchOptions) -> SearchSummary:
         "steps": trials[0].steps if trials else 0, "metric": space.search.metric}
     tracker.start_search(search_name=space.name, budget=budget.name, params=search_params,
                          tags=environment_tags(plan.device), search_file=space.path,
-                         resume_parent_run_id=resume_parent)
+                         resume_parent_run_id=resume_parent, datasets=data_dirs)
     if state_file is not None:
         state_file.parent.mkdir(parents=True, exist_ok=True)
         state_file.write_text(json.dumps({"parent_run_id": tracker.parent_run_id,

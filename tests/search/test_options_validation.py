@@ -45,3 +45,12 @@ def test_exponent_numbers_without_a_dot_are_numbers(tmp_path):
     assert isinstance(study.options["val_max_points"][0], int)
     trial = space.trials("paper")[0]
     assert trial.options == {"lr": 0.001, "val_max_points": 10_000}
+
+
+@pytest.mark.parametrize("argv", [["--max-failures", "-1"], ["--max-concurrent", "0"], ["--show", "-2"]])
+def test_negative_counts_are_refused_by_the_command_line(argv, capsys):
+    from fhn_automl.pipeline import main
+
+    with pytest.raises(SystemExit) as caught:
+        main(["problem_b_s", "--dry-run", *argv])
+    assert caught.value.code == 2 and argv[0] in capsys.readouterr().err
