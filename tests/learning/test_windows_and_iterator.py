@@ -1,4 +1,4 @@
-"""Window chaining / dispatch and iterator rollout: shapes and continuity."""
+"""Window chaining / dispatch and iterator rollout: values at window ends, tangents, rollouts."""
 
 import pytest
 import torch
@@ -35,10 +35,19 @@ def test_chained_model_marches_window_by_window():
         early = x.clone()
         early[:, 0] = early[:, 0] % 5
         assert torch.allclose(model(early), model.net(early))
-        # continuity at a window end: t = 5 - eps and t = 5 agree to the network's own jump
+        # at a window end the model restarts the network from the state the first window reached
         at_end = x[:3].clone()
         at_end[:, 0] = 5.0
-        assert model(at_end).shape == (3, 2)
+        reached = model.net(at_end)
+        restart = torch.cat((torch.zeros(3, 1), reached), dim=1)  # local t = 0, (u0, w0) = reached
+        assert torch.allclose(model(at_end), model.net(restart), atol=1e-6)
+        # so its only jump there is the network's own initial-condition error net(0, y) - y
+        before = at_end.clone()
+        before[:, 0] = 5.0 - 1e-3
+        assert torch.allclose(model(before), reached, atol=1e-2)
+        jump = model(at_end) - model(before)
+        assert torch.allclose(jump, model.net(restart) - reached, atol=1e-2)
+        assert jump.abs().max() > 0.05  # an untrained network does jump: the check above has teeth
 
 
 def test_split_model_dispatches_by_time():
@@ -53,9 +62,21 @@ def test_split_model_dispatches_by_time():
         for k in range(3):
             rows = which == k
             assert torch.allclose(out[rows], model.windows[k](x[rows]))
+    # the tangent is each window network's own d/dt: a central difference away from the interfaces
+    model = model.double()
+    x = x.double()
+    h = 1e-5
+    inside = torch.stack([(x[:, 0] - edge).abs() > 2 * h for edge in (0.0, 10.0, 30.0, 50.0)]).all(dim=0)
+    x = x[inside]
+    step = torch.zeros_like(x)
+    step[:, 0] = h
+    with torch.no_grad():
         y, dy = model.time_tangent(x)
         assert torch.allclose(y, model.forward_normalised(x))
-        assert dy.shape == (200, 2)
+        slope = (model.forward_normalised(x + step) - model.forward_normalised(x - step)) / (2 * h)
+    assert x.shape[0] > 150 and set(model.window_index(x).tolist()) == {0, 1, 2}
+    assert torch.allclose(dy, slope, rtol=1e-5, atol=1e-7)
+    assert dy.abs().max() > 1e-3  # not trivially zero
 
 
 def test_iterator_rollout_shape_and_consistency():
