@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import platform
+import re
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
@@ -303,8 +304,8 @@ def log_mlflow_model(client: Any, experiment_id: str, run_id: str, model_dir: Pa
     module with ``torch.jit.save`` (its "pickle" format; no Python pickle is involved), so the model
     loads with plain torch + mlflow, fhn_automl not installed, for every model kind (split and
     chained windows included, which ``torch.export``'s "pt2" format cannot trace: their control flow
-    depends on the data). The signature names the raw float32 inputs in the spec's order (pyfunc
-    reorders DataFrame columns to it) and the outputs; the input example is three points inside the
+    depends on the data). The signature names the raw inputs in the spec's order (pyfunc reorders
+    DataFrame columns to it) and the outputs; the input example is three float32 points inside the
     input ranges; the spec is the model's metadata, and the folder's own files (``spec.json``,
     ``weights.pt``, ``model.ts``) ride along under ``fhn_automl/`` for ``pull``.
 
@@ -325,13 +326,17 @@ def log_mlflow_model(client: Any, experiment_id: str, run_id: str, model_dir: Pa
 
     spec = json.loads((model_dir / "spec.json").read_text())
     run = client.get_run(run_id)
+    # MLflow refuses / : . % " ' in a logged model's name, and trial names carry '.' between layers
     logged = client.create_logged_model(
-        experiment_id, name=name, source_run_id=run_id, model_type="fhn_automl surrogate",
+        experiment_id, name=re.sub(r"[/:.%\"']", "_", name), source_run_id=run_id, model_type="fhn_automl surrogate",
         params=dict(run.data.params),
         tags={"fhn_automl.problem": spec["problem"], "fhn_automl.kind": spec["kind"],
               "fhn_automl.layers": spec["layers"]})
     try:
-        signature = ModelSignature(inputs=Schema([ColSpec("float", n) for n in spec["inputs"]]),
+        # inputs declared double so that pandas' default float64 frames are accepted (a float
+        # signature refuses them as an unsafe cast); the flavor's pyfunc wrapper hands the network
+        # float32 either way, and float32 frames pass too (a safe cast)
+        signature = ModelSignature(inputs=Schema([ColSpec("double", n) for n in spec["inputs"]]),
                                    outputs=Schema([ColSpec("float", n) for n in spec["outputs"]]))
         low = np.array([spec["ranges"][n][0] for n in spec["inputs"]])
         high = np.array([spec["ranges"][n][1] for n in spec["inputs"]])

@@ -39,16 +39,19 @@ def _validation_inputs(dataset_dir: str, n: int = 200) -> np.ndarray:
 
 
 def _pyfunc_matches_torchscript(model_uri: str, model_ts: Path, x: np.ndarray) -> None:
-    """pyfunc on a DataFrame with its columns shuffled == the TorchScript file on the raw array."""
+    """pyfunc on DataFrames (columns shuffled; float32 and pandas' default float64) == the TorchScript
+    file on the raw float32 array."""
     import mlflow.pyfunc
     import pandas as pd
 
     loaded = mlflow.pyfunc.load_model(model_uri)
-    frame = pd.DataFrame(x, columns=["t", "u0", "w0"])[["w0", "t", "u0"]]  # the signature puts them back in order
-    predicted = np.asarray(loaded.predict(frame))
     expected = torch.jit.load(str(model_ts))(torch.from_numpy(x)).detach().numpy()
-    assert predicted.shape == (len(x), 2)
-    np.testing.assert_array_equal(predicted, expected)
+    for dtype in (np.float32, np.float64):
+        # the signature puts the columns back in the spec's order
+        frame = pd.DataFrame(x.astype(dtype), columns=["t", "u0", "w0"])[["w0", "t", "u0"]]
+        predicted = np.asarray(loaded.predict(frame))
+        assert predicted.shape == (len(x), 2)
+        np.testing.assert_array_equal(predicted, expected)
 
 
 def test_tracker_logs_an_mlflow_model_the_datasets_and_the_training_view(tiny_experiment, store, tmp_path,
