@@ -5,9 +5,12 @@ trains with ``fhn_automl.learning.train``, prints a progress line at every valid
 the best model (``DIR/model``: spec.json, weights.pt, model.ts), ``DIR/metrics.json`` and the resume
 checkpoint (``DIR/checkpoint``) behind.
 
-``--extra-region detect`` runs the thesis' detection step (4.2.3, 4.3): train, take the top 5 % error
-points of the validation set, sample and solve around them (physics.high_error), then train again
-with that set as an extra data term.
+``--extra-region detect`` runs the thesis' detection step (4.2.3, 4.3;
+``learning.high_error_region.train_base_and_detect``): train a base model on the homogeneous set
+(``--steps`` is its budget; it stops earlier at a plateau), select the high-error places of the
+training split by the problem's thesis rule (iterator: the top 5 % of points; C: trajectories with
+mean error > 0.1) or ``--detect-rule``, sample and solve around them (physics.high_error), then
+train again with that set as an extra data term.
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--window", default=None, help="time windows: split:4, split:0,5,20,50 or chained:5")
     parser.add_argument("--extra-region", default=None,
                         help="physics:u0=0.35:0.45 | data:SET_OR_PATH | unstable_equilibrium | detect")
+    parser.add_argument("--detect-rule", default=None,
+                        help="with --extra-region detect: top_fraction:0.05 | trajectory_mean_above:0.1 "
+                             "[,max_centres:N] (default: the thesis' rule for the problem)")
     parser.add_argument("--physics-weight", type=float, default=None)
     parser.add_argument("--physics-batch-size", type=int, default=None)
     parser.add_argument("--ic-batch-size", type=int, default=None,
@@ -93,7 +99,14 @@ def main(argv: list[str] | None = None) -> int:
     config.update({key: value for key, value in optional.items() if value is not None})
     out = Path(args.out)
     if args.extra_region == "detect":
-        result = _train_with_detection(config, out)
+        from fhn_automl.learning.high_error_region import HighErrorDetectionError, parse_rule
+
+        try:
+            rule = parse_rule(args.detect_rule) if args.detect_rule else None
+            result = _train_with_detection(config, out, rule)
+        except (ValueError, HighErrorDetectionError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     else:
         if args.extra_region is not None:
             config["extra_region"] = args.extra_region
@@ -108,19 +121,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if result["status"] == "finished" else 1
 
 
-def _train_with_detection(config: dict[str, Any], out: Path) -> dict[str, Any]:
-    """Thesis detection step: train, find the top-5 % error region, build a set there, train again."""
+def _train_with_detection(config: dict[str, Any], out: Path, rule=None) -> dict[str, Any]:
+    """The detection step (base model to a plateau, the rule, a set around the places), then the
+    model trained with that set as an extra data term."""
     from fhn_automl.learning import train
-    from fhn_automl.learning.high_error_region import detect_high_error_set
-    from fhn_automl.learning.model_io import load_model
+    from fhn_automl.learning.high_error_region import train_base_and_detect
 
-    first = train({**config, "out_dir": str(out / "detect_base")}, _progress_printer(config["steps"]))
-    if first["model_dir"] is None:
-        return first
     set_path = out / "high_error.parquet"
-    detect_high_error_set(load_model(first["model_dir"]), config["problem"], first["dataset_dir"], set_path,
-                          seed=config.get("seed", 0))
-    print(f"high-error set written to {set_path}", flush=True)
+    _, detection = train_base_and_detect({**config, "out_dir": str(out / "detect_base")}, set_path, rule=rule,
+                                         report=_progress_printer(config["steps"]), seed=config.get("seed", 0),
+                                         device="cpu" if config.get("device") == "cpu" else "auto")
+    print(f"high-error set written to {set_path}: {detection['centres']} centres by the rule "
+          f"'{detection['rule']}' x {detection['n_per_centre']} (base model stopped at step "
+          f"{detection['base_steps']})", flush=True)
+    (out / "high_error.json").write_text(json.dumps(detection, indent=1, default=str))
     return train({**config, "extra_region": {"kind": "data", "source": str(set_path.resolve())}},
                  _progress_printer(config["steps"]))
 

@@ -44,6 +44,7 @@ from fhn_automl.learning.windows import WindowPlan, parse_window
 from fhn_automl.physics.problems import Problem, get_problem
 
 ReportFn = Callable[[dict[str, Any], "str | None"], None]
+StopFn = Callable[[dict[str, Any]], bool]
 
 #: Seed of the fixed validation subset: independent of the trial seed so all trials compare alike.
 VALIDATION_SUBSET_SEED = 20_240_601
@@ -265,7 +266,7 @@ def prepare_training(cfg: TrainConfig, dist: _Distributed | None = None) -> Trai
 
 
 def train(config: Mapping[str, Any], report: ReportFn | None = None, *, checkpoint: str | os.PathLike | None = None,
-          ) -> dict[str, Any]:
+          stop: StopFn | None = None) -> dict[str, Any]:
     """Train one surrogate as ``config`` says; see ``TrainConfig`` for the keys and defaults.
 
     ``report(metrics, checkpoint_dir)`` is called after every validation on every rank
@@ -276,6 +277,10 @@ def train(config: Mapping[str, Any], report: ReportFn | None = None, *, checkpoi
     ``reported_error`` (see ``learning.validation``); ``model_dir`` then holds that model. A diverged
     run keeps its best subset checkpoint in ``model_dir`` (None if it diverged before its first
     validation). ``best_model_dir`` is the best subset checkpoint either way.
+
+    ``stop(metrics)``, asked after every validation before the last, ends the run there when it
+    returns True (a convergence test such as ``high_error_region.PlateauStop``): the run then counts
+    as finished at that step (``stopped_at_step``), with its final figures as above.
     """
     cfg = TrainConfig.from_mapping(config)
     dist = _distributed_context()
@@ -360,7 +365,11 @@ def train(config: Mapping[str, Any], report: ReportFn | None = None, *, checkpoi
             progress.best_step = progress.step
             if is_writer:
                 save_model(model, checkpoint_dir / BEST_MODEL_FOLDER, torchscript=cfg.write_torchscript)
-        if status == "running" and progress.step >= cfg.steps:
+        stopped_early = (status == "running" and progress.step < cfg.steps and stop is not None
+                         and bool(stop(dict(metrics))))
+        if stopped_early:
+            metrics["stopped_at_step"] = progress.step
+        if status == "running" and (progress.step >= cfg.steps or stopped_early):
             status = "finished"
             metrics.update(final_full_metrics(model, _full_validation_batches(cfg, setup), device,
                                               _full_rollout(cfg, setup)))
@@ -378,7 +387,7 @@ def train(config: Mapping[str, Any], report: ReportFn | None = None, *, checkpoi
         last = metrics
         running.zero_()
         steps_in_interval = 0
-        if status == "diverged":
+        if status == "diverged" or stopped_early:
             break
         interval_start = time.perf_counter()
 

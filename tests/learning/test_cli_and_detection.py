@@ -6,8 +6,8 @@ import numpy as np
 import torch
 
 from fhn_automl.learning import load_model, load_torchscript, train
-from fhn_automl.learning.high_error_region import detect_high_error_set, high_error_centres
-from fhn_automl.learning.training_data import load_points
+from fhn_automl.learning.high_error_region import DetectionRule, detect_high_error_set, high_error_centres
+from fhn_automl.learning.training_data import read_columns
 from fhn_automl.physics.problems import get_problem
 from fhn_automl.train import main
 from tests.learning.conftest import tiny_config
@@ -36,12 +36,28 @@ def test_detection_builds_a_set_that_trains_as_extra_data(b_s_data, tmp_path):
     base = train(tiny_config("problem_b_s", b_s_data, tmp_path / "base", steps=100))
     model = load_model(base["model_dir"])
     problem = get_problem("problem_b_s")
-    points = load_points(problem, b_s_data, "train")
-    centres = high_error_centres(model, problem, points, fraction=0.05, max_centres=4)
-    assert centres.shape == (4, 2)
-    assert np.isin(centres[:, 0], points.x[:, 1]).all()  # real initial states of the split
-    path = detect_high_error_set(model, problem, b_s_data, tmp_path / "he.parquet", max_centres=3,
-                                 n_per_centre=2, device="cpu")
+    columns = read_columns(b_s_data, "train")
+    centres, report = high_error_centres(model, problem, columns, DetectionRule("top_fraction", 0.05, max_centres=4))
+    assert centres.shape == (4, 2) and report["centres"] == 4
+    assert np.isin(centres[:, 0], columns["u0"]).all()  # real initial states of the split
+    path, detection = detect_high_error_set(model, problem, b_s_data, tmp_path / "he.parquet",
+                                            rule=DetectionRule("top_fraction", 0.05, max_centres=3),
+                                            n_per_centre=2, device="cpu")
+    assert detection["centres"] == 3 and detection["n_per_centre"] == 2
     result = train(tiny_config("problem_b_s", b_s_data, tmp_path / "with_extra", steps=100,
                                extra_region=f"data:{path}"))
     assert result["status"] == "finished" and "loss_extra_data" in result
+
+
+def test_cli_detect_runs_the_detection_step_then_trains_with_the_set(b_s_data, tmp_path, capsys):
+    code = main(["problem_b_s", "--layers", "silu-8,tanh-8", "--steps", "200", "--val-every", "100",
+                 "--data-dir", str(b_s_data), "--device", "cpu", "--out", str(tmp_path),
+                 "--extra-region", "detect", "--detect-rule", "top_fraction:0.1"])
+    assert code == 0
+    detection = json.loads((tmp_path / "high_error.json").read_text())
+    assert detection["rule"] == "top 10% of points" and detection["centres"] >= 1
+    assert (tmp_path / "high_error.parquet").is_file()
+    assert "loss_extra_data" in json.loads((tmp_path / "metrics.json").read_text())["final"]
+    assert main(["problem_b_s", "--out", str(tmp_path / "x"), "--extra-region", "detect",
+                 "--detect-rule", "top_half"]) == 2
+    assert "bad detection rule" in capsys.readouterr().err

@@ -41,3 +41,12 @@ def test_iterator_final_figure_rolls_out_every_trajectory(iter_data, tmp_path):
     assert result["final_full_val_mean_err"] == result["final_full_val_rollout_mean_err"]
     assert result["final_full_val_mean_err"] == pytest.approx(float(along.mean()), rel=1e-5)
     assert np.isfinite(result["final_full_val_step_mean_err"])
+
+
+def test_a_stop_test_ends_the_run_as_finished_with_its_final_figures(b_s_data, tmp_path):
+    asked = []
+    result = train(tiny_config("problem_b_s", b_s_data, tmp_path, steps=400),
+                   stop=lambda metrics: asked.append(metrics["step"]) or metrics["step"] >= 200)
+    assert asked == [100, 200]  # asked after each validation, never after the last
+    assert result["status"] == "finished" and result["step"] == result["stopped_at_step"] == 200
+    assert result["model_selection"] == "final" and np.isfinite(result["final_full_val_mean_err"])
