@@ -113,6 +113,7 @@ def run_search_command(args: argparse.Namespace) -> tuple[int, SearchSummary | N
         return 0, None
 
     from fhn_automl.search.endpoints import EndpointUnreachableError
+    from fhn_automl.search.lock import SearchLockedError
     from fhn_automl.search.resources import UnsatisfiableResourcesError
     from fhn_automl.search.runner import NothingToResumeError, run_search
 
@@ -123,7 +124,8 @@ def run_search_command(args: argparse.Namespace) -> tuple[int, SearchSummary | N
                             strict_tracking=args.strict_tracking, quiet=args.quiet)
     try:
         summary = run_search(options)
-    except (UnsatisfiableResourcesError, NothingToResumeError, EndpointUnreachableError, ValueError) as exc:
+    except (UnsatisfiableResourcesError, NothingToResumeError, EndpointUnreachableError, SearchLockedError,
+            ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2, None
     if summary.interrupted:

@@ -27,6 +27,7 @@ from typing import Any
 
 from fhn_automl.search.budgets import Budget
 from fhn_automl.search.endpoints import check_ray_address, check_tracking_store
+from fhn_automl.search.lock import experiment_lock
 from fhn_automl.search.monitor import SearchMonitor
 from fhn_automl.search.options import SearchOptions, SearchSummary
 from fhn_automl.search.ray_cluster import init_ray
@@ -84,8 +85,30 @@ def _high_error_sets(trials: list[TrialSpec], data_dirs: dict[str, str]) -> dict
         return {}
 
 
+def tune_location(options: SearchOptions, experiment: str) -> tuple[str | Path, str, str]:
+    """(storage, Tune experiment name, Tune experiment folder) of a search.
+
+    The MLflow experiment is per file and budget (the post-stage's contract); Tune's state is per
+    study too, so a --study run never overwrites the state of a whole-file run.
+    """
+    storage = Path(options.storage or Path("runs") / "ray").resolve() if not _is_uri(
+        options.storage) else options.storage
+    tune_name = experiment if options.study is None else f"{experiment}-{options.study}"
+    return storage, tune_name, f"{storage}/{tune_name}"
+
+
 def run_search(options: SearchOptions) -> SearchSummary:
-    """Run (or resume) one search and return what happened; see the module docstring."""
+    """Run (or resume) one search and return what happened; see the module docstring.
+
+    Holds the experiment's lock (``search.lock``) throughout: a second search of the same experiment
+    and storage raises ``SearchLockedError`` instead of deleting this one's Tune state.
+    """
+    experiment = experiment_name(options.space.name, options.budget.name)
+    with experiment_lock(tune_location(options, experiment)[2]):
+        return _run_search(options)
+
+
+def _run_search(options: SearchOptions) -> SearchSummary:
     started = time.perf_counter()
     timings: dict[str, float] = {}
     space, budget = options.space, options.budget
@@ -114,12 +137,7 @@ def run_search(options: SearchOptions) -> SearchSummary:
     plan = plan_resources(space.resources, cluster_nodes())
     concurrent = min(plan.concurrent_trials, options.max_concurrent or plan.concurrent_trials)
 
-    storage = Path(options.storage or Path("runs") / "ray").resolve() if not _is_uri(
-        options.storage) else options.storage
-    # The MLflow experiment is per file and budget (the post-stage's contract); Tune's state is per
-    # study too, so a --study run never overwrites the state of a whole-file run.
-    tune_name = experiment if options.study is None else f"{experiment}-{options.study}"
-    tune_path = f"{storage}/{tune_name}"
+    storage, tune_name, tune_path = tune_location(options, experiment)
     state_file = Path(tune_path) / SEARCH_STATE_FILE if not _is_uri(str(storage)) else None
     resume_parent = None
     resuming = False
