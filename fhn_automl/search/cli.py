@@ -7,6 +7,7 @@ and runs the post-stage after the search. This module stays inside the search la
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from collections import Counter
@@ -14,7 +15,7 @@ from collections import Counter
 from fhn_automl._cli import non_negative_int, positive_int
 from fhn_automl.search.budgets import BUDGET_NAMES
 from fhn_automl.search.options import SearchOptions, SearchSummary
-from fhn_automl.search.space import SearchSpaceError, load_search_space
+from fhn_automl.search.space import EXECUTORS, SearchSpaceError, load_search_space
 
 #: The command's help: what it does, then examples (``python -m fhn_automl.search --help``).
 HELP = """Run an architecture search: ``python -m fhn_automl.search SEARCH [--budget smoke|small|paper]``.
@@ -27,9 +28,11 @@ the post-stage (Pareto front, compile, benchmark) runs on the experiment unless 
 
 Examples:
   python -m fhn_automl.search problem_b_s --budget smoke          # the README's main job
+  python -m fhn_automl.search problem_b_s --budget smoke --executor packed  # trials trained in packs
   python -m fhn_automl.search problem_c --dry-run                 # trial count, first trials
   python -m fhn_automl.search problem_c --budget paper --address auto --storage /shared/runs
   python -m fhn_automl.search problem_b_s --budget smoke --resume # continue an interrupted search
+  python -m fhn_automl.search problem_b_s --budget smoke --sync-tracking  # MLflow was down: fill it in
 """
 
 
@@ -67,8 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="folder of the generated datasets (default ./data)")
     parser.add_argument("--max-concurrent", type=positive_int, metavar="N",
                         help="at most N trials at once (default: as many as the cluster fits)")
+    parser.add_argument("--executor", choices=EXECUTORS,
+                        help="override the file's resources.executor: train (Ray Train per trial), function "
+                        "(a Tune function per trial), packed (resources.pack_size trials per Tune trial)")
     parser.add_argument("--max-failures", type=non_negative_int, default=3, metavar="N",
                         help="restarts of a trial after a lost worker or node (default 3)")
+    parser.add_argument("--sync-tracking", action="store_true",
+                        help="train nothing: replay the search's local record (Tune folder under --storage) "
+                        "into MLflow, e.g. after an MLflow outage; also done by every --resume")
     parser.add_argument("--strict-tracking", action="store_true",
                         help="stop on an MLflow error instead of logging it and going on")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -94,11 +103,14 @@ def dry_run(space, budget, trials, show: int) -> None:
 def run_search_command(args: argparse.Namespace) -> tuple[int, SearchSummary | None]:
     """Run the search the parsed options ask for: (exit code, its summary, None when none ran).
 
-    Exit codes: 0 done (or ``--dry-run``), 2 bad input (named on stderr), 130 interrupted.
+    Exit codes: 0 done (or ``--dry-run``), 2 bad input (named on stderr), 3 done but MLflow does not
+    hold all of it (``--sync-tracking`` fills it in), 130 interrupted.
     """
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         space = load_search_space(args.search)
+        if args.executor:
+            space = dataclasses.replace(space, resources=dataclasses.replace(space.resources, executor=args.executor))
         budget = space.budget(args.budget)
     except SearchSpaceError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -115,6 +127,7 @@ def run_search_command(args: argparse.Namespace) -> tuple[int, SearchSummary | N
     from fhn_automl.search.endpoints import EndpointUnreachableError
     from fhn_automl.search.lock import SearchLockedError
     from fhn_automl.search.resources import UnsatisfiableResourcesError
+    from fhn_automl.search.replay import NoSearchRecordError, sync_tracking
     from fhn_automl.search.runner import NothingToResumeError, run_search
 
     options = SearchOptions(space=space, budget=budget, address=args.address, storage=args.storage,
@@ -123,13 +136,23 @@ def run_search_command(args: argparse.Namespace) -> tuple[int, SearchSummary | N
                             max_concurrent=args.max_concurrent, max_failures=args.max_failures,
                             strict_tracking=args.strict_tracking, quiet=args.quiet)
     try:
-        summary = run_search(options)
-    except (UnsatisfiableResourcesError, NothingToResumeError, EndpointUnreachableError, SearchLockedError,
-            ValueError) as exc:
+        summary = (sync_tracking if args.sync_tracking else run_search)(options)
+    except (UnsatisfiableResourcesError, NothingToResumeError, NoSearchRecordError, EndpointUnreachableError,
+            SearchLockedError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2, None
+    if summary.tracking_problem or summary.models_missing:
+        missing = (f"; finished without a model anywhere: {', '.join(summary.models_missing)}"
+                   if summary.models_missing else "")
+        print(f"error: tracking failed: {summary.tracking_problem or 'models missing'}{missing}. Every trial's "
+              f"results are kept in {summary.tune_path}; once MLflow works, fill it in with: python -m "
+              f"fhn_automl.search {args.search} --budget {args.budget} --sync-tracking"
+              + (f" --storage {args.storage}" if args.storage else "")
+              + (f" --tracking-uri {args.tracking_uri}" if args.tracking_uri else ""), file=sys.stderr)
     if summary.interrupted:
         print(f"search interrupted; continue it with: python -m fhn_automl.search {args.search} "
               f"--budget {args.budget} --resume", file=sys.stderr)
         return 130, summary
+    if summary.tracking_problem or summary.models_missing:
+        return 3, summary
     return 0, summary

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import tempfile
 import time
@@ -14,12 +15,13 @@ from ray.tune import Callback
 
 from fhn_automl.search.space import TrialSpec
 from fhn_automl.search.tracking import SearchTracker, trial_params
-from fhn_automl.search.tracking_tags import STOPPED_EARLY_TAG
+from fhn_automl.search.tracking_tags import MODEL_MISSING_TAG, STOPPED_EARLY_TAG
 from fhn_automl.search.trial import trial_figures
 
 #: The monitors of the searches running in this process, by key (see ``SearchMonitor``); weak, so a
 #: search that ended without ``detach()`` does not keep its MLflow client alive.
 _LIVE_MONITORS: weakref.WeakValueDictionary[str, SearchMonitor] = weakref.WeakValueDictionary()
+logger = logging.getLogger(__name__)
 
 
 class SearchMonitor(Callback):
@@ -50,6 +52,8 @@ class SearchMonitor(Callback):
         self.trial_started_at: dict[str, float] = {}
         #: trial name -> the distinct worker sessions that reported (more than one: restarted)
         self.worker_sessions: dict[str, set[float]] = {}
+        #: finished trials whose model could not be found (tagged; the Tune folder still has it)
+        self.missing_models: list[str] = []
         _LIVE_MONITORS[key] = self
 
     def __reduce__(self):  # see the class docstring
@@ -106,11 +110,22 @@ class SearchMonitor(Callback):
         status = "diverged" if final and final.get("status") == "diverged" else "finished"
         model_dir = None
         checkpoint = self.last_checkpoint.get(spec.name)
+        if checkpoint is None and getattr(trial, "checkpoint", None) is not None:
+            # a trial that finished before this driver started (restored by --resume) reported its
+            # checkpoint to the previous driver; Tune still knows its latest one
+            checkpoint = getattr(trial.checkpoint, "path", None)
         if checkpoint:
-            model_dir = _local_model_dir(checkpoint)
+            model_dir = local_model_dir(checkpoint)
         restarts = max(0, len(self.worker_sessions.get(spec.name, ())) - 1)
         self.tracker.finish_trial(spec.name, status, final=final or trial.last_result,
                                   model_dir=model_dir, restarts=restarts)
+        if status == "finished" and model_dir is None:
+            # never handed to the post-stage as a model (it skips runs without model/); --resume
+            # or --sync-tracking attach it from the Tune folder when it is there
+            self.missing_models.append(spec.name)
+            self.tracker.mark_model_missing(spec.name)
+            logger.warning("trial %s finished but its model was not found (checkpoint %s); it is tagged "
+                           "%s and skipped by the post-stage", spec.name, checkpoint, MODEL_MISSING_TAG)
         if final is None and self.tracker.child_runs.get(spec.name):
             # ASHA stopped it before its end; the model is the last validation's best model.
             self.tracker.client.set_tag(self.tracker.child_runs[spec.name], STOPPED_EARLY_TAG, "true")
@@ -144,7 +159,7 @@ def live_monitor(key: str) -> SearchMonitor | None:
     return _LIVE_MONITORS.get(key)
 
 
-def _local_model_dir(checkpoint_path: str) -> Path | None:
+def local_model_dir(checkpoint_path: str) -> Path | None:
     """The ``model/`` folder of a trial's checkpoint, fetched to local disk if storage is remote."""
     path = Path(checkpoint_path)
     if path.exists():

@@ -47,3 +47,8 @@ class SearchSummary:
     interrupted: bool
     tune_path: str | None
     timings: dict[str, float]
+    #: why MLflow may lack part of this search (None: complete); the Tune folder keeps it all and
+    #: ``--sync-tracking`` replays it (``search.replay``)
+    tracking_problem: str | None = None
+    #: finished trials whose model is in neither MLflow nor the Tune folder (tagged, never registered)
+    models_missing: list[str] = dataclasses.field(default_factory=list)

@@ -31,6 +31,8 @@ from fhn_automl.search.lock import experiment_lock
 from fhn_automl.search.monitor import SearchMonitor
 from fhn_automl.search.options import SearchOptions, SearchSummary
 from fhn_automl.search.ray_cluster import init_ray
+from fhn_automl.search.replay import (SEARCH_STATE_FILE, existing_run, read_search_state, replay_trials,
+                                      write_search_state)
 from fhn_automl.search.resources import cluster_nodes, plan_resources
 from fhn_automl.search.space import SearchSpace, TrialSpec
 from fhn_automl.search.tracking import (SearchTracker, environment_tags, experiment_name,
@@ -39,8 +41,6 @@ from fhn_automl.search.trial import function_trial, trial_driver, trial_from_con
 
 logger = logging.getLogger(__name__)
 
-#: Written beside Tune's state so ``--resume`` reopens the same MLflow parent run.
-SEARCH_STATE_FILE = "fhn_automl_search.json"
 
 
 class NothingToResumeError(RuntimeError):
@@ -146,8 +146,7 @@ def _run_search(options: SearchOptions) -> SearchSummary:
     if options.resume:
         if tune.Tuner.can_restore(tune_path):
             resuming = True
-            if state_file is not None and state_file.exists():
-                resume_parent = json.loads(state_file.read_text()).get("parent_run_id")
+            resume_parent = read_search_state(tune_path).get("parent_run_id")
         else:
             raise NothingToResumeError(f"--resume: no interrupted search at {tune_path}; run "
                                        f"without --resume to start it")
@@ -157,6 +156,7 @@ def _run_search(options: SearchOptions) -> SearchSummary:
         shutil.rmtree(tune_path)
 
     tracker = SearchTracker(tracking_uri, experiment, strict=options.strict_tracking)
+    resume_parent = existing_run(tracker, resume_parent)  # a store replaced after an outage lost it
     search_params = {
         "search_file": str(space.path), "budget": budget.name, "algorithm": space.search.algorithm,
         "scheduler": space.scheduler.kind, "n_trials": len(trials) if space.search.algorithm == "grid"
@@ -165,13 +165,14 @@ def _run_search(options: SearchOptions) -> SearchSummary:
         "executor": space.resources.executor,
         "concurrent_trials": concurrent, "study": options.study or "all",
         "steps": trials[0].steps if trials else 0, "metric": space.search.metric}
+    environment = environment_tags(plan.device)
     tracker.start_search(search_name=space.name, budget=budget.name, params=search_params,
-                         tags=environment_tags(plan.device), search_file=space.path,
+                         tags=environment, search_file=space.path,
                          resume_parent_run_id=resume_parent, datasets=data_dirs)
     if state_file is not None:
-        state_file.parent.mkdir(parents=True, exist_ok=True)
-        state_file.write_text(json.dumps({"parent_run_id": tracker.parent_run_id,
-                                          "experiment": experiment}))
+        # what --sync-tracking needs to remake the parent run in a store that lost it
+        write_search_state(tune_path, {"parent_run_id": tracker.parent_run_id, "experiment": experiment,
+                                       "params": search_params, "tags": environment, "datasets": data_dirs})
 
     plan_dict = {"data_dirs": data_dirs, "extra_sets": extra_sets, "train_fn": options.train_fn,
                  "device": plan.device, "workers": plan.workers, "per_worker": plan.per_worker,
@@ -182,16 +183,23 @@ def _run_search(options: SearchOptions) -> SearchSummary:
     param_space, tune_config, total = tune_setup(space, budget, trials, plan_dict, concurrent)
     monitor = SearchMonitor(tracker, key=tune_name, total=total, metric=space.search.metric, quiet=options.quiet,
                             trial_lookup=trial_from_config)
-    if space.resources.executor == "function":
+    callbacks: list[Any] = [monitor]
+    if space.resources.executor in ("function", "packed"):
         # the trial trains in its own process, so it holds the worker's resources itself
         trial_resources = {"cpu": plan.per_worker["CPU"]}
         if plan.use_gpu:
             trial_resources["gpu"] = plan.per_worker["GPU"]
         trainable = tune.with_resources(function_trial, trial_resources)
+        if space.resources.executor == "packed":  # a Tune trial trains a pack of trials (search.packed_trial)
+            from fhn_automl.search.packed_trial import PackMonitor, packed_trial, packed_tune_setup
+
+            param_space, tune_config = packed_tune_setup(space, trials, plan_dict, concurrent)
+            callbacks = [PackMonitor(monitor)]
+            trainable = tune.with_resources(packed_trial, trial_resources)
     else:
         trainable = tune.with_resources(trial_driver, {"cpu": 0, "memory": 1})
     run_config = tune.RunConfig(
-        name=tune_name, storage_path=str(storage), callbacks=[monitor], verbose=0,
+        name=tune_name, storage_path=str(storage), callbacks=callbacks, verbose=0,
         failure_config=tune.FailureConfig(max_failures=options.max_failures))
     if not options.quiet:
         print(f"[search] {experiment}: {total} trial(s), {concurrent} at a time, "
@@ -205,15 +213,23 @@ def _run_search(options: SearchOptions) -> SearchSummary:
         tuner = tune.Tuner(trainable, param_space=param_space, tune_config=tune_config,
                            run_config=run_config)
     interrupted = False
+    replayed = None
     try:
         t0 = time.perf_counter()
         tuner.fit()
         timings["tune_fit_seconds"] = time.perf_counter() - t0
+        if resuming and state_file is not None:
+            # trials that ended while MLflow was down, or as the previous driver was killed, are
+            # complete in the Tune folder but not in MLflow; Tune does not run them again
+            replayed = replay_trials(tracker, tune_path, quiet=options.quiet)
     except KeyboardInterrupt:
         interrupted = True
         raise
     finally:
-        statuses = dict(monitor.statuses)
+        statuses = {**(replayed.statuses if replayed else {}), **monitor.statuses}
+        attached = set(replayed.models_attached) if replayed else set()
+        models_missing = sorted((set(monitor.missing_models) - attached)
+                                | set(replayed.models_missing if replayed else ()))
         best = monitor.best
         counts = {status: sum(1 for s in statuses.values() if s == status)
                   for status in ("finished", "diverged", "error")}
@@ -221,7 +237,9 @@ def _run_search(options: SearchOptions) -> SearchSummary:
         if best is not None:
             summary_metrics[f"best_{space.search.metric}"] = best[0]
         interrupted = interrupted or len(statuses) < total
+        summary_metrics["n_models_missing"] = len(models_missing)
         tracker.end_search(summary_metrics, interrupted=interrupted)
+        tracking_problem = tracker.store_problem()
         timings["mlflow_seconds"] = tracker.logging_seconds
         if monitor.first_result_seconds:
             timings["mean_trial_start_to_first_result_seconds"] = (
@@ -231,12 +249,14 @@ def _run_search(options: SearchOptions) -> SearchSummary:
     if not options.quiet:
         best_text = "none" if best is None else f"{best[0]:.3e} ({best[1]})"
         print(f"[search] {experiment} done in {wall:.0f} s: {counts}; best {space.search.metric} "
-              f"{best_text}", flush=True)
+              f"{best_text}" + (f"; TRACKING FAILED: {tracking_problem}" if tracking_problem else ""),
+              flush=True)
     return SearchSummary(experiment=experiment, tracking_uri=tracking_uri,
                          parent_run_id=tracker.parent_run_id, n_trials=total, statuses=statuses,
                          best_trial=None if best is None else best[1],
                          best_value=None if best is None else best[0], wall_seconds=wall,
-                         interrupted=interrupted, tune_path=tune_path, timings=timings)
+                         interrupted=interrupted, tune_path=tune_path, timings=timings,
+                         tracking_problem=tracking_problem, models_missing=models_missing)
 
 
 def _is_uri(value: str | None) -> bool:

@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from fhn_automl._provenance import git_commit
-from fhn_automl.search.tracking_tags import (BUDGET_TAG, MODEL_ARTIFACT_PATH, PARENT_TAG, ROLE_TAG,
-                                             SEARCH_ROLE, SEARCH_TAG, STATUS_TAG, TRIAL_NAME_TAG,
+from fhn_automl.search.tracking_tags import (BUDGET_TAG, MODEL_ARTIFACT_PATH, MODEL_MISSING_TAG, PARENT_TAG,
+                                             ROLE_TAG, SEARCH_ROLE, SEARCH_TAG, STATUS_TAG, TRIAL_NAME_TAG,
                                              TRIAL_ROLE, TRIAL_STATUSES)
 
 logger = logging.getLogger(__name__)
@@ -146,6 +146,9 @@ class SearchTracker:
         self.logging_seconds = 0.0
         #: problem -> dataset folder (see :meth:`start_search`)
         self.dataset_dirs: dict[str, Path] = {}
+        #: (device, inode) of a local SQLite store once it is open: a file deleted or replaced
+        #: mid-search swallows every later write without an error (the connection keeps the old inode)
+        self._store_identity: tuple[int, int] | None = None
 
     # ------------------------------------------------------------------ parent
     @_forgiving
@@ -161,6 +164,7 @@ class SearchTracker:
         started = time.perf_counter()
         self.dataset_dirs = {problem: Path(folder) for problem, folder in (datasets or {}).items()}
         experiment = self.client.get_experiment_by_name(self.experiment)
+        self._store_identity = _sqlite_identity(self.tracking_uri)
         if experiment is None:
             self.experiment_id = self.client.create_experiment(
                 self.experiment, artifact_location=_artifact_location(self.tracking_uri,
@@ -270,12 +274,57 @@ class SearchTracker:
         self.closed[trial_name] = status
         self.logging_seconds += time.perf_counter() - started
 
+    # ------------------------------------------------------------------ failures and repair
+    def store_problem(self) -> str | None:
+        """Why this search's records may not be in MLflow (None: every call succeeded)."""
+        if self._store_identity is not None and _sqlite_identity(self.tracking_uri) != self._store_identity:
+            return (f"the SQLite store {self.tracking_uri} was deleted or replaced during the search, so "
+                    "what was logged after that is lost")
+        if self.hiccups:
+            return f"{self.hiccups} MLflow call(s) failed (see the warnings above)"
+        return None
+
+    @_forgiving
+    def mark_model_missing(self, trial_name: str) -> None:
+        run_id = self.child_runs.get(trial_name)
+        if run_id is not None:
+            self.client.set_tag(run_id, MODEL_MISSING_TAG, "true")
+
+    def has_model(self, trial_name: str) -> bool:
+        """Whether the trial's run holds ``model/spec.json`` (False when MLflow cannot say)."""
+        run_id = self.child_runs.get(trial_name)
+        try:
+            return run_id is not None and any(
+                Path(item.path).name == "spec.json" for item in self.client.list_artifacts(run_id, MODEL_ARTIFACT_PATH))
+        except Exception:  # a store that does not answer: the repair is tried, and counted if it fails
+            return False
+
+    @_forgiving
+    def attach_model(self, trial_name: str, model_dir: Path, step: int = 0) -> None:
+        """The model of a closed trial that reached MLflow without it (replayed from the Tune folder)."""
+        run_id = self.child_runs[trial_name]
+        self.client.log_artifacts(run_id, str(model_dir), MODEL_ARTIFACT_PATH)
+        log_mlflow_model(self.client, self.experiment_id, run_id, Path(model_dir), name=trial_name, step=step)
+        if MODEL_MISSING_TAG in self.client.get_run(run_id).data.tags:
+            self.client.delete_tag(run_id, MODEL_MISSING_TAG)
+
     def _log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
 
         entries = [Param(str(k), _param_text(v)) for k, v in params.items()]
         for start in range(0, len(entries), 100):  # MLflow caps a batch at 100 params
             self.client.log_batch(run_id, params=entries[start:start + 100])
+
+
+def _sqlite_identity(tracking_uri: str) -> tuple[int, int] | None:
+    """(device, inode) of a local SQLite store's file; None for other stores or no file yet."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    try:
+        stat = os.stat(tracking_uri.removeprefix("sqlite:///"))
+    except OSError:
+        return (-1, -1)  # missing: different from any real file, so a deletion is noticed
+    return (stat.st_dev, stat.st_ino)
 
 
 def _metric_entities(metrics: Mapping[str, float], step: int) -> list:

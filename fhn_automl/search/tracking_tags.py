@@ -16,6 +16,9 @@ TRIAL_STATUSES = ("finished", "diverged", "error")
 TRIAL_NAME_TAG = "fhn_automl.trial_name"
 #: Set to ``true`` on a trial that the scheduler (ASHA) stopped before its last step.
 STOPPED_EARLY_TAG = "fhn_automl.stopped_early"
+#: Set to ``true`` on a finished trial whose model did not reach MLflow (the driver stopped between
+#: the trial's end and the upload); ``--sync-tracking`` / ``--resume`` attach it from the Tune folder.
+MODEL_MISSING_TAG = "fhn_automl.model_missing"
 SEARCH_TAG = "fhn_automl.search"
 BUDGET_TAG = "fhn_automl.budget"
 PARENT_TAG = "mlflow.parentRunId"

@@ -77,7 +77,11 @@ def train_and_report(loop_config: dict[str, Any], *, rank: int, checkpoint: Any,
         final_file = resume_dir / FINAL_FILE
         if final_file.exists():
             final = json.loads(final_file.read_text())
-            report_fn({**final, **static, "final": 1})
+            # with its checkpoint again: a driver that restored this trial (--resume after the
+            # previous driver was killed as the trial ended) has not seen it, and it holds the model
+            again = checkpoint_cls.from_directory(str(resume_dir)) if rank == 0 else None
+            report_fn({**final, **static, "final": 1}, checkpoint=again)
+            shutil.rmtree(scratch, ignore_errors=True)
             return
     report_counter = {"n": 0, "seconds": 0.0}
 

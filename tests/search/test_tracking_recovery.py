@@ -1,0 +1,136 @@
+"""Nothing a search trained is lost to MLflow: outages are replayed from the Tune folder, a finished
+trial without its model is tagged and repaired (issue 8, items 2 and 3). No Ray needed here."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from fhn_automl.search.tracking_tags import MODEL_ARTIFACT_PATH, MODEL_MISSING_TAG, STATUS_TAG
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    from fhn_automl.learning.model_io import save_model
+    from fhn_automl.learning.untrained import untrained_model
+
+    return save_model(untrained_model("problem_b_s", "silu-8", seed=0), tmp_path_factory.mktemp("m") / "model")
+
+
+def _spec(make_search_file, folder: Path, sequences=("silu-8",)):
+    from fhn_automl.search.space import load_search_space
+
+    space = load_search_space(make_search_file(folder, list(sequences), name="recover"))
+    return space, space.trials("paper")
+
+
+def _tracker(uri: str):
+    from fhn_automl.search.tracking import SearchTracker
+
+    tracker = SearchTracker(uri, "recover-paper")
+    tracker.start_search(search_name="recover", budget="paper", params={}, tags={}, search_file=None)
+    return tracker
+
+
+def test_monitor_tags_a_finished_trial_whose_model_it_cannot_find(make_search_file, tracking_uri, tmp_path,
+                                                                   model_dir):
+    from mlflow.tracking import MlflowClient
+
+    from fhn_automl.search.monitor import SearchMonitor
+    from fhn_automl.search.trial import trial_from_config
+
+    _, (lost, restored) = _spec(make_search_file, tmp_path, ("silu-8", "tanh-8"))
+    tracker = _tracker(tracking_uri)
+    monitor = SearchMonitor(tracker, key="recover", total=2, metric="val_mean_err", quiet=True,
+                            trial_lookup=trial_from_config)
+    checkpoint = tmp_path / "checkpoint_000003"
+    shutil.copytree(model_dir, checkpoint / "model")
+    # the final result arrives without a checkpoint: the first trial has none anywhere, the second
+    # was restored by --resume and Tune still knows its checkpoint
+    for spec, tune_checkpoint in ((lost, None), (restored, SimpleNamespace(path=str(checkpoint)))):
+        trial = SimpleNamespace(config={"trial": spec.as_dict()}, trial_id=spec.name, last_result={},
+                                checkpoint=tune_checkpoint)
+        monitor.on_trial_start(0, [], trial)
+        monitor.on_trial_result(0, [], trial, {"step": 600, "val_mean_err": 0.1, "status": "finished", "final": 1})
+        monitor.on_trial_complete(0, [], trial)
+    monitor.detach()
+    assert monitor.missing_models == [lost.name]
+    client = MlflowClient(tracking_uri)
+    runs = {name: client.get_run(run_id) for name, run_id in tracker.child_runs.items()}
+    assert runs[lost.name].data.tags[MODEL_MISSING_TAG] == "true"
+    assert not client.list_artifacts(runs[lost.name].info.run_id, MODEL_ARTIFACT_PATH)
+    assert MODEL_MISSING_TAG not in runs[restored.name].data.tags
+    assert {a.path for a in client.list_artifacts(runs[restored.name].info.run_id, MODEL_ARTIFACT_PATH)} >= {
+        "model/spec.json", "model/weights.pt"}
+
+
+def test_a_restored_final_checkpoint_is_reported_again_with_its_model(tmp_path, model_dir):
+    from fhn_automl.search.worker import FINAL_FILE, train_and_report
+
+    final = tmp_path / "final"
+    shutil.copytree(model_dir, final / "model")
+    (final / FINAL_FILE).write_text(json.dumps({"status": "finished", "step": 600, "val_mean_err": 0.1}))
+
+    class Restored:  # what Ray hands a trial restored from its last checkpoint
+        def to_directory(self, path: str) -> None:
+            shutil.copytree(final, path)
+
+    reported = []
+
+    def report(metrics, checkpoint=None):
+        reported.append((metrics, checkpoint, checkpoint is not None and (Path(checkpoint) / "model" / "spec.json").is_file()))
+
+    train_and_report({"train_config": {}, "static_metrics": {}, "train_fn": "nowhere:to_be_called"}, rank=0,
+                     checkpoint=Restored(), report_fn=report,
+                     checkpoint_cls=SimpleNamespace(from_directory=lambda path: path), loop_started=0.0)
+    ((metrics, checkpoint, had_model),) = reported
+    assert metrics["final"] == 1 and metrics["status"] == "finished" and had_model
+
+
+def _tune_folder(root: Path, trials, model_dir: Path) -> None:
+    """A Tune experiment folder as a finished search leaves it (executor: function)."""
+    for position, spec in enumerate(trials):
+        folder = root / spec.name
+        folder.mkdir(parents=True)
+        (folder / "params.json").write_text(json.dumps({"trial": spec.as_dict(), "plan": {}}))
+        lines = [{"step": step, "val_mean_err": 0.3 / step, "loss": 1.0 / step, "training_iteration": i}
+                 for i, step in enumerate((200, 400, 600), start=1)]
+        lines.append({"step": 600, "val_mean_err": 0.0005, "status": "finished", "final": 1})
+        (folder / "result.json").write_text("".join(json.dumps(line) + "\n" for line in lines))
+        shutil.copytree(model_dir, folder / "checkpoint_000003" / "model")
+
+
+def test_sync_tracking_fills_an_empty_store_from_the_tune_folder(make_search_file, tmp_path, model_dir, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    from fhn_automl.search.options import SearchOptions
+    from fhn_automl.search.replay import sync_tracking
+    from fhn_automl.search.tracking import iter_child_runs
+
+    monkeypatch.chdir(tmp_path)
+    space, trials = _spec(make_search_file, tmp_path, ("silu-8", "tanh-8"))
+    _tune_folder(tmp_path / "ray" / "recover-paper", trials, model_dir)
+    uri = f"sqlite:///{tmp_path / 'replaced' / 'mlflow.db'}"  # a new store: the old one was lost
+    options = SearchOptions(space=space, budget=space.budget("paper"), storage=str(tmp_path / "ray"),
+                            tracking_uri=uri, quiet=True)
+    summary = sync_tracking(options)
+    assert summary.tracking_problem is None and not summary.models_missing
+    assert summary.statuses == {t.name: "finished" for t in trials}
+    client = MlflowClient(uri)
+    for _ in range(2):  # idempotent: a second sync adds nothing
+        children = {r.data.tags["fhn_automl.trial_name"]: r for r in iter_child_runs(uri, "recover-paper")}
+        assert sorted(children) == sorted(t.name for t in trials)
+        for run in children.values():
+            assert run.data.tags[STATUS_TAG] == "finished"
+            assert [m.step for m in client.get_metric_history(run.info.run_id, "val_mean_err")] == [200, 400, 600]
+            assert run.data.metrics["final_val_mean_err"] == 0.0005
+            assert {a.path for a in client.list_artifacts(run.info.run_id, MODEL_ARTIFACT_PATH)} >= {
+                "model/spec.json", "model/weights.pt"}
+        sync_tracking(options)
+    parents = client.search_runs([client.get_experiment_by_name("recover-paper").experiment_id],
+                                 "tags.`fhn_automl.role` = 'search'")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
