@@ -26,12 +26,14 @@ from typing import Any
 
 import numpy as np
 
+from fhn_automl._package_data import package_data_dir
 from fhn_automl.physics.cell_models import CellModel, FitzHughNagumo
 from fhn_automl.physics._euler_numpy import euler_reference, n_saved_states, time_major_buffers
 
 THREADS_PER_BLOCK = 256
-#: where the .cu sources live: the repository's cuda/ folder, or $FHN_AUTOML_CUDA_DIR
-CUDA_SOURCE_DIR = Path(os.environ.get("FHN_AUTOML_CUDA_DIR", Path(__file__).resolve().parents[2] / "cuda"))
+#: where the .cu sources live: the repository's cuda/ folder (its copy in an installed wheel), or
+#: $FHN_AUTOML_CUDA_DIR
+CUDA_SOURCE_DIR = Path(os.environ.get("FHN_AUTOML_CUDA_DIR") or package_data_dir("cuda"))
 
 
 @dataclass(frozen=True)
