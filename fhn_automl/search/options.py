@@ -7,6 +7,7 @@ Ray or each other.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from fhn_automl.search.budgets import Budget
 from fhn_automl.search.space import SearchSpace
@@ -52,3 +53,15 @@ class SearchSummary:
     tracking_problem: str | None = None
     #: finished trials whose model is in neither MLflow nor the Tune folder (tagged, never registered)
     models_missing: list[str] = dataclasses.field(default_factory=list)
+
+
+def tune_location(options: SearchOptions, experiment: str) -> tuple[str | Path, str, str]:
+    """(storage, Tune experiment name, Tune experiment folder) of a search.
+
+    The MLflow experiment is per file and budget (the post-stage's contract); Tune's state is per
+    study too, so a --study run never overwrites the state of a whole-file run.
+    """
+    remote = bool(options.storage) and "://" in str(options.storage)
+    storage = options.storage if remote else Path(options.storage or Path("runs") / "ray").resolve()
+    tune_name = experiment if options.study is None else f"{experiment}-{options.study}"
+    return storage, tune_name, f"{storage}/{tune_name}"

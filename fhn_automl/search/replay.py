@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fhn_automl.search.options import SearchOptions, SearchSummary
+from fhn_automl.search.options import SearchOptions, SearchSummary, tune_location
 from fhn_automl.search.tracking import SearchTracker, trial_params
 
 logger = logging.getLogger(__name__)
@@ -148,7 +148,6 @@ def sync_tracking(options: SearchOptions) -> SearchSummary:
 
     from fhn_automl.search.endpoints import check_tracking_store
     from fhn_automl.search.lock import experiment_lock
-    from fhn_automl.search.runner import tune_location
     from fhn_automl.search.tracking import experiment_name, resolve_tracking_uri
 
     started = time.perf_counter()

@@ -29,7 +29,7 @@ from fhn_automl.search.budgets import Budget
 from fhn_automl.search.endpoints import check_ray_address, check_tracking_store
 from fhn_automl.search.lock import experiment_lock
 from fhn_automl.search.monitor import SearchMonitor
-from fhn_automl.search.options import SearchOptions, SearchSummary
+from fhn_automl.search.options import SearchOptions, SearchSummary, tune_location
 from fhn_automl.search.ray_cluster import init_ray
 from fhn_automl.search.replay import (SEARCH_STATE_FILE, existing_run, read_search_state, replay_trials,
                                       write_search_state)
@@ -83,18 +83,6 @@ def _high_error_sets(trials: list[TrialSpec], data_dirs: dict[str, str]) -> dict
         logger.exception("could not build the high-error set; trials with extra_region "
                          "data:high_error will fail")
         return {}
-
-
-def tune_location(options: SearchOptions, experiment: str) -> tuple[str | Path, str, str]:
-    """(storage, Tune experiment name, Tune experiment folder) of a search.
-
-    The MLflow experiment is per file and budget (the post-stage's contract); Tune's state is per
-    study too, so a --study run never overwrites the state of a whole-file run.
-    """
-    storage = Path(options.storage or Path("runs") / "ray").resolve() if not _is_uri(
-        options.storage) else options.storage
-    tune_name = experiment if options.study is None else f"{experiment}-{options.study}"
-    return storage, tune_name, f"{storage}/{tune_name}"
 
 
 def run_search(options: SearchOptions) -> SearchSummary:
