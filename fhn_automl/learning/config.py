@@ -28,8 +28,10 @@ class ExtraRegion:
     """Increased cloud-point density (thesis 3.4.2): one extra term restricted to a region.
 
     ``kind="physics"``: the FHN residual at collocation points in ``box`` (input name -> (lo, hi);
-    other inputs keep the problem's range). ``kind="data"``: a data term on the set ``source`` (a
-    split / high-error-set name of the dataset, or a Parquet path). ``batch_size`` None -> a quarter
+    other inputs keep the problem's range), or, with ``source``, at the input points of that set
+    (the detected high-error region, thesis 4.3: physics "limited to the high-error region").
+    ``kind="data"``: a data term on the set ``source`` (a split / high-error-set name of the
+    dataset, or a Parquet path). ``batch_size`` None -> a quarter
     of the data batch (the thesis keeps extra terms cheap with small batches).
     """
 
@@ -44,19 +46,22 @@ class ExtraRegion:
             raise ValueError(f"extra_region kind must be 'physics' or 'data', got {self.kind!r}")
         if self.kind == "data" and not self.source:
             raise ValueError("a data extra_region needs a source (split name or Parquet path)")
+        if self.kind == "physics" and self.source and self.box:
+            raise ValueError("a physics extra_region takes a box or a source set, not both")
         for name, bounds in self.box.items():
             if len(bounds) != 2 or not float(bounds[0]) < float(bounds[1]):
                 raise ValueError(f"extra_region box for {name!r} must be (low, high) with low < high, got {bounds}")
 
     def describe(self) -> str:
-        if self.kind == "data":
-            return f"data:{self.source}"
+        if self.kind == "data" or self.source:
+            return f"{self.kind}:{self.source}"
         return "physics:" + ",".join(f"{name}={lo:g}:{hi:g}" for name, (lo, hi) in self.box.items())
 
 
 def parse_extra_region(option: str | Mapping[str, Any] | None) -> ExtraRegion | None:
-    """From ``'physics:u0=0.35:0.45[,w0=0:0.05]'``, ``'data:high_error'``, ``'data:/path/set.parquet'``,
-    a preset name (``'unstable_equilibrium'``) or a mapping with the ``ExtraRegion`` fields."""
+    """From ``'physics:u0=0.35:0.45[,w0=0:0.05]'``, ``'physics:high_error'`` (the residual at a set's
+    points), ``'data:high_error'``, ``'data:/path/set.parquet'``, a preset name
+    (``'unstable_equilibrium'``) or a mapping with the ``ExtraRegion`` fields."""
     if option is None or option is False or option == "" or option == "none":
         return None
     if isinstance(option, ExtraRegion):
@@ -73,6 +78,8 @@ def parse_extra_region(option: str | Mapping[str, Any] | None) -> ExtraRegion | 
     kind, _, argument = text.partition(":")
     if kind == "data":
         return ExtraRegion(kind="data", source=argument)
+    if kind == "physics" and argument and "=" not in argument:
+        return ExtraRegion(kind="physics", source=argument)
     if kind == "physics":
         box = {}
         try:
@@ -83,7 +90,8 @@ def parse_extra_region(option: str | Mapping[str, Any] | None) -> ExtraRegion | 
         except ValueError:
             raise ValueError(f"bad extra_region {text!r}: use 'physics:u0=0.35:0.45'") from None
         return ExtraRegion(kind="physics", box=box)
-    raise ValueError(f"bad extra_region {text!r}: use 'physics:NAME=LO:HI[,...]', 'data:SET_OR_PATH' or one "
+    raise ValueError(f"bad extra_region {text!r}: use 'physics:NAME=LO:HI[,...]', 'physics:SET_OR_PATH', "
+                     f"'data:SET_OR_PATH' or one "
                      f"of the presets {sorted(EXTRA_REGION_PRESETS)}")
 
 

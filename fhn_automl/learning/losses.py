@@ -38,6 +38,20 @@ class BoxSampler:
         return self.low + unit * self.width
 
 
+class PointSampler:
+    """Rows drawn uniformly from a fixed set of raw input points (a physics term over a stored
+    region, e.g. the high-error set's points), drawn on the device."""
+
+    def __init__(self, points: torch.Tensor) -> None:
+        if points.ndim != 2 or points.shape[0] == 0:
+            raise ValueError(f"a point sampler needs a non-empty (n, n_in) set, got shape {tuple(points.shape)}")
+        self.points = points
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        rows = torch.randint(self.points.shape[0], (n,), generator=generator, device=self.points.device)
+        return self.points[rows]
+
+
 def input_box(problem: Problem, inputs: Sequence[str], overrides: dict[str, tuple[float, float]] | None = None,
               ) -> tuple[list[float], list[float]]:
     """(low, high) per input over the problem's domain (the thesis' sampled box, not the wider
@@ -166,11 +180,13 @@ class DataTerm(PointwiseTerm):
 
 
 class PhysicsTerm(PointwiseTerm):
-    """The FHN residual at collocation points uniform in a box (the whole domain or a region)."""
+    """The FHN residual at collocation points uniform in a box (the whole domain or a region), or
+    drawn from a stored set of points (a detected region)."""
 
     needs_tangent = True
 
-    def __init__(self, name: str, problem: Problem, sampler: BoxSampler, *, weight: float, batch_size: int) -> None:
+    def __init__(self, name: str, problem: Problem, sampler: BoxSampler | PointSampler, *, weight: float,
+                 batch_size: int) -> None:
         super().__init__(name, weight, batch_size)
         self.problem = problem
         self.sampler = sampler

@@ -445,7 +445,9 @@ def _draw(setup: TrainingSetup, members: Sequence[_Member]) -> list[torch.Tensor
         if isinstance(term, DataTerm):
             buffers.append(torch.empty(len(members), term.batch_size, dtype=torch.long, device=device))
         elif isinstance(term, (PhysicsTerm, InitialConditionTerm)):
-            sampler: BoxSampler = term.sampler
+            sampler = term.sampler
+            if not isinstance(sampler, BoxSampler):  # e.g. a physics term at a stored set's points
+                raise PackError(f"packed training draws loss term {term.name!r} only from a box")
             buffers.append(torch.empty(len(members), term.batch_size, sampler.low.numel(), device=device))
         else:
             raise PackError(f"packed training has no batched form of loss term {term.name!r}")

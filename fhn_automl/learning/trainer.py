@@ -33,7 +33,7 @@ from torch import nn
 from fhn_automl.learning import training_data
 from fhn_automl.learning.architecture import architecture_figures, format_layers
 from fhn_automl.learning.config import TrainConfig
-from fhn_automl.learning.losses import (BoxSampler, ContinuityTerm, DataTerm, InitialConditionTerm, LossTerm,
+from fhn_automl.learning.losses import (BoxSampler, PointSampler, ContinuityTerm, DataTerm, InitialConditionTerm, LossTerm,
                                         PhysicsTerm, TrainingObjective, input_box)
 from fhn_automl.learning.mlp import build_model
 from fhn_automl.learning.model_io import save_model
@@ -127,7 +127,8 @@ def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 def _build_terms(cfg: TrainConfig, problem: Problem, window: WindowPlan, train_points, extra_sets,
-                 mean: np.ndarray, std: np.ndarray, batch_size: int, device: torch.device) -> list[LossTerm]:
+                 mean: np.ndarray, std: np.ndarray, batch_size: int, device: torch.device,
+                 region_points: np.ndarray | None = None) -> list[LossTerm]:
     def data_term(name: str, points, weight: float, size: int) -> DataTerm:
         return DataTerm(name, _to_device(points.x, device), _to_device((points.y - mean) / std, device),
                         weight=weight, batch_size=size)
@@ -147,8 +148,11 @@ def _build_terms(cfg: TrainConfig, problem: Problem, window: WindowPlan, train_p
                                           batch_size=cfg.ic_batch_size or small_batch))
     region = cfg.extra_region
     if region is not None and region.kind == "physics":
-        box = BoxSampler(*input_box(problem, problem.inputs, {**t_override, **region.box}), device)
-        terms.append(PhysicsTerm("extra_physics", problem, box, weight=region.weight,
+        if region_points is not None:  # the residual at a stored region's points
+            sampler: BoxSampler | PointSampler = PointSampler(_to_device(region_points, device))
+        else:
+            sampler = BoxSampler(*input_box(problem, problem.inputs, {**t_override, **region.box}), device)
+        terms.append(PhysicsTerm("extra_physics", problem, sampler, weight=region.weight,
                                  batch_size=region.batch_size or small_batch))
     if window.mode == "split":
         terms.append(ContinuityTerm("continuity", window.interfaces, problem.inputs, domain,
@@ -180,6 +184,17 @@ def _extra_sets(cfg: TrainConfig, problem: Problem, dataset_dir: Path, window: W
         name = entry.get("name") or "data_" + Path(str(entry["source"])).stem
         out.append((name, points, float(entry.get("weight", 1.0)), entry.get("batch_size")))
     return out
+
+
+def _region_points(cfg: TrainConfig, problem: Problem, dataset_dir: Path, window: WindowPlan) -> np.ndarray | None:
+    """Inputs of a physics extra region given as a set (``physics:high_error``): its collocation points."""
+    region = cfg.extra_region
+    if region is None or region.kind != "physics" or not region.source:
+        return None
+    if window.mode == "chained":  # the set's trajectories cut into the model's windows
+        return training_data.chained_window_points(training_data.read_columns(dataset_dir, region.source), problem,
+                                                   window.edges[1] - window.edges[0], source=region.source).x
+    return training_data.load_points(problem, dataset_dir, region.source).x
 
 
 def _make_spec(cfg: TrainConfig, recipe: Recipe, problem: Problem, window: WindowPlan, mean, std) -> ModelSpec:
@@ -258,7 +273,8 @@ def prepare_training(cfg: TrainConfig, dist: _Distributed | None = None) -> Trai
     else:
         mean, std = np.zeros(len(problem.outputs)), np.ones(len(problem.outputs))
     mean, std = mean.astype(np.float32), std.astype(np.float32)
-    terms = _build_terms(cfg, problem, window, train_points, extra_sets, mean, std, batch_size, device)
+    terms = _build_terms(cfg, problem, window, train_points, extra_sets, mean, std, batch_size, device,
+                         _region_points(cfg, problem, dataset_dir, window))
     return TrainingSetup(recipe=recipe, problem=problem, window=window, device=device, batch_size=batch_size,
                          lr=cfg.lr or recipe.lr, dataset_dir=dataset_dir, mean=mean, std=std, terms=terms,
                          val_x=_to_device(val_points.x, device), val_y=_to_device(val_points.y, device),

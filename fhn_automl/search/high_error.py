@@ -32,8 +32,11 @@ from fhn_automl.search.space import TrialSpec
 
 logger = logging.getLogger(__name__)
 
-#: the set name that means "build it from a base model" (``extra_region: data:high_error``)
+#: the set name that means "build it from a base model": ``extra_region: data:high_error`` (an extra
+#: data term on the set) or ``physics:high_error`` (the physics residual at the set's points, thesis
+#: 4.3's physics "limited to the high-error region")
 HIGH_ERROR_SET = "high_error"
+HIGH_ERROR_REGIONS = (f"data:{HIGH_ERROR_SET}", f"physics:{HIGH_ERROR_SET}")
 #: the base model's convergence test: no 1 % improvement of the validation error in this many
 #: validations in a row (of the budget's ``val_every``) ends its training
 PLATEAU_PATIENCE = 5
@@ -42,21 +45,24 @@ VERSION = 3
 
 
 def needs_high_error_set(trial: TrialSpec) -> bool:
-    return trial.extra_region == f"data:{HIGH_ERROR_SET}"
+    return trial.extra_region in HIGH_ERROR_REGIONS
 
 
 def ensure_high_error_sets(trials: list[TrialSpec], data_dirs: dict[str, str], *,
                            threads: int = 1) -> dict[str, str]:
     """Build (or reuse) the high-error set of every problem some trial asks one for.
 
-    Returns ``{"<problem>:data:high_error": "data:/abs/path/high_error.parquet"}``, the extra region
-    each such trial's training config gets instead of the file's value.
+    Returns ``{"<problem>:data:high_error": "data:/abs/path/high_error.parquet",
+    "<problem>:physics:high_error": "physics:/abs/path/high_error.parquet"}``, the extra region each
+    such trial's training config gets instead of the file's value.
     """
     out: dict[str, str] = {}
     for problem in sorted({t.problem for t in trials if needs_high_error_set(t)}):
         base = next(t for t in trials if t.problem == problem and t.kind != "untrained")
         path = ensure_high_error_set(base, data_dirs[problem], threads=threads)
-        out[f"{problem}:data:{HIGH_ERROR_SET}"] = f"data:{path}"
+        for region in HIGH_ERROR_REGIONS:
+            kind = region.partition(":")[0]
+            out[f"{problem}:{region}"] = f"{kind}:{path}"
     return out
 
 

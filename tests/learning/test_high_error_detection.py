@@ -85,3 +85,20 @@ def test_top_fraction_rule_takes_the_worst_points_share():
 def test_plateau_stop_waits_for_patience_without_improvement():
     stop = PlateauStop(patience=2, min_rel_improvement=0.1)
     assert [stop({"val_mean_err": e}) for e in (1.0, 0.5, 0.48, 0.47, 0.2)] == [False, False, False, True, False]
+
+
+def test_physics_limited_to_a_detected_set_trains_on_its_points(c_data, tmp_path):
+    """Problem C's variant of 4.3: the residual at the high-error set's points (``physics:SET``)."""
+    from fhn_automl.learning import train
+    from fhn_automl.learning.config import parse_extra_region
+    from fhn_automl.physics.high_error import build_high_error_set
+    from tests.learning.conftest import tiny_config
+
+    region = parse_extra_region("physics:high_error")
+    assert region.kind == "physics" and region.source == "high_error" and region.describe() == "physics:high_error"
+    path = build_high_error_set("problem_c", [[0.4, 0.05, 0.5], [0.6, 0.1, 0.2]], tmp_path / "he.parquet",
+                                radius=0.02, n_per_centre=2, seed=0, device="cpu")
+    result = train(tiny_config("problem_c", c_data, tmp_path / "run", kind="pinn", extra_region=f"physics:{path}"))
+    assert result["status"] == "finished"
+    assert {"loss_physics", "loss_ic", "loss_extra_physics"} <= set(result)
+    assert np.isfinite(result["loss_extra_physics"]) and result["loss_extra_physics"] > 0
