@@ -44,7 +44,7 @@ ALGORITHMS = ("grid", "tpe", "multi_objective")
 SCHEDULERS = ("fifo", "asha")
 COST_METRICS = ("macs", "parameters", "neurons")
 USE_GPU = ("auto", "always", "never")
-EXECUTORS = ("train", "function")
+EXECUTORS = ("train", "function", "packed")
 _LAYER_TOKEN = re.compile(r"^[a-z][a-z0-9_]*-[1-9][0-9]*$")
 
 #: The grid axes other than the layer sequence: file key -> trial parameter name.
@@ -130,8 +130,10 @@ class Resources:
     use_gpu: str = "auto"
     #: ``train``: a Ray Train ``TorchTrainer`` per trial (DDP over ``workers``, Train's own fault
     #: tolerance); ``function``: the trial's Tune function trains by itself (one process, no Train
-    #: controller or worker group: ~1.5 s instead of ~10-20 s of start-up per trial)
+    #: controller or worker group: ~1.5 s instead of ~10-20 s of start-up per trial); ``packed``: one
+    #: Tune trial trains up to ``pack_size`` compatible trials together (``learning.packed``)
     executor: str = "train"
+    pack_size: int = 16
 
 
 @dataclass(frozen=True)
@@ -326,6 +328,9 @@ def parse_search_space(raw: Any, path: Path) -> SearchSpace:
         scheduler=_parse_scheduler(check, raw.get("scheduler", {})),
         resources=_parse_resources(check, raw.get("resources", {})),
         budget_overrides=_parse_budgets(check, raw.get("budgets", {})))
+    if space.search.algorithm != "grid" and space.resources.executor == "packed":
+        raise check.error("resources.executor", "packed trains a grid's trials in packs: it needs "
+                          "search.algorithm: grid", space.resources.executor)
     if space.search.algorithm != "grid" and any(s.axes["kind"] == ("untrained",) for s in studies):
         raise check.error("search.algorithm", "untrained sweeps have no error to optimise: use grid",
                           space.search.algorithm)
@@ -608,7 +613,7 @@ def _parse_resources(check: _Checker, raw: Any) -> Resources:
     if not isinstance(raw, Mapping):
         raise check.error("resources", "must be a mapping", raw)
     check.known_keys("resources", raw, {"workers", "cpus_per_worker", "gpus_per_worker", "use_gpu",
-                                        "executor"})
+                                        "executor", "pack_size"})
     workers = check.positive_int("resources.workers", raw.get("workers", 1))
     cpus = raw.get("cpus_per_worker", 1)
     if isinstance(cpus, bool) or not isinstance(cpus, (int, float)) or cpus <= 0:
@@ -626,11 +631,14 @@ def _parse_resources(check: _Checker, raw: Any) -> Resources:
     executor = raw.get("executor", "train")
     if executor not in EXECUTORS:
         raise check.error("resources.executor", f"must be one of {', '.join(EXECUTORS)}", executor)
-    if executor == "function" and workers != 1:
-        raise check.error("resources.workers", "must be 1 with executor: function (several workers "
+    if executor in ("function", "packed") and workers != 1:
+        raise check.error("resources.workers", f"must be 1 with executor: {executor} (several workers "
                           "per trial is data-parallel training: use executor: train)", workers)
+    if "pack_size" in raw and executor != "packed":
+        raise check.error("resources.pack_size", "only applies to executor: packed", raw["pack_size"])
+    pack_size = check.positive_int("resources.pack_size", raw.get("pack_size", Resources.pack_size))
     return Resources(workers=workers, cpus_per_worker=float(cpus), gpus_per_worker=float(gpus),
-                     use_gpu=use_gpu, executor=executor)
+                     use_gpu=use_gpu, executor=executor, pack_size=pack_size)
 
 
 def _parse_budgets(check: _Checker, raw: Any) -> dict[str, dict[str, Any]]:

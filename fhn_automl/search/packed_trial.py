@@ -1,0 +1,214 @@
+"""``resources.executor: packed``: one Tune trial trains a *pack* of compatible trials together.
+
+The search's grid is cut into packs by ``learning.packed.plan_packs`` (same problem, kind, batch size,
+window, steps and every other training option; only the layers and seed differ; at most
+``resources.pack_size`` each, similar widths together). A Tune trial runs ``learning.packed.train_pack``
+on its pack in its own process, as the ``function`` executor runs ``train``; its reports carry every
+member's metrics under ``members`` and the pack checkpoint (``pack_state.pt`` + each member's best and
+final model), so ``--resume`` and a lost node restart the pack from its last validation.
+
+On the driver ``PackMonitor`` turns each pack event into the events of its members and hands them to
+the search's ``SearchMonitor``: every member still gets its own MLflow child run with its params,
+curves, final metrics and model, exactly as a trial of the other executors. ``scheduler: asha``
+becomes successive halving inside each pack (the same grace and reduction factor), since the members
+of a pack run in lock-step; Tune itself schedules the packs FIFO.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+import weakref
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback
+
+from fhn_automl.search.monitor import SearchMonitor
+from fhn_automl.search.space import SearchSpace, TrialSpec
+from fhn_automl.search.trial import build_loop_config
+from fhn_automl.search.worker import FINAL_FILE, _ensure_data_on_this_node, _scalars
+
+#: Folder of a member's files inside a pack's final checkpoint: ``members/<trial name>/model``.
+MEMBERS_FOLDER = "members"
+
+_LIVE_PACK_MONITORS: weakref.WeakValueDictionary[str, PackMonitor] = weakref.WeakValueDictionary()
+
+
+def packed_tune_setup(space: SearchSpace, trials: list[TrialSpec], plan: dict[str, Any],
+                      concurrent: int) -> tuple[dict[str, Any], Any]:
+    """Param space (one grid point per pack) and ``TuneConfig`` of a packed search (FIFO)."""
+    from ray import tune
+
+    from fhn_automl.learning.packed import plan_packs
+
+    if space.search.algorithm != "grid":
+        raise ValueError(f"resources.executor: packed trains a grid's trials in packs; {space.path.name} has "
+                         f"search.algorithm: {space.search.algorithm} (use grid, or executor function / train)")
+    configs = [build_loop_config({"trial": t.as_dict(), "plan": plan})["train_config"] for t in trials]
+    packs = []
+    for number, members in enumerate(plan_packs(configs, space.resources.pack_size)):
+        steps = trials[members[0]].steps
+        halving = None
+        if space.scheduler.kind == "asha":
+            val_every = min(trials[i].val_every for i in members)
+            halving = {"grace_steps": max(val_every, int(space.scheduler.grace_fraction * steps)),
+                       "reduction_factor": space.scheduler.reduction_factor}
+        packs.append({"name": f"pack{number:03d}_{trials[members[0]].name}"[:120],
+                      "trials": [trials[i].as_dict() for i in members], "halving": halving})
+
+    def name_pack(trial: Any) -> str:
+        return trial.config["pack"]["name"]
+
+    param_space = {"pack": tune.grid_search(packs), "plan": plan}
+    tune_config = tune.TuneConfig(num_samples=1, max_concurrent_trials=concurrent,
+                                  trial_name_creator=name_pack, trial_dirname_creator=name_pack)
+    return param_space, tune_config
+
+
+def packed_trial(config: dict[str, Any]) -> None:
+    """The Tune trial of one pack: ``train_pack`` with Tune's reports and checkpoints (see the module)."""
+    from ray import tune
+
+    from fhn_automl.learning.packed import Halving, train_pack
+
+    pack, plan = config["pack"], config["plan"]
+    names = [TrialSpec.from_dict(spec).name for spec in pack["trials"]]
+    loop_configs = [build_loop_config({"trial": spec, "plan": plan}) for spec in pack["trials"]]
+    session = time.time()  # tells the driver when the pack was restarted (lost node, --resume)
+    static = {name: {**loop["static_metrics"], "worker_session": session} for name, loop in zip(names, loop_configs)}
+    configs = []
+    for loop in loop_configs:
+        train_config = dict(loop["train_config"])
+        _ensure_data_on_this_node(train_config)
+        configs.append({**train_config, "out_dir": None})
+
+    scratch = Path(tempfile.mkdtemp(prefix="fhn_automl_pack_"))
+    checkpoint = tune.get_checkpoint()
+    resume_dir = None
+    if checkpoint is not None:
+        resume_dir = scratch / "resume"
+        checkpoint.to_directory(str(resume_dir))
+        if (resume_dir / FINAL_FILE).exists():  # the pack had finished: say so again
+            tune.report(json.loads((resume_dir / FINAL_FILE).read_text()))
+            return
+
+    def report(records: Mapping[str, Mapping[str, Any]], checkpoint_dir: str) -> None:
+        members = {name: {**_scalars(metrics), **static[name], "resumed": int(resume_dir is not None)}
+                   for name, metrics in records.items()}
+        step = max(int(metrics["step"]) for metrics in records.values())
+        tune.report({"members": members, "step": step}, checkpoint=tune.Checkpoint.from_directory(checkpoint_dir))
+
+    halving = Halving(**pack["halving"]) if pack.get("halving") else None
+    result = train_pack(configs, report, names=names, out_dir=scratch / "pack", halving=halving,
+                        checkpoint=resume_dir)
+
+    final_dir = scratch / "final"
+    members = {}
+    for name, member in result["members"].items():
+        if member.get("model_dir") and Path(member["model_dir"]).is_dir():
+            shutil.copytree(member["model_dir"], final_dir / MEMBERS_FOLDER / name / "model")
+        members[name] = {**_scalars(member), **static[name], "final": 1}
+    final = {"members": members, "final": 1, "step": max(int(m.get("step", 0)) for m in members.values()),
+             "model_steps": result["model_steps"], "model_steps_saved": result["model_steps_saved"],
+             "pack_wall_seconds": result["wall_seconds"]}
+    final_dir.mkdir(parents=True, exist_ok=True)
+    (final_dir / FINAL_FILE).write_text(json.dumps(final, default=str))
+    tune.report(final, checkpoint=tune.Checkpoint.from_directory(str(final_dir)))
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+class _MemberTrial:
+    """What ``SearchMonitor`` reads of a Tune trial, for one member of a pack trial."""
+
+    def __init__(self, pack_trial: Any, spec: Mapping[str, Any], index: int) -> None:
+        self.config = {"trial": dict(spec)}
+        self.name = TrialSpec.from_dict(spec).name
+        self.index = index
+        self.trial_id = f"{pack_trial.trial_id}/{self.name}"
+        self.pack_trial = pack_trial
+        self.last_result: dict[str, Any] = {}
+        self.in_final_report = False  # its files are in the pack's final checkpoint, not a validation one
+
+    @property
+    def error_file(self) -> Any:
+        return getattr(self.pack_trial, "error_file", None)
+
+    @property
+    def error_msg(self) -> Any:
+        return getattr(self.pack_trial, "error_msg", None)
+
+
+class PackMonitor(Callback):
+    """Tune callback of a packed search: splits each pack trial's events into its members' events for
+    the search's ``SearchMonitor`` (MLflow child runs, progress), which does the rest.
+
+    A member that leaves its pack early (stopped by in-pack halving, or diverged) is completed when the
+    checkpoint of that report arrives (its best model is in it); the others when the pack ends. Pickles
+    to a reference to the live monitor, like ``SearchMonitor``, so a restored search reattaches.
+    """
+
+    def __init__(self, monitor: SearchMonitor) -> None:
+        self.monitor = monitor
+        self.key = monitor.key
+        self.members: dict[str, dict[str, _MemberTrial]] = {}
+        self.pending: dict[str, list[_MemberTrial]] = {}
+        _LIVE_PACK_MONITORS[self.key] = self
+
+    def __reduce__(self):
+        return (live_pack_monitor, (self.key,))
+
+    def _members(self, trial: Any) -> dict[str, _MemberTrial]:
+        if trial.trial_id not in self.members:
+            specs = trial.config["pack"]["trials"]
+            made = [_MemberTrial(trial, spec, index) for index, spec in enumerate(specs)]
+            self.members[trial.trial_id] = {member.name: member for member in made}
+        return self.members[trial.trial_id]
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        for member in self._members(trial).values():
+            self.monitor.on_trial_start(iteration, trials, member)
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        members = self._members(trial)
+        for name, metrics in result.get("members", {}).items():
+            member = members[name]
+            status = metrics.get("status")
+            if status == "diverged":
+                metrics = {**metrics, "final": 1}  # SearchMonitor reads a diverged trial off its final
+            member.last_result = dict(metrics)
+            member.in_final_report = bool(result.get("final"))
+            self.monitor.on_trial_result(iteration, trials, member, dict(metrics))
+            if result.get("final") or status in ("stopped_early", "diverged"):
+                self.pending.setdefault(trial.trial_id, []).append(member)
+
+    def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info: Any) -> None:
+        path = getattr(checkpoint, "path", None)
+        for member in self.pending.pop(trial.trial_id, []):
+            if path:
+                final = f"{path}/{MEMBERS_FOLDER}/{member.name}"
+                best = f"{path}/best/{member.index}"  # learning.packed: <checkpoint>/best/<member index>
+                self.monitor.last_checkpoint[member.name] = final if member.in_final_report else best
+            self._complete(iteration, trials, member)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        for member in self.pending.pop(trial.trial_id, []):
+            self._complete(iteration, trials, member)
+        for member in self._members(trial).values():
+            self._complete(iteration, trials, member)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        for member in self._members(trial).values():
+            self.monitor.on_trial_error(iteration, trials, member)
+
+    def _complete(self, iteration: int, trials: list, member: _MemberTrial) -> None:
+        if member.name not in self.monitor.statuses:
+            self.monitor.on_trial_complete(iteration, trials, member)
+
+
+def live_pack_monitor(key: str) -> PackMonitor | None:
+    """The pack monitor of the running search ``key`` (what a pickled ``PackMonitor`` turns into)."""
+    return _LIVE_PACK_MONITORS.get(key)
