@@ -107,11 +107,39 @@ def run_inference_sweep(architectures: Sequence[str], *, problem: str = "problem
     return pd.DataFrame(rows)
 
 
+def activation_sweep_architectures(activations: Sequence[str], widths: Sequence[int],
+                                   depths: Sequence[int]) -> list[str]:
+    """Figure 42's networks: the same equal-width architectures once per activation function."""
+    return [layers for activation in activations for layers in sweep_architectures(widths, depths, activation=activation)]
+
+
+def _activation_of(layers: str) -> str:
+    from fhn_automl.learning.architecture import parse_layers
+
+    found = {spec.activation for spec in parse_layers(layers)}
+    return next(iter(found)) if len(found) == 1 else "mixed"
+
+
+def _thesis_line(number: int) -> str:
+    from fhn_automl.post.thesis_tables import TABLES
+
+    table = TABLES[number]
+    terms = ", ".join(f"{r['source']} F = {r['F']:g}" for r in table.rows if r["F"] is not None)
+    return f"Thesis Table {number} (TensorRT on a GPU, {table.source}): {terms}.\n"
+
+
 def write_sweep_report(sweep: "pd.DataFrame", out_dir: Path, *, euler_workload_time_s: float | None = None,
                        title: str = "Inference sweep") -> dict[str, Path]:
-    """``sweep.csv``, ``sweep.md`` (Tables 12-13), ``sweep_time.png`` (Fig. 39), ``sweep_speedup.png`` (Fig. 40)."""
-    from fhn_automl.post.analysis import SPEEDUP_FORMULA, TIME_FORMULA, anova, anova_markdown, plot_sweep
+    """``sweep.csv``, ``sweep.md`` (Tables 12-13), ``sweep_time.png`` (Fig. 39), ``sweep_speedup.png`` (Fig. 40);
+    with networks of several activations also their comparison and ``sweep_activation.png`` (Fig. 42).
+
+    Tables 12-13 are fitted on the networks of one activation (SiLU where present, as the thesis):
+    mixing activations would add their differences to the residual.
+    """
+    from fhn_automl.post.analysis import (SPEEDUP_FORMULA, TIME_FORMULA, activation_effect, anova, anova_markdown,
+                                          plot_activation_sweep, plot_sweep)
     from fhn_automl.post.benchmark import markdown_table
+    from fhn_automl.post.thesis_tables import INFERENCE_SWEEP_NETWORKS
 
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {"csv": out_dir / "sweep.csv", "markdown": out_dir / "sweep.md",
@@ -119,16 +147,35 @@ def write_sweep_report(sweep: "pd.DataFrame", out_dir: Path, *, euler_workload_t
     sweep.to_csv(files["csv"], index=False)
     backends = list(dict.fromkeys(sweep["backend_label"]))
     compiled_label = backends[-1]
-    main = sweep[sweep["backend_label"] == compiled_label]
+    activations = sweep["layers"].map(_activation_of)
+    kinds = list(dict.fromkeys(activations))
+    fitted_activation = "silu" if "silu" in kinds else kinds[0]
+    everything = sweep[sweep["backend_label"] == compiled_label]
+    main = everything[activations[everything.index] == fitted_activation]
     parts = [f"# {title}", "",
              f"{sweep['layers'].nunique()} untrained networks x backends {', '.join(backends)}; time per point at "
              "the tuned batch size (median, no host-device transfers); workload time = time per point x 10 x "
-             "16,000,000 (thesis Figure 39).", ""]
+             f"16,000,000 (thesis Figure 39). The thesis fitted Tables 12-13 on {INFERENCE_SWEEP_NETWORKS} SiLU "
+             f"networks; this fit has {main['layers'].nunique()} ({fitted_activation}), `depth` (the number of "
+             "layers) entering as one numeric term as in the thesis' tables.", ""]
     table, reason = anova(main, TIME_FORMULA)
     parts.append(anova_markdown(f"Inference time per point, backend {compiled_label} (thesis Table 12)", table, reason))
+    parts.append(_thesis_line(12))
     if len(backends) > 1:
         table, reason = anova(main, SPEEDUP_FORMULA)
         parts.append(anova_markdown(f"Speed-up of {compiled_label} over {backends[0]} (thesis Table 13)", table, reason))
+        parts.append(_thesis_line(13))
+    if len(kinds) > 1:
+        summary, table, reason = activation_effect(everything, reference=fitted_activation)
+        parts += ["### Activation functions (thesis Figure 42)", "",
+                  f"Median time per point of each activation relative to {fitted_activation} on the same widths; the "
+                  "thesis found activation functions had little impact on inference cost.", "",
+                  markdown_table(["activation", "networks", "median time / point (s)",
+                                  f"median ratio to {fitted_activation}"],
+                                 [[r.activation, r.networks, r.median_time_per_point_s, r.median_ratio_to_reference]
+                                  for r in summary.itertuples()]), ""]
+        parts.append(anova_markdown("Time per point by activation and neurons", table, reason))
+        files["activation_plot"] = plot_activation_sweep(everything, out_dir / "sweep_activation.png")
     shown = main.sort_values(["depth", "neurons"])
     parts += ["### Times", "", markdown_table(
         ["layers", "neurons", "backend", "batch", "time / point (s)", "workload time (s)", "speed-up"],

@@ -253,3 +253,17 @@ def test_thesis_tables_are_consistent_with_their_layer_notation():
             kinds.setdefault(row["layers"], set()).add(row["pinn"])
         assert all(v == {True, False} for v in kinds.values()), number
     assert len(TABLES[14].rows) == 30 and len(TABLES[15].rows) == 14
+
+
+def test_sweep_report_fits_tables_12_13_on_one_activation_and_compares_activations(tmp_path):
+    from fhn_automl.post.sweep import activation_sweep_architectures, run_inference_sweep, write_sweep_report
+
+    layers = activation_sweep_architectures(["silu", "tanh"], [8, 16, 32], [1, 2])
+    assert len(layers) == 12 and "tanh-16,tanh-16" in layers
+    sweep = run_inference_sweep(layers, backends=("eager",), n_points=2_048, batch_sizes=(1_024,), repeats=1)
+    files = write_sweep_report(sweep, tmp_path)
+    text = files["markdown"].read_text()
+    assert "this fit has 6 (silu)" in text and "n = 6," in text  # Table 12's fit: SiLU networks only
+    assert "Figure 42" in text and "| tanh | 6 |" in text
+    assert "Thesis Table 12" in text and "70300" in text
+    assert files["activation_plot"].stat().st_size > 1000
