@@ -1,0 +1,151 @@
+"""Packed training vs one model per run on the B_S 252-model grid (issue 10; not a test).
+
+    python benchmarks/packed.py [--steps 300] [--pack-sizes 36,252] [--single-every 1] [--recipe paper]
+
+The grid: layer choices silu-8, silu-32, silu-64, tanh-32, tanh-64, elu-8 at depths 2 and 3, every
+ordered combination with repetition (6^2 + 6^3 = 252 DDNNs), batch 128, the same step budget for all,
+validation at the end only (plus the final whole-set validation ``train`` does), one thread.
+
+Measured, in one process, one after the other on the same data:
+
+* ``activation modes``: one pack's step time with each way of applying per-member activations;
+* ``packed``: ``learning.packed.train_pack`` over the packs ``plan_packs`` makes for each pack size;
+* ``single``: ``learning.train`` once per model in this process (every ``--single-every``-th model,
+  scaled up to 252; half of them before the packs, half after, so load drift hits both alike): the
+  lower bound of one-model-per-trial, with no process or Ray start-up at all.
+
+Every figure counts all of a run's work (data loading, set-up, validation, saving), not only the steps.
+The Tune ``function`` and Ray Train executors add their per-trial start-up on top of ``single``; the
+output extrapolates them from the start-up measured in RESULTS.md ("Search orchestration overhead"),
+which this script does not re-measure. Results: benchmarks/RESULTS.md ("Packed training").
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import platform
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from fhn_automl.learning import train
+from fhn_automl.learning.packed import ACTIVATION_MODES, plan_packs, train_pack
+from fhn_automl.physics.datasets import ensure_dataset
+
+CHOICES = ("silu-8", "silu-32", "silu-64", "tanh-32", "tanh-64", "elu-8")
+#: Per-trial start-up + tear-down measured in RESULTS.md (loaded 2-core machine, 2 trials at a time):
+#: Tune function executor 3.3-4.5 s, Ray Train executor 25.7-42.7 s.
+FUNCTION_STARTUP_S = 3.3
+TRAIN_STARTUP_S = 25.7
+
+
+def grid(steps: int, recipe: str, data_dir: str, out_root: Path) -> list[dict]:
+    layers = [",".join(combo) for depth in (2, 3) for combo in itertools.product(CHOICES, repeat=depth)]
+    return [{"problem": "problem_b_s", "layers": layer, "seed": index, "steps": steps, "val_every": steps,
+             "batch_size": 128, "recipe": recipe, "data_dir": data_dir, "device": "cpu", "threads": 1,
+             "val_max_points": 2_000, "write_torchscript": False, "out_dir": str(out_root / f"single_{index}")}
+            for index, layer in enumerate(layers)]
+
+
+def train_one(config: dict) -> tuple[float, float]:
+    """(wall seconds of the whole ``train`` call, seconds of its step loop)."""
+    started = time.perf_counter()
+    result = train(config)
+    assert result["status"] == "finished"
+    return time.perf_counter() - started, result["train_seconds"]
+
+
+def uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+def activation_modes(configs: list[dict], steps: int, out_root: Path) -> dict[str, float]:
+    """ms per pack step of the depth-3 grid's first 36-model pack, for each activation mode."""
+    pack = plan_packs(configs, 36)[-1]
+    members = [{**configs[i], "out_dir": None, "steps": steps, "val_every": 10 * steps} for i in pack]
+    out = {}
+    for mode in ACTIVATION_MODES:
+        result = train_pack(members, out_dir=out_root / f"mode_{mode}", activation_mode=mode)
+        seconds = max(m["train_seconds"] for m in result["members"].values())
+        out[mode] = 1e3 * seconds / steps
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--pack-sizes", default="36,252")
+    parser.add_argument("--single-every", type=int, default=1, help="train every k-th model alone (then scale)")
+    parser.add_argument("--recipe", default="paper")
+    parser.add_argument("--n-trajectories", type=int, default=400)
+    parser.add_argument("--mode-steps", type=int, default=50)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    root = Path(tempfile.mkdtemp(prefix="fhn_packed_bench_"))
+    data_dir = str(ensure_dataset("problem_b_s", root=str(root / "data"), n_trajectories=args.n_trajectories,
+                                  seed=0, device="cpu"))
+    configs = grid(args.steps, args.recipe, data_dir, root)
+    report: dict = {"machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s), "
+                               f"torch {torch.__version__}",
+                    "uptime_start": uptime(), "models": len(configs), "steps": args.steps, "recipe": args.recipe}
+    print(report, flush=True)
+
+    report["activation_mode_ms_per_step"] = activation_modes(configs, args.mode_steps, root)
+    print("activation modes (ms / step of a 36-model depth-3 pack):", report["activation_mode_ms_per_step"], flush=True)
+
+    # one-model runs in two halves, before and after the packs, so a change of machine load hits both alike
+    chosen = configs[:: args.single_every]
+    single_runs = [train_one(config) for config in chosen[0::2]]
+
+    packed = {}
+    for size in (int(s) for s in args.pack_sizes.split(",")):
+        packs = plan_packs(configs, size)
+        started = time.perf_counter()
+        loop = 0.0
+        for number, pack in enumerate(packs):
+            members = [{**configs[i], "out_dir": None} for i in pack]
+            result = train_pack(members, out_dir=root / f"pack_{size}_{number}")
+            assert all(m["status"] == "finished" for m in result["members"].values())
+            loop += max(m["train_seconds"] for m in result["members"].values())
+        wall = time.perf_counter() - started
+        packed[size] = {"packs": len(packs), "wall_s": wall, "model_steps_per_s": len(configs) * args.steps / wall,
+                        "step_loop_s": loop, "loop_model_steps_per_s": len(configs) * args.steps / loop}
+        print(f"packed, pack size {size} ({len(packs)} packs): {wall:.1f} s, "
+              f"{packed[size]['model_steps_per_s']:.0f} model-steps/s; step loop {loop:.1f} s, "
+              f"{packed[size]['loop_model_steps_per_s']:.0f} model-steps/s", flush=True)
+    report["packed"] = packed
+    report["uptime_after_packed"] = uptime()
+
+    single_runs += [train_one(config) for config in chosen[1::2]]
+    measured = sum(wall for wall, _ in single_runs)
+    loop = sum(seconds for _, seconds in single_runs)
+    scale = len(configs) / len(chosen)
+    wall = measured * scale
+    single = {"models_run": len(chosen), "measured_s": measured, "wall_s_252": wall,
+              "model_steps_per_s": len(configs) * args.steps / wall, "per_model_s": measured / len(chosen),
+              "step_loop_s_252": loop * scale, "loop_model_steps_per_s": len(configs) * args.steps / (loop * scale)}
+    report["single"] = single
+    print(f"single, in-process loop ({len(chosen)} models, scaled to 252): {wall:.1f} s, "
+          f"{single['model_steps_per_s']:.0f} model-steps/s", flush=True)
+    for name, startup in (("function", FUNCTION_STARTUP_S), ("train", TRAIN_STARTUP_S)):
+        # per core, like the other figures: each trial's work plus its start-up (RESULTS.md), one after
+        # the other (two at a time on two cores halves the wall time, as two packs side by side would)
+        per_trial = single["per_model_s"] + startup
+        extrapolated = len(configs) * per_trial
+        report[f"{name}_executor_extrapolated"] = {"wall_s_252": extrapolated,
+                                                   "model_steps_per_s": len(configs) * args.steps / extrapolated}
+    report["uptime_end"] = uptime()
+    best = max(packed.values(), key=lambda p: p["model_steps_per_s"])
+    report["ratio_packed_vs_single"] = best["model_steps_per_s"] / single["model_steps_per_s"]
+    report["ratio_step_loops"] = (max(p["loop_model_steps_per_s"] for p in packed.values())
+                                  / single["loop_model_steps_per_s"])
+    print(json.dumps(report, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
