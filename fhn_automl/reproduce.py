@@ -49,8 +49,9 @@ if TYPE_CHECKING:
 BUDGETS = ("smoke", "small", "paper")
 #: Seed of the fresh initial states: the datasets draw theirs with seed 0 (Latin hypercube).
 FRESH_IC_SEED = 20_260_917
-#: Fresh initial states per budget. DOP853 for 256 states over t in [0, 50] took 0.2-0.6 s on the
-#: 2-core CI machine (one vectorised solve), so even the paper count costs seconds.
+#: Fresh initial states per budget. One vectorised DOP853 solve over the whole window, measured on the
+#: 2-core CI machine at load ~6: 128 / 1,024 / 4,096 states took 0.3 / 0.4 / 1.0 s (B_S), 0.5 / 1.0 / 3.4 s
+#: (B_C), 0.7 / 1.2 / 3.1 s (C), 0.3 / 0.7 / 2.1 s (iterator rollout); Problem A's one state 0.9 s.
 FRESH_ICS = {"smoke": 128, "small": 1_024, "paper": 4_096}
 REFERENCE = "scipy solve_ivp DOP853, rtol 1e-10, atol 1e-12, float64"
 ROLE_TAG = "fhn_automl.role"
