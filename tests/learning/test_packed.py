@@ -154,3 +154,19 @@ def test_plan_packs_groups_compatible_configs_by_size():
     assert all(len(pack) <= 2 for pack in packs)
     with pytest.raises(PackError, match="pack_size"):
         plan_packs(configs, 0)
+
+
+@pytest.mark.parametrize("problem, extra", [("problem_b_c_iter", {"kind": "iter"}),
+                                            ("problem_b_s", {"window": "chained:10"}),
+                                            ("problem_b_s", {"extra_region": "unstable_equilibrium"})])
+def test_iterator_chained_and_extra_region_members_equal_their_single_runs(request, tmp_path, problem, extra):
+    data = request.getfixturevalue("iter_data" if problem == "problem_b_c_iter" else "b_s_data")
+    configs = [tiny_config(problem, data, tmp_path / f"single_{i}", layers=layers, seed=i, steps=100, val_every=50,
+                           write_torchscript=False, val_max_points=300, **extra)
+               for i, layers in enumerate(["silu-16,tanh-8", "tanh-8,elu-16"])]
+    packed = train_pack([{**c, "out_dir": None} for c in configs], out_dir=tmp_path / "pack")
+    for i, config in enumerate(configs):
+        single = train(config)
+        member = packed["members"][f"m{i}"]
+        for key in ("loss", "val_mean_err", "final_full_val_mean_err"):
+            assert member[key] == pytest.approx(single[key], rel=RTOL), (i, key)
