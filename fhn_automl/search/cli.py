@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="restarts of a trial after a lost worker or node (default 3)")
     parser.add_argument("--sync-tracking", action="store_true",
                         help="train nothing: replay the search's local record (Tune folder under --storage) "
-                        "into MLflow, e.g. after an MLflow outage; also done by every --resume")
+                        "into MLflow, e.g. after an MLflow outage (then the post-stage, unless --no-post); "
+                        "also done by every --resume")
     parser.add_argument("--strict-tracking", action="store_true",
                         help="stop on an MLflow error instead of logging it and going on")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
