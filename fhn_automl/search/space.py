@@ -29,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from fhn_automl._package_data import package_data_dir
 from fhn_automl.learning.architecture import ACTIVATIONS, SHAPE_CLASSES, shape_class
 from fhn_automl.learning.config import TrainConfig, parse_extra_region
 from fhn_automl.learning.windows import parse_window
@@ -36,8 +37,9 @@ from fhn_automl.physics.problems import PROBLEMS, get_problem
 from fhn_automl.search.budgets import BUDGET_FIELDS, BUDGET_NAMES, Budget, resolve_budget
 from fhn_automl.search.grid import evenly_spaced, layer_sequences
 
-#: Where ``python -m fhn_automl.search NAME`` looks for ``NAME.yaml``: the repository's folder.
-SEARCH_SPACES_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
+#: Where ``python -m fhn_automl.search NAME`` looks for ``NAME.yaml``: the repository's folder, or
+#: its copy inside an installed wheel.
+SEARCH_SPACES_DIR = package_data_dir("search_spaces")
 
 KINDS = ("ddnn", "pinn", "iter", "untrained")
 ALGORITHMS = ("grid", "tpe", "multi_objective")
