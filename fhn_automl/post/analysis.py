@@ -287,6 +287,60 @@ def window_summary(frame: "pd.DataFrame", *, error_column: str = "mean_err") -> 
     return pd.DataFrame(rows).sort_values("window", ascending=False, ignore_index=True)
 
 
+def _thesis_f_line(number: int) -> str:
+    from fhn_automl.post.thesis_tables import TABLES
+
+    table = TABLES[number]
+    terms = ", ".join(f"{r['source']} F = {r['F']:g}" for r in table.rows if r.get("F") is not None)
+    return f"Thesis Table {number}: {terms} ({table.source}).\n"
+
+
+def thesis_analyses_markdown(frame: "pd.DataFrame") -> str:
+    """The chapter-4 analyses that apply to an experiment's runs (``trials_frame``), each per study,
+    with the thesis' figures beside: eq. 4.1 on a batch study (Tables 2-3), the 120-neuron split
+    (Tables 5-6), the PINN vs DDNN t-tests (Figures 17, 21) and the per-window summary (Table 7).
+    A study that does not hold what an analysis needs is skipped, not fitted on a mix."""
+    from fhn_automl.post.benchmark import markdown_table
+    from fhn_automl.post.thesis_tables import PROBLEM_A_T_TESTS, SIZE_SPLIT_VARIANCES
+    from fhn_automl.physics.problems import get_problem
+
+    if not len(frame):
+        return ""
+    parts = ["## Chapter 4 analyses per study", ""]
+    for study, part in frame.groupby(frame["study"].fillna("") if "study" in frame else [""] * len(frame), sort=True):
+        label = study or "(no study)"
+        section: list[str] = []
+        one_architecture = part["layers"].nunique() == 1
+        if one_architecture and part["bs"].nunique() > 1 and (part["pin"].nunique() > 1 or part["iccs"].nunique() > 1):
+            for response, (table, reason) in batch_study_anova(part).items():
+                section.append(anova_markdown(f"{label}: {response} (eq. 4.1)", table, reason))
+            section += [_thesis_f_line(2), _thesis_f_line(3)]
+        if part["shape_class"].nunique() > 1 and part["kind"].nunique() == 1 and len(part) > 8:
+            for name, result in size_split_analysis(part).items():
+                section.append(anova_markdown(f"{label}: {name} models (thesis Table {5 if name == 'small' else 6})",
+                                              result["anova"], result["reason"]))
+                theirs = SIZE_SPLIT_VARIANCES[name]
+                section.append(f"Between-class / within-class mean square: {result['between_class_ms']:.3g} / "
+                               f"{result['within_class_ms']:.3g} (thesis: {theirs['between']:.3g} / "
+                               f"{theirs['within']:.3g}).\n")
+            section += [_thesis_f_line(5), _thesis_f_line(6)]
+        if set(part["kind"]) >= {"ddnn", "pinn"} and "train_split" in part and part["train_split"].notna().any():
+            tests = pinn_ddnn_t_tests(part)
+            section += [f"### {label}: PINN vs DDNN t-tests (thesis Figures 17, 21)", "", markdown_table(
+                ["set", "DDNNs", "PINNs", "DDNN mean", "PINN mean", "t", "p", "thesis t", "thesis p"],
+                [[r.train_split, r.n_ddnn, r.n_pinn, r.ddnn_mean, r.pinn_mean, r.t, r.p,
+                  PROBLEM_A_T_TESTS.get(r.train_split, {}).get("t"), PROBLEM_A_T_TESTS.get(r.train_split, {}).get("p")]
+                 for r in tests.itertuples()]), ""]
+        if len({get_problem(p).t_end for p in part["problem"].unique()}) > 1:
+            summary = window_summary(part)
+            section += [f"### {label}: mean error per time window (thesis Table 7)", "", markdown_table(
+                ["window", "models", "mean", "std", "best", "worst"],
+                [[r.window, r.n, r.mean, r.std, r.best, r.worst] for r in summary.itertuples()]), ""]
+        if section:
+            parts += [f"### Study {label}", ""] + section
+    return "\n".join(parts) if len(parts) > 2 else ""
+
+
 ACTIVATION_FORMULA = "time_per_point_s ~ C(activation) + neurons"
 
 

@@ -229,7 +229,7 @@ def _pareto_mode(table, handles, trained: list[TrialRecord], staging: Path, resu
                  tracking_uri: str, experiment_name: str, post_run, device: str, bench_n: int,
                  settings: PostSettings, time_rtol: float, register: bool, quiet: bool, phases: _Phases) -> None:
     from fhn_automl.post.analysis import (ERROR_FORMULA, SPEEDUP_FORMULA, TIME_FORMULA, anova, anova_markdown,
-                                          error_anova_by_study,
+                                          error_anova_by_study, thesis_analyses_markdown, trials_frame,
                                           notable_models, plot_error_vs_neurons, plot_error_vs_time, plot_pareto)
     from fhn_automl.post.benchmark import (SurrogateEntry, markdown_table, plot_work_precision, report_markdown,
                                            run_benchmark)
@@ -326,6 +326,7 @@ def _pareto_mode(table, handles, trained: list[TrialRecord], staging: Path, resu
                                                 tags=tags, engine_source=engine_source))
         requests_by_problem[problem] = requests
     table.drop(columns=[c for c in table.columns if c.startswith("_")]).to_csv(staging / "trials.csv", index=False)
+    analysis_parts.append(thesis_analyses_markdown(trials_frame(trained)))  # eq. 4.1, Tables 5-7, t-tests
     (staging / "analysis.md").write_text("\n".join(analysis_parts))
     if register:
         if any(r.engine_source for rs in requests_by_problem.values() for r in rs):

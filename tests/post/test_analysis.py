@@ -267,3 +267,19 @@ def test_sweep_report_fits_tables_12_13_on_one_activation_and_compares_activatio
     assert "Figure 42" in text and "| tanh | 6 |" in text
     assert "Thesis Table 12" in text and "70300" in text
     assert files["activation_plot"].stat().st_size > 1000
+
+
+def test_thesis_analyses_markdown_runs_what_each_study_holds():
+    """The post-stage's chapter-4 section: eq. 4.1 on the batch study, t-tests on Problem A, nothing mixed."""
+    from fhn_automl.post.analysis import thesis_analyses_markdown, trials_frame
+
+    rows = [{"kind": k, "split": s, "layers": layers, "bs": 10, "study": "main", "problem": "problem_a",
+             "mean_err": (2e-2 if k == "ddnn" and s == "scarce" else 3e-4) * (1 + 0.1 * i)}
+            for i, layers in enumerate(["silu-16,silu-16", "silu-32,silu-16", "silu-32,silu-32"])
+            for k in ("ddnn", "pinn") for s in ("scarce", "complete")]
+    frame = pd.concat([batch_study(), trials_frame(_records(rows))], ignore_index=True)
+    text = thesis_analyses_markdown(frame)
+    assert "### Study batch_pinn" in text and "mean_err (eq. 4.1)" in text and "Thesis Table 3" in text
+    assert "### Study main" in text and "| scarce | 3 | 3 |" in text and "7.42" in text
+    main_part = text.split("### Study main", 1)[1]
+    assert "eq. 4.1" not in main_part  # one batch size: eq. 4.1 does not apply to Problem A
