@@ -409,7 +409,7 @@ def plot_reproduction(rows: list[dict[str, Any]], path: Path, *, title: str, lab
                label="thesis (as printed)")
     mine = [(r[ours_key], y) for r, y in zip(shown, positions) if r.get(ours_key) is not None]
     if mine:
-        ax.scatter([m[0] for m in mine], [m[1] for m in mine], c="tab:red", s=25, label=f"ours vs DOP853")
+        ax.scatter([m[0] for m in mine], [m[1] for m in mine], c="tab:red", s=25, label="ours vs DOP853")
     ax.set_yticks(positions)
     ax.set_yticklabels([str(r[label_key]) for r in shown], fontsize=7)
     ax.invert_yaxis()
