@@ -483,6 +483,9 @@ def reproduce(table: int | str, *, budget: str = "smoke", out: Path | None = Non
         experiment = experiment_name(plan.search, budget)
         records = [] if rerun else _existing_trials(experiment, tracking_uri, plan)
         mode = "read: an earlier search of this file and budget"
+        if records:
+            _log(quiet, f"reading {len(records)} finished trial(s) of Table {plan.table}'s study from {experiment} "
+                        "(--rerun trains the plan's architectures instead)")
         if not records:
             _log(quiet, f"training Table {plan.table}'s study ({plan.what}) at the {budget} budget")
             statuses = run_study(plan, budget, tracking_uri=tracking_uri, data_root=data_root,
