@@ -73,16 +73,13 @@ def _surrogates(args: argparse.Namespace, device: str, scratch: Path) -> list:
 
     folders: list[tuple[str, Path, bool]] = [(Path(d).name, Path(d), False) for d in args.model_dir]
     if args.registered:
-        import mlflow.artifacts
-
-        from fhn_automl.post.registry import front_versions
+        from fhn_automl.post.registry import download_version_files, front_versions
         from fhn_automl.post.runs import resolve_tracking_uri
 
         uri = resolve_tracking_uri(args.tracking_uri)
         for alias, version in front_versions(uri, args.problem, args.alias):
-            local = mlflow.artifacts.download_artifacts(artifact_uri=version.source, tracking_uri=uri,
-                                                        dst_path=str(scratch / f"{alias}"))
-            folders.append((f"{alias} {version.tags.get('fhn_automl.layers', '')}", Path(local), False))
+            local = download_version_files(version, scratch / alias, uri)
+            folders.append((f"{alias} {version.tags.get('fhn_automl.layers', '')}", local, False))
     entries = []
     if not folders:
         from fhn_automl.learning.untrained import untrained_model

@@ -252,6 +252,19 @@ def front_versions(tracking_uri: str, problem: str, alias: str = DEFAULT_ALIAS) 
     return [(a, client.get_model_version_by_alias(name, a)) for a in family]
 
 
+def download_version_files(version: Any, dst: str | os.PathLike, tracking_uri: str) -> Path:
+    """A registered version's model files (``spec.json``, ``model.ts``, ``weights.pt``) under ``dst``.
+
+    Versions registered from a trial's MLflow model hold them in its ``fhn_automl/`` folder; versions
+    registered before MLflow models were logged point at the run's ``model/`` folder itself.
+    """
+    import mlflow.artifacts
+
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=str(dst),
+                                                     tracking_uri=tracking_uri))
+    return local / MLFLOW_MODEL_FILES if (local / MLFLOW_MODEL_FILES).is_dir() else local
+
+
 def model_card(spec: dict[str, Any], tags: dict[str, str], *, alias: str, version: str, problem: str) -> dict[str, Any]:
     """The facts a simulator author needs before trusting the file."""
     def tag(key: str) -> str | None:
@@ -332,10 +345,7 @@ def pull_models(problem: str, to: str | os.PathLike, *, alias: str = DEFAULT_ALI
             spec_layers = version.tags.get(TAG_PREFIX + "layers", "model").replace(",", "_")
             folder = staging / f"{alias_name}_v{version.version}_{spec_layers}"
             downloads = staging / ".downloads" / folder.name
-            source = Path(mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=str(downloads),
-                                                              tracking_uri=tracking_uri))
-            if (source / MLFLOW_MODEL_FILES).is_dir():  # an MLflow model: fhn_automl's files are inside
-                source = source / MLFLOW_MODEL_FILES
+            source = download_version_files(version, downloads, tracking_uri)
             folder.mkdir()
             for name in ("model.ts", "spec.json"):
                 if not (source / name).exists():

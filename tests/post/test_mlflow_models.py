@@ -182,3 +182,13 @@ def test_a_failed_registration_puts_the_aliases_back(store, tmp_path, monkeypatc
     assert client.get_model_version_by_alias("fhn_automl.problem_c", "pareto").run_id == first
     assert client.get_model_version_by_alias("fhn_automl.problem_c", "pareto-2").run_id == cheap
     assert not client.search_model_versions(f"name='fhn_automl.problem_c' and run_id='{second}'")
+
+
+def test_bench_reads_the_registered_models(post_result, tiny_experiment, tmp_path, capsys):
+    """``bench --registered`` finds the model files inside the registered MLflow models."""
+    from fhn_automl.bench import main as bench_main
+
+    assert bench_main(["--registered", "--tracking-uri", tiny_experiment["uri"], "--n", "200", "--n-ref", "8",
+                       "--backend", "eager", "--device", "cpu", "--repeats", "1", "--warmup", "0", "--dts", "0.1",
+                       "--tune-points", "4096", "--out", str(tmp_path / "bench")]) == 0
+    assert "[bench] pareto " in capsys.readouterr().out

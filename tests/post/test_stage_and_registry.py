@@ -86,7 +86,7 @@ def test_rerunning_the_post_stage_reuses_versions(post_result, tiny_experiment, 
     (name,) = {r["name"] for r in post_result.registered}
 
     def versions() -> set[str]:
-        return {v.version for v in client.search_model_versions(f"name = '{name}'")}
+        return {str(v.version) for v in client.search_model_versions(f"name = '{name}'")}
 
     before = versions()
     again = run_post_stage(tiny_experiment["experiment"], tiny_experiment["uri"], tmp_path / "again", **FAST_POST)
