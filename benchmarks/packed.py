@@ -1,6 +1,7 @@
 """Packed training vs one model per run on the B_S 252-model grid (issue 10; not a test).
 
     python benchmarks/packed.py [--steps 300] [--pack-sizes 36,252] [--single-every 1] [--recipe paper]
+    python benchmarks/packed.py --interleave --pack-sizes 36 --single-every 6   # load-fair pairing
 
 The grid: layer choices silu-8, silu-32, silu-64, tanh-32, tanh-64, elu-8 at depths 2 and 3, every
 ordered combination with repetition (6^2 + 6^3 = 252 DDNNs), batch 128, the same step budget for all,
@@ -76,6 +77,34 @@ def activation_modes(configs: list[dict], steps: int, out_root: Path) -> dict[st
     return out
 
 
+def interleaved(report: dict, configs: list[dict], args: argparse.Namespace, root: Path) -> None:
+    """Packs of the first ``--pack-sizes`` entry, each followed by its share of the one-model runs, so
+    the two see the same machine load even when it swings (a shared machine)."""
+    size = int(args.pack_sizes.split(",")[0])
+    packs = plan_packs(configs, size)
+    chosen = configs[:: args.single_every]
+    share = [chosen[k::len(packs)] for k in range(len(packs))]
+    pack_wall = pack_loop = single_wall = single_loop = 0.0
+    for number, (pack, singles) in enumerate(zip(packs, share)):
+        started = time.perf_counter()
+        result = train_pack([{**configs[i], "out_dir": None} for i in pack], out_dir=root / f"il_{number}")
+        pack_wall += time.perf_counter() - started
+        pack_loop += max(m["train_seconds"] for m in result["members"].values())
+        for wall, loop in (train_one(config) for config in singles):
+            single_wall += wall
+            single_loop += loop
+    scale = len(configs) / len(chosen)
+    work = len(configs) * args.steps
+    report["interleaved"] = {
+        "pack_size": size, "packs": len(packs), "single_models_run": len(chosen),
+        "packed_wall_s": pack_wall, "packed_model_steps_per_s": work / pack_wall,
+        "packed_loop_model_steps_per_s": work / pack_loop,
+        "single_wall_s_252": single_wall * scale, "single_model_steps_per_s": work / (single_wall * scale),
+        "single_loop_model_steps_per_s": work / (single_loop * scale),
+        "ratio": single_wall * scale / pack_wall, "ratio_step_loops": single_loop * scale / pack_loop}
+    report["uptime_end"] = uptime()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=300)
@@ -84,6 +113,8 @@ def main() -> None:
     parser.add_argument("--recipe", default="paper")
     parser.add_argument("--n-trajectories", type=int, default=400)
     parser.add_argument("--mode-steps", type=int, default=50)
+    parser.add_argument("--interleave", action="store_true",
+                        help="alternate each pack (first --pack-sizes entry) with its share of the one-model runs")
     args = parser.parse_args()
     torch.set_num_threads(1)
     root = Path(tempfile.mkdtemp(prefix="fhn_packed_bench_"))
@@ -95,8 +126,15 @@ def main() -> None:
                     "uptime_start": uptime(), "models": len(configs), "steps": args.steps, "recipe": args.recipe}
     print(report, flush=True)
 
-    report["activation_mode_ms_per_step"] = activation_modes(configs, args.mode_steps, root)
-    print("activation modes (ms / step of a 36-model depth-3 pack):", report["activation_mode_ms_per_step"], flush=True)
+    if not args.interleave:
+        report["activation_mode_ms_per_step"] = activation_modes(configs, args.mode_steps, root)
+        print("activation modes (ms / step of a 36-model depth-3 pack):", report["activation_mode_ms_per_step"],
+              flush=True)
+
+    if args.interleave:
+        interleaved(report, configs, args, root)
+        print(json.dumps(report, indent=2, default=str))
+        return
 
     # one-model runs in two halves, before and after the packs, so a change of machine load hits both alike
     chosen = configs[:: args.single_every]
