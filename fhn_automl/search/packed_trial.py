@@ -121,6 +121,29 @@ def packed_trial(config: dict[str, Any]) -> None:
     shutil.rmtree(scratch, ignore_errors=True)
 
 
+def pack_member_records(config: Mapping[str, Any], results: list[dict[str, Any]],
+                        trial_dir: Path) -> list[tuple[TrialSpec, list[dict[str, Any]], Path | None]]:
+    """A pack trial's local record split by member, for ``replay``: each member's spec, its results
+    (a diverged member's last one and every member's record in the pack's final report marked
+    ``final``, as ``PackMonitor`` marks them) and the checkpoint folder that holds its model."""
+    out = []
+    for index, spec_dict in enumerate(config["pack"]["trials"]):
+        spec = TrialSpec.from_dict(spec_dict)
+        mine: list[dict[str, Any]] = []
+        model: Path | None = None
+        for result in results:
+            metrics = result.get("members", {}).get(spec.name)
+            if metrics is None:
+                continue
+            in_final = bool(result.get("final"))
+            mine.append({**metrics, **({"final": 1} if in_final or metrics.get("status") == "diverged" else {})})
+            folder = result.get("checkpoint_dir_name")  # Tune's name of the checkpoint reported with it
+            if folder:
+                model = trial_dir / folder / (f"{MEMBERS_FOLDER}/{spec.name}" if in_final else f"best/{index}")
+        out.append((spec, mine, model if model is not None and model.exists() else None))
+    return out
+
+
 class _MemberTrial:
     """What ``SearchMonitor`` reads of a Tune trial, for one member of a pack trial."""
 

@@ -69,10 +69,9 @@ def replay_trials(tracker: SearchTracker, tune_path: str, *, quiet: bool = True)
     ``tracker`` has its parent run started (``start_search``), which also loads the child runs the
     store already holds.
     """
-    from ray.air.constants import EXPR_ERROR_FILE, EXPR_PARAM_FILE, EXPR_RESULT_FILE  # Tune's file names
+    from ray.air.constants import EXPR_PARAM_FILE, EXPR_RESULT_FILE  # Tune's file names
 
-    from fhn_automl.search.monitor import local_model_dir
-    from fhn_automl.search.trial import trial_figures, trial_from_config
+    from fhn_automl.search.trial import trial_from_config
 
     report = ReplayReport()
     root = Path(tune_path)
@@ -80,44 +79,61 @@ def replay_trials(tracker: SearchTracker, tune_path: str, *, quiet: bool = True)
         config = json.loads((trial_dir / EXPR_PARAM_FILE).read_text())
         if "template" in config and "index" not in config:
             continue  # an Optuna trial whose number Tune had not assigned yet: never ran
-        spec = trial_from_config(config)
-        results = _read_results(trial_dir / EXPR_RESULT_FILE)
-        final = next((r for r in reversed(results) if r.get("final")), None)
-        report.trials += 1
-        if (trial_dir / EXPR_ERROR_FILE).is_file():
-            status = "error"
-        elif final is not None:
-            status = "diverged" if final.get("status") == "diverged" else "finished"
+        if "pack" in config:  # executor: packed: the Tune trial of a pack holds several trials
+            from fhn_automl.search.packed_trial import pack_member_records
+
+            records = pack_member_records(config, _read_results(trial_dir / EXPR_RESULT_FILE), trial_dir)
         else:
-            status = None  # still running when the driver stopped, or stopped early by ASHA
-            report.unfinished.append(spec.name)
-        tracker.start_trial(spec.name, trial_params(spec.as_dict(), trial_figures(spec)))
-        for result in results:
-            if not result.get("final"):
-                tracker.log_result(spec.name, result)
-        if status is None:
-            continue
-        report.statuses[spec.name] = status
-        model_dir = None
-        if status != "error":
-            checkpoint = (final or {}).get("checkpoint_path") or _latest_checkpoint(trial_dir)
-            model_dir = local_model_dir(str(checkpoint)) if checkpoint else None
-        if spec.name not in tracker.closed:
-            error = (trial_dir / EXPR_ERROR_FILE).read_text()[-4000:] if status == "error" else None
-            tracker.finish_trial(spec.name, status, final=final or (results[-1] if results else None),
-                                 model_dir=model_dir, error=error)
-            report.closed.append(spec.name)
-        elif tracker.closed[spec.name] == "finished" and not tracker.has_model(spec.name) and model_dir:
-            tracker.attach_model(spec.name, model_dir, step=int((final or {}).get("step", 0)))
-            report.models_attached.append(spec.name)
-        if status == "finished" and model_dir is None and not tracker.has_model(spec.name):
-            report.models_missing.append(spec.name)
-            tracker.mark_model_missing(spec.name)
+            records = [(trial_from_config(config), _read_results(trial_dir / EXPR_RESULT_FILE), None)]
+        for spec, results, member_checkpoint in records:
+            _replay_trial(tracker, report, trial_dir, spec, results, member_checkpoint)
     if not quiet:
         print(f"[search] replayed {report.trials} trial(s) from {tune_path}: {len(report.closed)} closed, "
               f"{len(report.models_attached)} model(s) attached, {len(report.unfinished)} unfinished",
               flush=True)
     return report
+
+
+def _replay_trial(tracker: SearchTracker, report: ReplayReport, trial_dir: Path, spec: Any,
+                  results: list[dict[str, Any]], member_checkpoint: Path | None) -> None:
+    """One trial's record into MLflow (``member_checkpoint``: where a pack member's model is)."""
+    from ray.air.constants import EXPR_ERROR_FILE
+
+    from fhn_automl.search.monitor import local_model_dir
+    from fhn_automl.search.trial import trial_figures
+
+    final = next((r for r in reversed(results) if r.get("final")), None)
+    report.trials += 1
+    if (trial_dir / EXPR_ERROR_FILE).is_file():
+        status = "error"
+    elif final is not None:
+        status = "diverged" if final.get("status") == "diverged" else "finished"
+    else:
+        status = None  # still running when the driver stopped, or stopped early by ASHA
+        report.unfinished.append(spec.name)
+    tracker.start_trial(spec.name, trial_params(spec.as_dict(), trial_figures(spec)))
+    for result in results:
+        if not result.get("final"):
+            tracker.log_result(spec.name, result)
+    if status is None:
+        return
+    report.statuses[spec.name] = status
+    model_dir = None
+    if status != "error":
+        checkpoint = (member_checkpoint or (final or {}).get("checkpoint_path")
+                      or _latest_checkpoint(trial_dir))
+        model_dir = local_model_dir(str(checkpoint)) if checkpoint else None
+    if spec.name not in tracker.closed:
+        error = (trial_dir / EXPR_ERROR_FILE).read_text()[-4000:] if status == "error" else None
+        tracker.finish_trial(spec.name, status, final=final or (results[-1] if results else None),
+                             model_dir=model_dir, error=error)
+        report.closed.append(spec.name)
+    elif tracker.closed[spec.name] == "finished" and not tracker.has_model(spec.name) and model_dir:
+        tracker.attach_model(spec.name, model_dir, step=int((final or {}).get("step", 0)))
+        report.models_attached.append(spec.name)
+    if status == "finished" and model_dir is None and not tracker.has_model(spec.name):
+        report.models_missing.append(spec.name)
+        tracker.mark_model_missing(spec.name)
 
 
 def _read_results(path: Path) -> list[dict[str, Any]]:

@@ -3,6 +3,8 @@ MLflow child run per trial with its curves and model; in-pack successive halving
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from fhn_automl.search.space import SearchSpaceError, load_search_space
@@ -25,8 +27,9 @@ def test_packed_search_logs_one_child_run_per_member_with_its_model(local_ray, t
                                                            "pack_size: 3}",
                             scheduler="{type: asha, grace_fraction: 0.3334, reduction_factor: 3}")
     space = load_search_space(path)
-    summary = run_search(SearchOptions(space=space, budget=space.budget("paper"), tracking_uri=tracking_uri,
-                                       storage=str(tmp_path / "ray"), data_root=str(data_root), quiet=True))
+    options = SearchOptions(space=space, budget=space.budget("paper"), tracking_uri=tracking_uri,
+                            storage=str(tmp_path / "ray"), data_root=str(data_root), quiet=True)
+    summary = run_search(options)
     assert not summary.interrupted and len(summary.statuses) == 4
     client = MlflowClient(tracking_uri)
     children = {run.data.tags[TRIAL_NAME_TAG]: run for run in iter_child_runs(tracking_uri, "tiny_b_s-paper")}
@@ -39,6 +42,23 @@ def test_packed_search_logs_one_child_run_per_member_with_its_model(local_ray, t
         steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_mean_err")]
         assert steps == ([200] if run in stopped else [200, 400, 600])
         assert run.data.tags[STATUS_TAG] == "finished"
+
+    # MLflow lost everything: the Tune folder, pack trials split by member, fills a new store in again
+    from fhn_automl.search.replay import sync_tracking
+
+    fresh = f"sqlite:///{tmp_path / 'fresh' / 'mlflow.db'}"
+    (tmp_path / "fresh").mkdir()
+    replayed = sync_tracking(dataclasses.replace(options, tracking_uri=fresh))
+    assert replayed.n_trials == 4
+    again = {run.data.tags[TRIAL_NAME_TAG]: run for run in iter_child_runs(fresh, "tiny_b_s-paper")}
+    assert sorted(again) == sorted(children)
+    survivor = next(name for name, run in children.items() if run not in stopped and run.data.params["layers"] !=
+                    "tanh-8")
+    steps = [m.step for m in MlflowClient(fresh).get_metric_history(again[survivor].info.run_id, "val_mean_err")]
+    assert steps == [200, 400, 600]
+    assert again[survivor].data.tags[STATUS_TAG] == "finished"
+    assert {a.path for a in MlflowClient(fresh).list_artifacts(again[survivor].info.run_id, MODEL_ARTIFACT_PATH)} >= {
+        "model/spec.json", "model/weights.pt"}
 
 
 def test_packed_executor_needs_a_grid_and_one_worker(tmp_path, make_search_file):
@@ -53,3 +73,4 @@ def test_packed_executor_needs_a_grid_and_one_worker(tmp_path, make_search_file)
         load_search_space(path)
     assert load_search_space(make_search_file(tmp_path, SEQUENCES, resources="{executor: packed}")
                              ).resources.pack_size == 16
+
