@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from fhn_automl.post.errors import NoRegisteredModelsError
-from fhn_automl.search.tracking import MLFLOW_MODEL_FILES
+from fhn_automl.search.tracking_tags import MLFLOW_MODEL_FILES
 from fhn_automl.post.staging import staged_folder
 
 DEFAULT_ALIAS = "pareto"

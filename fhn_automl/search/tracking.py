@@ -13,8 +13,10 @@ Layout (the post-stage reads exactly this):
   the learning layer's model files under the artifact path ``model/`` (``spec.json``, ``weights.pt``,
   ``model.ts``), and the same model as an MLflow PyTorch model linked to the run (the UI's "Models"
   column; ``mlflow.pyfunc.load_model`` / ``mlflow models serve``), see :func:`log_mlflow_model`;
-- the experiment tagged ``mlflow.experimentKind=custom_model_development``, so the MLflow 3 UI opens
-  it in its training (machine-learning) view rather than the GenAI one;
+- the experiment tagged ``mlflow.experimentKind=custom_model_development``, the UI's own mark of a
+  training (not GenAI) experiment. MLflow 3.17's UI uses it only where its sidebar's GenAI / Model
+  training switch is off; with the switch (the default) the view follows the switch, which the
+  browser remembers, or ``?workflowType=machine_learning`` in the address (README);
 - the dataset's Parquet files as MLflow dataset inputs of the parent and of every trial run (train
   and validation context, digest from the dataset's manifest), see :func:`log_dataset_inputs`.
 
@@ -38,18 +40,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from fhn_automl._provenance import git_commit
-from fhn_automl.search.tracking_tags import (BUDGET_TAG, MODEL_ARTIFACT_PATH, MODEL_MISSING_TAG, PARENT_TAG,
-                                             ROLE_TAG, SEARCH_ROLE, SEARCH_TAG, STATUS_TAG, TRIAL_NAME_TAG,
-                                             TRIAL_ROLE, TRIAL_STATUSES)
+from fhn_automl.search.tracking_tags import (BUDGET_TAG, EXPERIMENT_KIND_TAG, MLFLOW_MODEL_FILES,
+                                             MODEL_ARTIFACT_PATH, MODEL_MISSING_TAG, PARENT_TAG, ROLE_TAG,
+                                             SEARCH_ROLE, SEARCH_TAG, STATUS_TAG, TRAINING_EXPERIMENT_KIND,
+                                             TRIAL_NAME_TAG, TRIAL_ROLE, TRIAL_STATUSES)
 
 logger = logging.getLogger(__name__)
 
-#: The tag the MLflow 3 UI reads to choose an experiment's view (its own values, from the UI source:
-#: ``genai_development`` | ``custom_model_development``); unset, the UI may guess GenAI and asks.
-EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
-TRAINING_EXPERIMENT_KIND = "custom_model_development"
-#: Inside each logged MLflow model: fhn_automl's own model files (what ``pull`` copies out).
-MLFLOW_MODEL_FILES = "fhn_automl"
 MODEL_FILE_NAMES = ("spec.json", "weights.pt", "model.ts")
 #: ``mlflow.data.context`` of each split of a dataset folder that is logged as a run input.
 DATASET_CONTEXTS = {"train": "training", "val": "validation"}

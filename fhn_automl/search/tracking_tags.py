@@ -24,3 +24,10 @@ BUDGET_TAG = "fhn_automl.budget"
 PARENT_TAG = "mlflow.parentRunId"
 #: Where a trial's model files (spec.json, weights.pt, model.ts) live among its run's artifacts.
 MODEL_ARTIFACT_PATH = "model"
+#: Inside each trial's logged MLflow model: fhn_automl's own model files (what ``pull`` copies out).
+MLFLOW_MODEL_FILES = "fhn_automl"
+#: The experiment tag the MLflow 3 UI reads for an experiment's view where its sidebar's
+#: GenAI / Model training switch is off (values from the UI's source: ``genai_development`` |
+#: ``custom_model_development``).
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+TRAINING_EXPERIMENT_KIND = "custom_model_development"

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from fhn_automl.post.registry import RegistrationRequest, front_versions, register_front
-from fhn_automl.search.tracking import (EXPERIMENT_KIND_TAG, MLFLOW_MODEL_FILES, TRAINING_EXPERIMENT_KIND,
-                                        SearchTracker)
+from fhn_automl.search.tracking import SearchTracker
+from fhn_automl.search.tracking_tags import EXPERIMENT_KIND_TAG, MLFLOW_MODEL_FILES, TRAINING_EXPERIMENT_KIND
 
 from .conftest import ARCHITECTURES, _params, log_trial
 
