@@ -134,3 +134,55 @@ def test_sync_tracking_fills_an_empty_store_from_the_tune_folder(make_search_fil
     parents = client.search_runs([client.get_experiment_by_name("recover-paper").experiment_id],
                                  "tags.`fhn_automl.role` = 'search'")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+
+
+@pytest.mark.slow
+def test_store_deleted_mid_search_is_reported_and_replayed(local_ray, tmp_path, data_root, make_search_file):
+    """The SQLite store vanishes right after the parent run is made: the search says so (exit 3) and
+    ``--sync-tracking`` puts the trial, its curves and its model into the store made in its place.
+    Slow (two subprocesses on the session's Ray, ~1-2 min on two busy cores): the real outage path."""
+    import os
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    from mlflow.tracking import MlflowClient
+
+    from fhn_automl.search.tracking import iter_child_runs
+
+    path = make_search_file(tmp_path, ["silu-8"], name="outage",
+                            resources="{workers: 1, cpus_per_worker: 1, executor: function}")
+    db = tmp_path / "mlruns" / "mlflow.db"
+    command = [sys.executable, "-m", "fhn_automl.search", str(path), "--budget", "paper",
+               "--address", local_ray.get_runtime_context().gcs_address, "--storage", str(tmp_path / "ray"),
+               "--tracking-uri", f"sqlite:///{db}", "--data-root", str(data_root), "--no-post", "--quiet"]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    deleted = False
+    while time.monotonic() < deadline and process.poll() is None and not deleted:
+        try:
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:  # read-only: creates nothing
+                deleted = connection.execute("select count(*) from runs").fetchone()[0] > 0
+        except sqlite3.Error:
+            pass
+        if deleted:
+            os.remove(db)  # the parent run exists: the store is lost from here on
+        time.sleep(0.1)
+    output = process.communicate(timeout=300)[0]
+    assert deleted, output[-3000:]
+    assert process.returncode == 3, output[-3000:]
+    assert "tracking failed" in output and "--sync-tracking" in output
+
+    synced = subprocess.run([*command, "--sync-tracking"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert synced.returncode == 0, synced.stdout[-3000:] + synced.stderr[-3000:]
+    uri = f"sqlite:///{db}"
+    client = MlflowClient(uri)
+    children = list(iter_child_runs(uri, "outage-paper"))
+    assert len(children) == 1
+    for run in children:
+        assert run.data.tags[STATUS_TAG] == "finished"
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "val_mean_err")] == [200, 400, 600]
+        assert "final_val_mean_err" in run.data.metrics
+        assert {a.path for a in client.list_artifacts(run.info.run_id, MODEL_ARTIFACT_PATH)} >= {
+            "model/spec.json", "model/weights.pt", "model/model.ts"}
