@@ -88,8 +88,10 @@ def _tag(tags: dict[str, str], key: str) -> str | None:
 
 
 def _entry(tags: dict[str, str], run_id: str, **extra: Any) -> _Entry:
-    return _Entry(run_id=run_id, mean_err=_float(_tag(tags, "val_mean_err")) or math.inf,
-                  macs=_int(_tag(tags, "macs")) or 0, time_per_point_s=_float(_tag(tags, "latency_s_per_point")),
+    """A model's figures from its tags; without an error it cannot compete (infinite error)."""
+    mean_err, macs = _float(_tag(tags, "val_mean_err")), _int(_tag(tags, "macs"))
+    return _Entry(run_id=run_id, mean_err=math.inf if mean_err is None else mean_err,
+                  macs=0 if macs is None else macs, time_per_point_s=_float(_tag(tags, "latency_s_per_point")),
                   timed_on=(_tag(tags, "device"), _tag(tags, "backend")), **extra)
 
 
@@ -158,7 +160,8 @@ def register_front(tracking_uri: str, problem: str, requests: Sequence[Registrat
     ``device`` and ``backend`` that the merge compares (module docstring). Only new models that
     reach the merged front get a version; a trial registered before keeps its version (no duplicate
     versions for the same run). Returns one dict per model of the merged front, in alias order, with
-    ``new`` False for the ones that were already there. On any failure the versions created by this
+    ``new`` True for the models of ``requests`` (registered now, or re-tagged when registered before)
+    and False for the ones kept from the front registered before. On any failure the versions created by this
     call are deleted and the aliases put back, so the registry never holds half a front.
     """
     from mlflow.exceptions import MlflowException
