@@ -128,7 +128,7 @@ def final_model(run_dir: Path) -> torch.nn.Module | None:
     if not state_path.exists() or not (model_dir / "spec.json").exists():
         return None
     model = load_model(model_dir)
-    state = torch.load(state_path, map_location="cpu", weights_only=False)  # our own checkpoint (optimizer state)
+    state = torch.load(state_path, map_location="cpu", weights_only=True)
     fresh = build_model(model.spec)
     fresh.load_state_dict(state["model"])
     return fresh.eval()
@@ -228,4 +228,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except (ValueError, KeyError, FileNotFoundError) as error:  # bad problem / layers / config key / folder
+        print(f"accuracy.py: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
