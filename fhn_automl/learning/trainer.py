@@ -33,8 +33,8 @@ from torch import nn
 from fhn_automl.learning import training_data
 from fhn_automl.learning.architecture import architecture_figures, format_layers
 from fhn_automl.learning.config import TrainConfig
-from fhn_automl.learning.losses import (BoxSampler, PointSampler, ContinuityTerm, DataTerm, InitialConditionTerm, LossTerm,
-                                        PhysicsTerm, TrainingObjective, input_box)
+from fhn_automl.learning.losses import (BoxSampler, ContinuityTerm, DataTerm, InitialConditionTerm, LossTerm,
+                                        PhysicsTerm, PointSampler, TrainingObjective, input_box)
 from fhn_automl.learning.mlp import build_model
 from fhn_automl.learning.model_io import save_model
 from fhn_automl.learning.recipes import Recipe, get_recipe

@@ -76,7 +76,8 @@ def test_top_fraction_rule_takes_the_worst_points_share():
     # on a trajectory problem the worst points reduce to their trajectories' initial states
     traj_cols = trajectory_columns([0.01] * 50 + [0.5] * 2)
     share = 22 / (52 * 11)  # exactly the 22 points of the two bad trajectories
-    centres, report = high_error_centres(Zero(), get_problem("problem_c"), traj_cols, DetectionRule("top_fraction", share))
+    centres, report = high_error_centres(Zero(), get_problem("problem_c"), traj_cols,
+                                         DetectionRule("top_fraction", share))
     assert report["selected"] == 22 and sorted(np.round(centres[:, 0] * 1000)) == [50, 51]
     _, report = high_error_centres(Zero(), get_problem("problem_c"), traj_cols, DetectionRule("top_fraction", 0.04))
     assert report["selected"] == 23 and report["centres"] == 3  # one point more reaches a third trajectory

@@ -22,7 +22,10 @@ def _box_edges(n: int = 41) -> tuple[np.ndarray, np.ndarray]:
     return u0, w0
 
 
-@pytest.mark.parametrize("name", [n for n, p in PROBLEMS.items() if {"u0", "w0"} <= set(p.inputs) or p.kind == "iterator"])
+MARCHING = [name for name, p in PROBLEMS.items() if {"u0", "w0"} <= set(p.inputs) or p.kind == "iterator"]
+
+
+@pytest.mark.parametrize("name", MARCHING)
 def test_input_ranges_contain_the_domain_and_every_visited_state(name):
     problem = get_problem(name)
     state = ("u0", "w0") if problem.kind == "trajectory" else ("u", "w")
