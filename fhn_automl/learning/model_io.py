@@ -15,19 +15,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from fhn_automl._atomic import write_bytes
 from fhn_automl.learning.mlp import build_model
 from fhn_automl.learning.spec import ModelSpec
 
 SPEC_FILE = "spec.json"
 WEIGHTS_FILE = "weights.pt"
 TORCHSCRIPT_FILE = "model.ts"
-
-
-def _atomic_write_bytes(path: Path, payload: bytes) -> None:
-    """Write via a temporary file and rename, so a reader (or a resumed run) never sees half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(payload)
-    os.replace(tmp, path)
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -48,7 +42,7 @@ def save_model(model: nn.Module, out_dir: str | os.PathLike, *, torchscript: boo
     state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    _atomic_write_bytes(out / WEIGHTS_FILE, buffer.getvalue())
+    write_bytes(out / WEIGHTS_FILE, buffer.getvalue())
     if torchscript:
         cpu_copy = build_model(spec)
         cpu_copy.load_state_dict(state)
@@ -56,9 +50,9 @@ def save_model(model: nn.Module, out_dir: str | os.PathLike, *, torchscript: boo
         scripted = torch.jit.script(cpu_copy)
         buffer = io.BytesIO()
         torch.jit.save(scripted, buffer)
-        _atomic_write_bytes(out / TORCHSCRIPT_FILE, buffer.getvalue())
+        write_bytes(out / TORCHSCRIPT_FILE, buffer.getvalue())
     # spec last: a folder with a spec.json is a complete model
-    _atomic_write_bytes(out / SPEC_FILE, spec.to_json().encode())
+    write_bytes(out / SPEC_FILE, spec.to_json().encode())
     return out
 
 

@@ -49,6 +49,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from fhn_automl._atomic import write_atomically, write_json
 from fhn_automl.learning.architecture import count_macs, count_neurons, count_parameters, format_layers, shape_class
 from fhn_automl.learning.config import TrainConfig
 from fhn_automl.learning.losses import (BoxSampler, DataTerm, InitialConditionTerm, PhysicsTerm, PointwiseTerm)
@@ -56,7 +57,7 @@ from fhn_automl.learning.mlp import (SurrogateMLP, activation_with_derivative, b
 from fhn_automl.learning.model_io import save_model
 from fhn_automl.learning.trainer import (BEST_MODEL_FOLDER, CHECKPOINT_FOLDER, DIVERGENCE_CHECK_EVERY, METRICS_FILE,
                                          MODEL_FOLDER, TrainingSetup, _distributed_context, _full_rollout,
-                                         _full_validation_batches, _write_json, prepare_training)
+                                         _full_validation_batches, prepare_training)
 from fhn_automl.learning.validation import REPORTED_ERROR_METRIC, final_full_metrics, validation_metrics
 from fhn_automl.learning.windows import parse_window
 from fhn_automl.physics.problems import get_problem
@@ -725,7 +726,7 @@ def _write_member(member: _Member, checkpoint_dir: Path, setup: TrainingSetup) -
     if (source / "spec.json").exists():
         shutil.copytree(source, member.out_dir / MODEL_FOLDER, dirs_exist_ok=True)
         result["model_dir"] = str(member.out_dir / MODEL_FOLDER)
-    _write_json(member.out_dir / METRICS_FILE, {"final": result, "config": member.cfg.to_dict(),
+    write_json(member.out_dir / METRICS_FILE, {"final": result, "config": member.cfg.to_dict(),
                                                 "history": member.history})
     return result
 
@@ -748,9 +749,7 @@ def _save_pack(checkpoint_dir: Path, step: int, model_steps: int, saved_steps: i
                      "scheduler": None if member.scheduler is None else member.scheduler.state_dict()}
                     for member in members],
     }
-    tmp = checkpoint_dir / (PACK_STATE_FILE + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(checkpoint_dir / PACK_STATE_FILE)
+    write_atomically(checkpoint_dir / PACK_STATE_FILE, lambda temporary: torch.save(state, temporary))
 
 
 def _restore_pack(source: Path, checkpoint_dir: Path, members: list[_Member], net: PackedMLP,

@@ -14,7 +14,6 @@ resumed run continues exactly where the checkpoint left it.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import pickle
@@ -30,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fhn_automl._atomic import write_atomically, write_json
 from fhn_automl.learning import training_data
 from fhn_automl.learning.architecture import architecture_figures, format_layers
 from fhn_automl.learning.config import TrainConfig
@@ -207,12 +207,6 @@ def _make_spec(cfg: TrainConfig, recipe: Recipe, problem: Problem, window: Windo
         metadata={"recipe": recipe.name, "seed": cfg.seed, "window": window.describe(),
                   "extra_region": None if cfg.extra_region is None else cfg.extra_region.describe()},
     )
-
-
-def _write_json(path: Path, payload: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=float))
-    os.replace(tmp, path)
 
 
 @dataclass(frozen=True)
@@ -428,7 +422,7 @@ def train(config: Mapping[str, Any], report: ReportFn | None = None, *, checkpoi
             shutil.copytree(best_dir, model_dir, dirs_exist_ok=True)
         result["model_dir"] = str(model_dir)
     if is_writer:
-        _write_json(out_dir / METRICS_FILE, {"final": result, "config": cfg.to_dict(), "history": progress.history})
+        write_json(out_dir / METRICS_FILE, {"final": result, "config": cfg.to_dict(), "history": progress.history})
     return result
 
 
@@ -473,9 +467,7 @@ def _save_state(checkpoint_dir: Path, model: nn.Module, optimizer, scheduler, ge
         "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
         "generator": generator.get_state(), "config": _plain(cfg.to_dict()),
     }
-    tmp = checkpoint_dir / (STATE_FILE + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, checkpoint_dir / STATE_FILE)
+    write_atomically(checkpoint_dir / STATE_FILE, lambda temporary: torch.save(state, temporary))
 
 
 def _plain(value: Any) -> Any:

@@ -40,6 +40,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fhn_automl._atomic import final_name, write_atomically, write_text
 from fhn_automl._provenance import git_commit
 from fhn_automl.physics.euler import euler_trajectories, iter_euler_chunks, n_saved_states, resolve_backend
 from fhn_automl.physics.problems import Problem, get_problem
@@ -262,7 +263,7 @@ def write_trajectories(problem: Problem, path: Path, states: dict[str, np.ndarra
     n = len(states["u0"])
     k = states.get("k", np.zeros(n))
     columns = trajectory_columns(problem)
-    with _ParquetStream(path, columns) as stream, _Progress(_final_name(path), n, "trajectories") as progress:
+    with _ParquetStream(path, columns) as stream, _Progress(final_name(path), n, "trajectories") as progress:
         for rows, U, W in iter_euler_chunks(problem.model, states["u0"], states["w0"], problem.i_app(k),
                                             chunk_size=max(1, ROWS_PER_CHUNK // n_saved), dt=problem.solver_dt,
                                             n_steps=n_steps, save_every=settings["save_every"],
@@ -291,7 +292,7 @@ def write_pairs(problem: Problem, path: Path, states: dict[str, np.ndarray], fir
     k = states.get("k", np.zeros(n_pairs))
     n_steps = _steps(problem.dt_net, problem.solver_dt)
     columns = iterator_columns(problem)
-    with _ParquetStream(path, columns) as stream, _Progress(_final_name(path), n_pairs, "pairs") as progress:
+    with _ParquetStream(path, columns) as stream, _Progress(final_name(path), n_pairs, "pairs") as progress:
         for rows, U, W in iter_euler_chunks(problem.model, states["u"], states["w"], problem.i_app(k),
                                             chunk_size=ROWS_PER_CHUNK, dt=problem.solver_dt, n_steps=n_steps,
                                             save_every=n_steps, backend=backend, dtype=SOLVER_DTYPE,
@@ -366,17 +367,6 @@ class _ParquetStream:
         self.writer.close()
 
 
-def write_atomically(path: Path, write: Callable[[Path], Any]) -> Any:
-    """Write through a temporary name in the same folder, then rename: readers never see half a file."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        result = write(temporary)
-        os.replace(temporary, path)
-        return result
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
 def _write_manifest(out: Path, plan: _Plan, files: dict[str, dict[str, Any]], backends: dict[str, str]) -> None:
     manifest = {
         "problem": plan.key["request"]["problem"],
@@ -390,7 +380,7 @@ def _write_manifest(out: Path, plan: _Plan, files: dict[str, dict[str, Any]], ba
         "key": plan.key,
     }
     text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
-    write_atomically(out / MANIFEST_NAME, lambda path: path.write_text(text))
+    write_text(out / MANIFEST_NAME, text)
 
 
 def _read_manifest(out: Path) -> dict[str, Any]:
@@ -479,12 +469,6 @@ def _backend_label(backend: str) -> str:
 
         return "cpu-numba" if numba_available() else "cpu-numpy"
     return backend
-
-
-def _final_name(temporary: Path) -> str:
-    """``train.parquet`` for ``.train.parquet.<pid>.tmp`` (progress lines name the real file)."""
-    name = temporary.name
-    return name[1:].rsplit(".", 2)[0] if name.startswith(".") and name.endswith(".tmp") else name
 
 
 def _host(array: Any) -> np.ndarray:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fhn_automl.physics.datasets import (
-    DatasetError, prepare_output_dir, write_atomically, write_pairs, write_trajectories)
+from fhn_automl._atomic import write_atomically
+from fhn_automl.physics.datasets import DatasetError, prepare_output_dir, write_pairs, write_trajectories
 from fhn_automl.physics.euler import resolve_backend
 from fhn_automl.physics.problems import Problem, get_problem
 from fhn_automl.physics.sampling import latin_hypercube
