@@ -50,14 +50,14 @@ import torch
 from torch import nn
 
 from fhn_automl._atomic import write_atomically, write_json
-from fhn_automl.learning.architecture import count_macs, count_neurons, count_parameters, format_layers, shape_class
+from fhn_automl.learning.architecture import format_layers
 from fhn_automl.learning.config import TrainConfig
 from fhn_automl.learning.losses import (BoxSampler, DataTerm, InitialConditionTerm, PhysicsTerm, PointwiseTerm)
 from fhn_automl.learning.mlp import (SurrogateMLP, activation_with_derivative, build_model, make_activation)
 from fhn_automl.learning.model_io import save_model
 from fhn_automl.learning.trainer import (BEST_MODEL_FOLDER, CHECKPOINT_FOLDER, DIVERGENCE_CHECK_EVERY, METRICS_FILE,
-                                         MODEL_FOLDER, TrainingSetup, _distributed_context, _full_rollout,
-                                         _full_validation_batches, prepare_training)
+                                         MODEL_FOLDER, TrainingSetup, distributed_context, full_rollout,
+                                         full_validation_batches, model_counts, prepare_training)
 from fhn_automl.learning.validation import REPORTED_ERROR_METRIC, final_full_metrics, validation_metrics
 from fhn_automl.learning.windows import parse_window
 from fhn_automl.physics.problems import get_problem
@@ -555,7 +555,7 @@ def train_pack(configs: Sequence[Mapping[str, Any]], report: PackReportFn | None
     names = [f"m{i}" for i in range(len(cfgs))] if names is None else [str(name) for name in names]
     if len(names) != len(cfgs) or len(set(names)) != len(names):
         raise PackError(f"names must be {len(cfgs)} distinct strings, got {names}")
-    if _distributed_context().active:
+    if distributed_context().active:
         raise PackError("packed training runs in one process: no DDP process group may be up")
     setup = prepare_training(cfgs[0])
     device = setup.device
@@ -580,10 +580,7 @@ def train_pack(configs: Sequence[Mapping[str, Any]], report: PackReportFn | None
         if setup.recipe.steps_on_loss:
             stand_in = torch.optim.SGD([torch.zeros(1)], lr=base_lr)
             scheduler = setup.recipe.make_scheduler(stand_in, steps, cfg.warmup_steps)
-        counts = {"n_neurons": count_neurons(cfg.layers), "n_parameters": count_parameters(cfg.layers, spec.n_in,
-                                                                                            spec.n_out),
-                  "macs_per_eval": count_macs(cfg.layers, spec.n_in, spec.n_out),
-                  "shape_class": shape_class(cfg.layers), "layers": format_layers(cfg.layers)}
+        counts = model_counts(spec)
         member_out = Path(cfg.out_dir) if cfg.out_dir else pack_dir / "members" / name
         members.append(_Member(index=index, name=name, cfg=cfg, model=model, generator=generator,
                                scheduler=scheduler, out_dir=member_out, counts=counts, base_lr=base_lr))
@@ -662,9 +659,9 @@ def train_pack(configs: Sequence[Mapping[str, Any]], report: PackReportFn | None
             if status == "running" and step >= steps:
                 status = "finished"
                 if full_validation is None:
-                    full_validation = list(_full_validation_batches(member.cfg, setup))
+                    full_validation = list(full_validation_batches(member.cfg, setup))
                 metrics.update(final_full_metrics(member.model, full_validation, device,
-                                                  _full_rollout(member.cfg, setup)))
+                                                  full_rollout(member.cfg, setup)))
                 save_model(member.model, checkpoint_dir / FINAL_MODEL_FOLDER / str(member.index),
                            torchscript=member.cfg.write_torchscript)
             member.status = status

@@ -20,7 +20,7 @@ import pickle
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,7 +70,9 @@ class _Progress:
 
 
 @dataclass(frozen=True)
-class _Distributed:
+class Distributed:
+    """This process's place in a DDP process group (rank 0 of 1 without one)."""
+
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
@@ -80,16 +82,17 @@ class _Distributed:
         return self.world_size > 1
 
 
-def _distributed_context() -> _Distributed:
+def distributed_context() -> Distributed:
+    """The torch.distributed group this process belongs to (one process of one when none is up)."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         world = torch.distributed.get_world_size()
         if world > 1:
             rank = torch.distributed.get_rank()
-            return _Distributed(rank, world, int(os.environ.get("LOCAL_RANK", rank)))
-    return _Distributed()
+            return Distributed(rank, world, int(os.environ.get("LOCAL_RANK", rank)))
+    return Distributed()
 
 
-def _resolve_device(name: str, dist: _Distributed) -> torch.device:
+def _resolve_device(name: str, dist: Distributed) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
@@ -234,13 +237,13 @@ class TrainingSetup:
         return _make_spec(cfg, self.recipe, self.problem, self.window, self.mean, self.std)
 
 
-def prepare_training(cfg: TrainConfig, dist: _Distributed | None = None) -> TrainingSetup:
+def prepare_training(cfg: TrainConfig, dist: Distributed | None = None) -> TrainingSetup:
     """Check ``cfg``, pick the device and threads, load the data onto the device, build the loss terms."""
     recipe = get_recipe(cfg.recipe)
     problem = get_problem(cfg.problem)
     window = parse_window(cfg.window, problem.t_span)
     _check_kind(cfg, problem, window)
-    device = _resolve_device(cfg.device, dist or _Distributed())
+    device = _resolve_device(cfg.device, dist or Distributed())
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     batch_size = cfg.batch_size or recipe.batch_size
@@ -293,7 +296,7 @@ def train(config: Mapping[str, Any], report: ReportFn | None = None, *, checkpoi
     as finished at that step (``stopped_at_step``), with its final figures as above.
     """
     cfg = TrainConfig.from_mapping(config)
-    dist = _distributed_context()
+    dist = distributed_context()
     setup = prepare_training(cfg, dist)
     recipe, window, device = setup.recipe, setup.window, setup.device
     lr = setup.lr
@@ -324,10 +327,7 @@ def train(config: Mapping[str, Any], report: ReportFn | None = None, *, checkpoi
                             generator, device)
 
     val_x, val_y, rollout_tensors = setup.val_x, setup.val_y, setup.rollout
-    figures = architecture_figures(cfg.layers, spec.n_in, spec.n_out, n_networks=spec.n_networks)
-    counts = {"n_neurons": figures["neurons"], "n_parameters": figures["parameters"],
-              "macs_per_eval": figures["macs"], "shape_class": figures["shape_class"],
-              "layers": format_layers(cfg.layers)}
+    counts = model_counts(spec)
 
     names = objective.term_names
     running = torch.zeros(len(names) + 1, device=device)
@@ -381,8 +381,8 @@ def train(config: Mapping[str, Any], report: ReportFn | None = None, *, checkpoi
             metrics["stopped_at_step"] = progress.step
         if status == "running" and (progress.step >= cfg.steps or stopped_early):
             status = "finished"
-            metrics.update(final_full_metrics(model, _full_validation_batches(cfg, setup), device,
-                                              _full_rollout(cfg, setup)))
+            metrics.update(final_full_metrics(model, full_validation_batches(cfg, setup), device,
+                                              full_rollout(cfg, setup)))
         metrics.update({"best_val_mean_err": progress.best_val_mean_err, "best_val_max_err": progress.best_val_max_err,
                         "best_subset_val_mean_err": progress.best_val_mean_err,
                         "best_subset_val_max_err": progress.best_val_max_err,
@@ -426,7 +426,15 @@ def train(config: Mapping[str, Any], report: ReportFn | None = None, *, checkpoi
     return result
 
 
-def _full_validation_batches(cfg: TrainConfig, setup: TrainingSetup):
+def model_counts(spec: ModelSpec) -> dict[str, Any]:
+    """The architecture figures a run reports with every metric (``train``'s and ``train_pack``'s)."""
+    figures = architecture_figures(spec.layers, spec.n_in, spec.n_out, n_networks=spec.n_networks)
+    return {"n_neurons": figures["neurons"], "n_parameters": figures["parameters"],
+            "macs_per_eval": figures["macs"], "shape_class": figures["shape_class"],
+            "layers": format_layers(spec.layers)}
+
+
+def full_validation_batches(cfg: TrainConfig, setup: TrainingSetup) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """The whole validation split in host chunks (the subset itself when it already is the whole)."""
     problem = setup.problem
     columns = (*problem.inputs, *problem.outputs)
@@ -448,7 +456,7 @@ def _full_validation_batches(cfg: TrainConfig, setup: TrainingSetup):
         yield as_xy(chunk)
 
 
-def _full_rollout(cfg: TrainConfig, setup: TrainingSetup) -> tuple[torch.Tensor, torch.Tensor] | None:
+def full_rollout(cfg: TrainConfig, setup: TrainingSetup) -> tuple[torch.Tensor, torch.Tensor] | None:
     """Every rollout trajectory of an iterator's validation (the training-time figure uses a subset)."""
     if setup.rollout is None:
         return None

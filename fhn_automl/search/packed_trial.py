@@ -30,7 +30,7 @@ from ray.tune import Callback
 from fhn_automl.search.monitor import SearchMonitor
 from fhn_automl.search.space import SearchSpace, TrialSpec
 from fhn_automl.search.trial import build_loop_config
-from fhn_automl.search.worker import FINAL_FILE, _ensure_data_on_this_node, _scalars
+from fhn_automl.search.worker import FINAL_FILE, ensure_data_on_this_node, scalar_metrics
 
 #: Folder of a member's files inside a pack's final checkpoint: ``members/<trial name>/model``.
 MEMBERS_FOLDER = "members"
@@ -83,7 +83,7 @@ def packed_trial(config: dict[str, Any]) -> None:
     configs = []
     for loop in loop_configs:
         train_config = dict(loop["train_config"])
-        _ensure_data_on_this_node(train_config)
+        ensure_data_on_this_node(train_config)
         configs.append({**train_config, "out_dir": None})
 
     scratch = Path(tempfile.mkdtemp(prefix="fhn_automl_pack_"))
@@ -97,7 +97,7 @@ def packed_trial(config: dict[str, Any]) -> None:
             return
 
     def report(records: Mapping[str, Mapping[str, Any]], checkpoint_dir: str) -> None:
-        members = {name: {**_scalars(metrics), **static[name], "resumed": int(resume_dir is not None)}
+        members = {name: {**scalar_metrics(metrics), **static[name], "resumed": int(resume_dir is not None)}
                    for name, metrics in records.items()}
         step = max(int(metrics["step"]) for metrics in records.values())
         tune.report({"members": members, "step": step}, checkpoint=tune.Checkpoint.from_directory(checkpoint_dir))
@@ -111,7 +111,7 @@ def packed_trial(config: dict[str, Any]) -> None:
     for name, member in result["members"].items():
         if member.get("model_dir") and Path(member["model_dir"]).is_dir():
             shutil.copytree(member["model_dir"], final_dir / MEMBERS_FOLDER / name / "model")
-        members[name] = {**_scalars(member), **static[name], "final": 1}
+        members[name] = {**scalar_metrics(member), **static[name], "final": 1}
     final = {"members": members, "final": 1, "step": max(int(m.get("step", 0)) for m in members.values()),
              "model_steps": result["model_steps"], "model_steps_saved": result["model_steps_saved"],
              "pack_wall_seconds": result["wall_seconds"]}

@@ -66,7 +66,7 @@ def train_and_report(loop_config: dict[str, Any], *, rank: int, checkpoint: Any,
               "ts_loop_start": loop_started}
     static = {**loop_config["static_metrics"], "worker_session": time.time()}
     config = dict(loop_config["train_config"])
-    _ensure_data_on_this_node(config)
+    ensure_data_on_this_node(config)
 
     scratch = Path(tempfile.mkdtemp(prefix="fhn_automl_trial_"))
     config["out_dir"] = str(scratch / "out")
@@ -89,7 +89,7 @@ def train_and_report(loop_config: dict[str, Any], *, rank: int, checkpoint: Any,
         started = time.perf_counter()
         if report_counter["n"] == 0:
             timing["ts_first_report"] = time.time()
-        payload = {**_scalars(metrics), **static, "resumed": int(resume_dir is not None),
+        payload = {**scalar_metrics(metrics), **static, "resumed": int(resume_dir is not None),
                    "report_seconds_total": report_counter["seconds"]}
         ray_checkpoint = None
         if checkpoint_dir is not None and rank == 0:
@@ -107,7 +107,7 @@ def train_and_report(loop_config: dict[str, Any], *, rank: int, checkpoint: Any,
     timing["ts_train_end"] = time.time()
 
     # The final report carries the best model; every rank must report (it is a barrier).
-    final_metrics = {**_scalars(final), "train_call_seconds": train_seconds,
+    final_metrics = {**scalar_metrics(final), "train_call_seconds": train_seconds,
                      "report_seconds_total": report_counter["seconds"],
                      "reports": report_counter["n"], **timing}
     final_checkpoint = None
@@ -123,7 +123,7 @@ def train_and_report(loop_config: dict[str, Any], *, rank: int, checkpoint: Any,
     shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _ensure_data_on_this_node(config: dict[str, Any]) -> None:
+def ensure_data_on_this_node(config: dict[str, Any]) -> None:
     """On a cluster without a shared file system the driver's dataset folder is not on this node:
     let the trainer build it locally (the folder name is deterministic and so is the data)."""
     data_dir = config.get("data_dir")
@@ -132,7 +132,7 @@ def _ensure_data_on_this_node(config: dict[str, Any]) -> None:
         config["data_root"] = str(Path(tempfile.gettempdir()) / "fhn_automl_data")
 
 
-def _scalars(metrics: Mapping[str, Any]) -> dict[str, Any]:
+def scalar_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
     """Numbers, booleans and short strings (``status``); paths and arrays stay on the worker."""
     out: dict[str, Any] = {}
     for key, value in metrics.items():
