@@ -41,6 +41,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fhn_automl.search.tracking_tags import REPRODUCE_ROLE, ROLE_TAG, THESIS_TABLE_TAG
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -54,8 +56,6 @@ FRESH_IC_SEED = 20_260_917
 #: (B_C), 0.7 / 1.2 / 3.1 s (C), 0.3 / 0.7 / 2.1 s (iterator rollout); Problem A's one state 0.9 s.
 FRESH_ICS = {"smoke": 128, "small": 1_024, "paper": 4_096}
 REFERENCE = "scipy solve_ivp DOP853, rtol 1e-10, atol 1e-12, float64"
-ROLE_TAG = "fhn_automl.role"
-REPRODUCE_ROLE = "reproduce"
 
 
 class UnknownTableError(ValueError):
@@ -555,7 +555,7 @@ def _log_to_mlflow(tracking_uri: str, experiment: str, out: Path, plan: TablePla
         experiment_id = found.experiment_id if found is not None else client.create_experiment(
             experiment, artifact_location=default_artifact_root(tracking_uri))
         run = client.create_run(experiment_id, run_name=f"reproduce-table{plan.table}-{budget}",
-                                tags={ROLE_TAG: REPRODUCE_ROLE, "fhn_automl.thesis_table": str(plan.table)})
+                                tags={ROLE_TAG: REPRODUCE_ROLE, THESIS_TABLE_TAG: str(plan.table)})
         from mlflow.entities import Metric, Param
 
         now = int(time.time() * 1000)

@@ -6,10 +6,13 @@ one side reading a tag the other no longer writes.
 """
 
 ROLE_TAG = "fhn_automl.role"
-#: Values of ``ROLE_TAG``: the search's parent run, a trial's child run, the post-stage's run.
+#: Values of ``ROLE_TAG``: the search's parent run, a trial's child run, the post-stage's run, and
+#: the run of ``python -m fhn_automl.reproduce`` (which also tags the thesis table it reproduced).
 SEARCH_ROLE = "search"
 TRIAL_ROLE = "trial"
 POST_ROLE = "post"
+REPRODUCE_ROLE = "reproduce"
+THESIS_TABLE_TAG = "fhn_automl.thesis_table"
 #: ``finished`` | ``diverged`` | ``error`` on a trial's run.
 STATUS_TAG = "fhn_automl.trial_status"
 TRIAL_STATUSES = ("finished", "diverged", "error")
