@@ -2,6 +2,7 @@
 
     python benchmarks/packed.py [--steps 300] [--pack-sizes 36,252] [--single-every 1] [--recipe paper]
     python benchmarks/packed.py --interleave --pack-sizes 36 --single-every 6   # load-fair pairing
+    python benchmarks/packed.py --executors packed,function,train --subset 14 --steps 500 --mirror
 
 The grid: layer choices silu-8, silu-32, silu-64, tanh-32, tanh-64, elu-8 at depths 2 and 3, every
 ordered combination with repetition (6^2 + 6^3 = 252 DDNNs), batch 128, the same step budget for all,
@@ -19,6 +20,17 @@ Every figure counts all of a run's work (data loading, set-up, validation, savin
 The Tune ``function`` and Ray Train executors add their per-trial start-up on top of ``single``; the
 output extrapolates them from the start-up measured in RESULTS.md ("Search orchestration overhead"),
 which this script does not re-measure. Results: benchmarks/RESULTS.md ("Packed training").
+
+``--executors``: real searches instead (``search.runner.run_search`` on an embedded local Ray), one per
+executor over the SAME ``--subset`` of the grid (N models, depths 2 and 3 in the grid's 1:6 mix),
+each with its own scratch MLflow store and Tune storage, no post-stage, as many trials at once as the
+2-core plan allows (``--max-concurrent``). Ray is shut down after each search so each starts its own
+and its start-up (``ray.init``) is timed apart. ``--mirror`` runs the list and then back (A B C B A),
+so executors run twice see the load on both sides of the others. Measured: each search's wall (its
+whole ``run_search`` call, the dataset already built), model-steps/s = N x steps / wall. Scaled, not
+measured: 252 models = Ray start-up + (wall - Ray start-up) x 252 / N (linear in trials; for
+``packed`` linear in packs of the subset's ``--bench-pack-size``, which overstates the cost of the
+larger packs a whole grid would get).
 """
 
 from __future__ import annotations
@@ -27,6 +39,7 @@ import argparse
 import itertools
 import json
 import platform
+import random
 import subprocess
 import tempfile
 import time
@@ -105,6 +118,108 @@ def interleaved(report: dict, configs: list[dict], args: argparse.Namespace, roo
     report["uptime_end"] = uptime()
 
 
+def subset(configs: list[dict], n: int) -> list[dict]:
+    """``n`` models of the grid, each depth in its share of the grid (1:6 for depths 2:3), drawn at
+    random (fixed seed) within a depth: a plain stride would repeat the last layer (6-cycles)."""
+    if not 1 <= n <= len(configs):
+        raise SystemExit(f"--subset: must be 1..{len(configs)}, got {n}")
+    by_depth: dict[int, list[int]] = {}
+    for index, config in enumerate(configs):
+        by_depth.setdefault(config["layers"].count(",") + 1, []).append(index)
+    rng = random.Random(0)
+    picked = []
+    for depth, indices in sorted(by_depth.items()):
+        share = max(1, round(n * len(indices) / len(configs)))
+        picked += rng.sample(indices, min(share, len(indices)))
+    return [configs[i] for i in sorted(picked)]
+
+
+SEARCH_FILE = """\
+description: benchmarks/packed.py --executors, a subset of the B_S architecture grid
+problem: problem_b_s
+kind: ddnn
+batch_size: 128
+recipe: {recipe}
+steps: {steps}
+val_every: {steps}
+n_trajectories: {n_trajectories}
+layers:
+  sequences: {sequences}
+search: {{algorithm: grid, metric: val_mean_err}}
+scheduler: {{type: fifo}}
+resources: {{workers: 1, cpus_per_worker: 1, executor: {executor}{pack}}}
+"""
+
+
+def executor_searches(report: dict, configs: list[dict], args: argparse.Namespace, root: Path) -> None:
+    """One real search per executor over the same subset of the grid; see the module docstring."""
+    import ray
+
+    from fhn_automl.search.options import SearchOptions
+    from fhn_automl.search.runner import build_datasets, run_search
+    from fhn_automl.search.space import load_search_space
+
+    chosen = subset(configs, args.subset)
+    executors = [e.strip() for e in args.executors.split(",") if e.strip()]
+    order = executors + (executors[-2::-1] if args.mirror else [])
+    sequences = "[" + ", ".join(f'"{c["layers"]}"' for c in chosen) + "]"
+    data_root = root / "search_data"
+    report["subset"] = {"n": len(chosen), "depth_2": sum(c["layers"].count(",") == 1 for c in chosen),
+                        "layers": [c["layers"] for c in chosen], "order": order,
+                        "bench_pack_size": args.bench_pack_size}
+    runs = []
+    for number, executor in enumerate(order):
+        folder = root / f"search_{number}_{executor}"
+        folder.mkdir()
+        pack = f", pack_size: {args.bench_pack_size}" if executor == "packed" else ""
+        path = folder / f"bench_b_s_{executor}.yaml"
+        path.write_text(SEARCH_FILE.format(recipe=args.recipe, steps=args.steps, n_trajectories=args.n_trajectories,
+                                           sequences=sequences, executor=executor, pack=pack))
+        space = load_search_space(path)
+        budget = space.budget("paper")
+        if number == 0:  # the dataset is built once, before any clock starts; every search reuses it
+            build_datasets(space.select_trials(budget, None), str(data_root))
+        options = SearchOptions(space=space, budget=budget, storage=str(folder / "ray"),
+                                tracking_uri=f"sqlite:///{folder / 'mlflow.db'}", data_root=str(data_root),
+                                max_concurrent=args.max_concurrent, quiet=True)
+        before = uptime()
+        started = time.perf_counter()
+        summary = run_search(options)
+        wall = time.perf_counter() - started
+        t0 = time.perf_counter()
+        ray.shutdown()
+        shutdown = time.perf_counter() - t0
+        statuses = sorted(summary.statuses.values())
+        ray_init = summary.timings.get("ray_init_seconds", 0.0)
+        work = len(chosen) * args.steps
+        run = {"executor": executor, "wall_s": wall, "ray_init_s": ray_init, "ray_shutdown_s": shutdown,
+               "tune_fit_s": summary.timings.get("tune_fit_seconds"), "statuses": statuses,
+               "interrupted": summary.interrupted,
+               "model_steps_per_s": work / wall, "model_steps_per_s_without_ray_init": work / (wall - ray_init),
+               "scaled_wall_s_252": ray_init + (wall - ray_init) * len(configs) / len(chosen),
+               "uptime_before": before, "uptime_after": uptime()}
+        run["scaled_model_steps_per_s_252"] = len(configs) * args.steps / run["scaled_wall_s_252"]
+        runs.append(run)
+        print(json.dumps(run, default=str), flush=True)
+        if summary.interrupted or any(s != "finished" for s in statuses):
+            print(f"WARNING: {executor} search did not finish every trial: {statuses}", flush=True)
+    report["searches"] = runs
+    means = {}
+    for executor in executors:
+        mine = [r for r in runs if r["executor"] == executor]
+        means[executor] = {key: sum(r[key] for r in mine) / len(mine)
+                           for key in ("wall_s", "ray_init_s", "model_steps_per_s",
+                                       "model_steps_per_s_without_ray_init", "scaled_wall_s_252")}
+        means[executor]["runs"] = len(mine)
+    report["means"] = means
+    if "packed" in means:
+        report["ratios_vs_packed_wall"] = {e: m["wall_s"] / means["packed"]["wall_s"] for e, m in means.items()}
+        report["ratios_vs_packed_without_ray_init"] = {
+            e: (m["wall_s"] - m["ray_init_s"]) / (means["packed"]["wall_s"] - means["packed"]["ray_init_s"])
+            for e, m in means.items()}
+    report["uptime_end"] = uptime()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=300)
@@ -115,6 +230,13 @@ def main() -> None:
     parser.add_argument("--mode-steps", type=int, default=50)
     parser.add_argument("--interleave", action="store_true",
                         help="alternate each pack (first --pack-sizes entry) with its share of the one-model runs")
+    parser.add_argument("--executors", default=None,
+                        help="e.g. packed,function,train: real searches on a local Ray, one per executor")
+    parser.add_argument("--subset", type=int, default=14, help="--executors: models of the grid (spread over it)")
+    parser.add_argument("--bench-pack-size", type=int, default=6, help="--executors: pack_size of the packed search")
+    parser.add_argument("--max-concurrent", type=int, default=None,
+                        help="--executors: trials at once (default: what the 2-core plan allows)")
+    parser.add_argument("--mirror", action="store_true", help="--executors: run the list, then back (A B C B A)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     root = Path(tempfile.mkdtemp(prefix="fhn_packed_bench_"))
@@ -125,6 +247,11 @@ def main() -> None:
                                f"torch {torch.__version__}",
                     "uptime_start": uptime(), "models": len(configs), "steps": args.steps, "recipe": args.recipe}
     print(report, flush=True)
+
+    if args.executors:
+        executor_searches(report, configs, args, root)
+        print(json.dumps(report, indent=2, default=str))
+        return
 
     if not args.interleave:
         report["activation_mode_ms_per_step"] = activation_modes(configs, args.mode_steps, root)
