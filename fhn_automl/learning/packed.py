@@ -42,7 +42,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,7 @@ from fhn_automl.learning.losses import (BoxSampler, DataTerm, InitialConditionTe
 from fhn_automl.learning.mlp import (SurrogateMLP, activation_with_derivative, build_model, make_activation)
 from fhn_automl.learning.model_io import save_model
 from fhn_automl.learning.trainer import (BEST_MODEL_FOLDER, CHECKPOINT_FOLDER, DIVERGENCE_CHECK_EVERY, METRICS_FILE,
-                                         MODEL_FOLDER, TrainingSetup, distributed_context, full_rollout,
+                                         MODEL_FOLDER, Progress, TrainingSetup, distributed_context, full_rollout,
                                          full_validation_batches, model_counts, prepare_training)
 from fhn_automl.learning.validation import REPORTED_ERROR_METRIC, final_full_metrics, validation_metrics
 from fhn_automl.learning.windows import parse_window
@@ -400,8 +400,8 @@ class _PackStatistics:
         return self._stats
 
 
-@dataclass
-class _Member:
+@dataclass(kw_only=True)
+class _Member(Progress):
     index: int
     name: str
     cfg: TrainConfig
@@ -412,12 +412,6 @@ class _Member:
     counts: dict[str, Any]
     base_lr: float
     status: str = "running"
-    step: int = 0
-    best_val_mean_err: float = math.inf
-    best_val_max_err: float = math.inf
-    best_step: int = -1
-    train_seconds: float = 0.0
-    history: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def lr_group(self) -> tuple[float, int | None]:
@@ -650,10 +644,7 @@ def train_pack(configs: Sequence[Mapping[str, Any]], report: PackReportFn | None
                 metrics.update(validation_metrics(member.model, setup.val_x, setup.val_y, setup.rollout))
                 if not math.isfinite(metrics["val_mean_err"]):
                     status = "diverged"
-            if status != "diverged" and metrics["val_mean_err"] < member.best_val_mean_err:
-                member.best_val_mean_err = metrics["val_mean_err"]
-                member.best_val_max_err = metrics["val_max_err"]
-                member.best_step = step
+            if status != "diverged" and member.record_best(metrics, step):
                 save_model(member.model, checkpoint_dir / BEST_MODEL_FOLDER / str(member.index),
                            torchscript=member.cfg.write_torchscript)
             if status == "running" and step >= steps:
@@ -728,8 +719,8 @@ def _write_member(member: _Member, checkpoint_dir: Path, setup: TrainingSetup) -
     return result
 
 
-_PROGRESS_FIELDS = ("status", "step", "best_val_mean_err", "best_val_max_err", "best_step", "train_seconds",
-                    "history")
+#: What a member's entry in ``pack_state.pt`` holds besides its generator and scheduler.
+_PROGRESS_FIELDS = ("status", *(item.name for item in fields(Progress)))
 
 
 def _save_pack(checkpoint_dir: Path, step: int, model_steps: int, saved_steps: int, members: Sequence[_Member],

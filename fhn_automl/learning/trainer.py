@@ -58,8 +58,8 @@ DIVERGENCE_CHECK_EVERY = 100
 
 
 @dataclass
-class _Progress:
-    """Mutable loop state that a checkpoint carries."""
+class Progress:
+    """Mutable loop state that a checkpoint carries (``train``'s, and each member's of ``train_pack``)."""
 
     step: int = 0
     best_val_mean_err: float = math.inf
@@ -67,6 +67,15 @@ class _Progress:
     best_step: int = -1
     train_seconds: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
+
+    def record_best(self, metrics: Mapping[str, Any], step: int) -> bool:
+        """Keep ``metrics``' validation errors as the best when the mean error improved; say whether."""
+        if not metrics["val_mean_err"] < self.best_val_mean_err:
+            return False
+        self.best_val_mean_err = metrics["val_mean_err"]
+        self.best_val_max_err = metrics["val_max_err"]
+        self.best_step = step
+        return True
 
 
 @dataclass(frozen=True)
@@ -321,7 +330,7 @@ def train(config: Mapping[str, Any], report: ReportFn | None = None, *, checkpoi
     is_writer = dist.rank == 0
     if is_writer:
         checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    progress = _Progress()
+    progress = Progress()
     if checkpoint is not None:
         progress = _restore(Path(checkpoint), checkpoint_dir if is_writer else None, model, optimizer, scheduler,
                             generator, device)
@@ -369,10 +378,7 @@ def train(config: Mapping[str, Any], report: ReportFn | None = None, *, checkpoi
             metrics.update(validation_metrics(model, val_x, val_y, rollout_tensors))
             if not math.isfinite(metrics["val_mean_err"]):
                 status = "diverged"
-        if status != "diverged" and metrics["val_mean_err"] < progress.best_val_mean_err:
-            progress.best_val_mean_err = metrics["val_mean_err"]
-            progress.best_val_max_err = metrics["val_max_err"]
-            progress.best_step = progress.step
+        if status != "diverged" and progress.record_best(metrics, progress.step):
             if is_writer:
                 save_model(model, checkpoint_dir / BEST_MODEL_FOLDER, torchscript=cfg.write_torchscript)
         stopped_early = (status == "running" and progress.step < cfg.steps and stop is not None
@@ -467,7 +473,7 @@ def full_rollout(cfg: TrainConfig, setup: TrainingSetup) -> tuple[torch.Tensor, 
 
 
 def _save_state(checkpoint_dir: Path, model: nn.Module, optimizer, scheduler, generator: torch.Generator,
-                progress: _Progress, cfg: TrainConfig) -> None:
+                progress: Progress, cfg: TrainConfig) -> None:
     state = {
         "step": progress.step, "best_val_mean_err": progress.best_val_mean_err,
         "best_val_max_err": progress.best_val_max_err, "best_step": progress.best_step,
@@ -494,7 +500,7 @@ class UnsafeCheckpointError(ValueError):
 
 
 def _restore(source: Path, checkpoint_dir: Path | None, model: nn.Module, optimizer, scheduler,
-             generator: torch.Generator, device: torch.device) -> _Progress:
+             generator: torch.Generator, device: torch.device) -> Progress:
     """Load a checkpoint folder written by ``train`` (and copy its best model into ours)."""
     state_path = source / STATE_FILE
     if not state_path.exists():
@@ -515,6 +521,6 @@ def _restore(source: Path, checkpoint_dir: Path | None, model: nn.Module, optimi
         best = source / BEST_MODEL_FOLDER
         if best.exists():
             shutil.copytree(best, checkpoint_dir / BEST_MODEL_FOLDER, dirs_exist_ok=True)
-    return _Progress(step=int(state["step"]), best_val_mean_err=float(state["best_val_mean_err"]),
+    return Progress(step=int(state["step"]), best_val_mean_err=float(state["best_val_mean_err"]),
                      best_val_max_err=float(state["best_val_max_err"]), best_step=int(state["best_step"]),
                      train_seconds=float(state["train_seconds"]), history=list(state["history"]))
