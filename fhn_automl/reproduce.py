@@ -41,6 +41,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fhn_automl._cli import positive_int
 from fhn_automl.search.tracking_tags import REPRODUCE_ROLE, ROLE_TAG, THESIS_TABLE_TAG
 
 if TYPE_CHECKING:
@@ -590,7 +591,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--executor", choices=("train", "function"), help="trial executor (default: the search "
                         "file's); function skips Ray Train's per-trial start-up")
     parser.add_argument("--address", help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray)")
-    parser.add_argument("--n-fresh", type=int, help=f"fresh initial states for the reference (default {FRESH_ICS})")
+    parser.add_argument("--n-fresh", type=positive_int,
+                        help=f"fresh initial states for the reference (default {FRESH_ICS})")
     parser.add_argument("--quiet", action="store_true")
     return parser
 
@@ -602,8 +604,6 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         get_plan(args.table)
-        if args.n_fresh is not None and args.n_fresh < 1:
-            raise ValueError(f"--n-fresh must be positive, got {args.n_fresh}")
         reproduce(args.table, budget=args.budget, out=args.out, tracking_uri=args.tracking_uri,
                   experiment=args.experiment, rerun=args.rerun, data_root=args.data_root, storage=args.storage,
                   executor=args.executor, address=args.address, n_fresh=args.n_fresh, quiet=args.quiet)
