@@ -30,7 +30,7 @@ from ray.tune import Callback
 from fhn_automl.search.monitor import SearchMonitor
 from fhn_automl.search.space import SearchSpace, TrialSpec
 from fhn_automl.search.trial import build_loop_config
-from fhn_automl.search.worker import FINAL_FILE, ensure_data_on_this_node, scalar_metrics
+from fhn_automl.search.worker import FINAL_FILE, ensure_data_on_this_node, restore_checkpoint, scalar_metrics
 
 #: Folder of a member's files inside a pack's final checkpoint: ``members/<trial name>/model``.
 MEMBERS_FOLDER = "members"
@@ -87,14 +87,11 @@ def packed_trial(config: dict[str, Any]) -> None:
         configs.append({**train_config, "out_dir": None})
 
     scratch = Path(tempfile.mkdtemp(prefix="fhn_automl_pack_"))
-    checkpoint = tune.get_checkpoint()
-    resume_dir = None
-    if checkpoint is not None:
-        resume_dir = scratch / "resume"
-        checkpoint.to_directory(str(resume_dir))
-        if (resume_dir / FINAL_FILE).exists():  # the pack had finished: say so again
-            tune.report(json.loads((resume_dir / FINAL_FILE).read_text()))
-            return
+    resume_dir, finished = restore_checkpoint(tune.get_checkpoint(), scratch)
+    if finished is not None:  # the pack had finished: say so again, with its members' models
+        tune.report(finished, checkpoint=tune.Checkpoint.from_directory(str(resume_dir)))
+        shutil.rmtree(scratch, ignore_errors=True)
+        return
 
     def report(records: Mapping[str, Mapping[str, Any]], checkpoint_dir: str) -> None:
         members = {name: {**scalar_metrics(metrics), **static[name], "resumed": int(resume_dir is not None)}

@@ -23,6 +23,22 @@ from typing import Any
 FINAL_FILE = "fhn_automl_final.json"
 
 
+def restore_checkpoint(checkpoint: Any, scratch: Path) -> tuple[Path | None, dict[str, Any] | None]:
+    """Copy a restored Ray checkpoint (or ``None``) to ``scratch/resume``; returns that folder and,
+    when it is the trial's final checkpoint, the final record it holds (else ``None``).
+
+    A trial restored from its final checkpoint must report that record again *with* the checkpoint:
+    a driver that restored the trial (``--resume`` after the previous driver was killed as the trial
+    ended) has not seen it, and it holds the model(s).
+    """
+    if checkpoint is None:
+        return None, None
+    resume_dir = scratch / "resume"
+    checkpoint.to_directory(str(resume_dir))
+    final_file = resume_dir / FINAL_FILE
+    return resume_dir, (json.loads(final_file.read_text()) if final_file.exists() else None)
+
+
 def _load_function(path: str) -> Callable[..., Any]:
     module_name, _, attribute = path.partition(":")
     return getattr(importlib.import_module(module_name), attribute)
@@ -70,19 +86,12 @@ def train_and_report(loop_config: dict[str, Any], *, rank: int, checkpoint: Any,
 
     scratch = Path(tempfile.mkdtemp(prefix="fhn_automl_trial_"))
     config["out_dir"] = str(scratch / "out")
-    resume_dir = None
-    if checkpoint is not None:
-        resume_dir = scratch / "resume"
-        checkpoint.to_directory(str(resume_dir))
-        final_file = resume_dir / FINAL_FILE
-        if final_file.exists():
-            final = json.loads(final_file.read_text())
-            # with its checkpoint again: a driver that restored this trial (--resume after the
-            # previous driver was killed as the trial ended) has not seen it, and it holds the model
-            again = checkpoint_cls.from_directory(str(resume_dir)) if rank == 0 else None
-            report_fn({**final, **static, "final": 1}, checkpoint=again)
-            shutil.rmtree(scratch, ignore_errors=True)
-            return
+    resume_dir, final = restore_checkpoint(checkpoint, scratch)
+    if final is not None:
+        again = checkpoint_cls.from_directory(str(resume_dir)) if rank == 0 else None
+        report_fn({**final, **static, "final": 1}, checkpoint=again)
+        shutil.rmtree(scratch, ignore_errors=True)
+        return
     report_counter = {"n": 0, "seconds": 0.0}
 
     def report(metrics: Mapping[str, Any], checkpoint_dir: str | os.PathLike | None) -> None:

@@ -91,6 +91,43 @@ def test_a_restored_final_checkpoint_is_reported_again_with_its_model(tmp_path, 
     assert metrics["final"] == 1 and metrics["status"] == "finished" and had_model
 
 
+def test_a_restored_finished_pack_is_reported_again_with_its_members_models(tmp_path, model_dir, make_search_file,
+                                                                           monkeypatch):
+    from ray import tune
+
+    from fhn_automl.search.packed_trial import MEMBERS_FOLDER, packed_trial
+    from fhn_automl.search.worker import FINAL_FILE
+
+    _, trials = _spec(make_search_file, tmp_path, sequences=("silu-8", "tanh-8"))
+    final = tmp_path / "final"
+    members = {}
+    for spec in trials:
+        shutil.copytree(model_dir, final / MEMBERS_FOLDER / spec.name / "model")
+        members[spec.name] = {"status": "finished", "step": 600, "val_mean_err": 0.1, "final": 1}
+    (final / FINAL_FILE).write_text(json.dumps({"members": members, "final": 1, "step": 600}))
+
+    class Restored:  # what Tune hands a pack trial restored from its last checkpoint
+        def to_directory(self, path: str) -> None:
+            shutil.copytree(final, path)
+
+    reported = []
+
+    def report(metrics, checkpoint=None):
+        models = [checkpoint is not None and (Path(checkpoint) / MEMBERS_FOLDER / name / "model" / "spec.json").is_file()
+                  for name in metrics["members"]]
+        reported.append((metrics, models))
+
+    monkeypatch.setattr(tune, "get_checkpoint", lambda: Restored())
+    monkeypatch.setattr(tune, "report", report)
+    monkeypatch.setattr(tune.Checkpoint, "from_directory", staticmethod(lambda path: path))
+    plan = {"data_dirs": {}, "device": "cpu", "threads": 1, "data_root": str(tmp_path / "data"),
+            "train_fn": "nowhere:to_be_called"}
+    packed_trial({"pack": {"trials": [spec.as_dict() for spec in trials]}, "plan": plan})
+    ((metrics, models),) = reported
+    assert metrics["final"] == 1 and set(metrics["members"]) == {spec.name for spec in trials}
+    assert models == [True, True]
+
+
 def _tune_folder(root: Path, trials, model_dir: Path) -> None:
     """A Tune experiment folder as a finished search leaves it (executor: function)."""
     for position, spec in enumerate(trials):
