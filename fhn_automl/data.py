@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from fhn_automl._cli import non_negative_int, positive_int
 from fhn_automl.physics.datasets import DatasetError, build_dataset, read_manifest
 from fhn_automl.physics.euler import CudaUnavailableError
 from fhn_automl.physics.problems import PROBLEMS, UnknownProblemError
@@ -21,9 +22,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("problem", help=f"one of: {', '.join(sorted(PROBLEMS))}")
     parser.add_argument("--out", required=True, help="folder for the Parquet files and manifest.json")
-    parser.add_argument("--n-trajectories", type=int, default=None,
+    parser.add_argument("--n-trajectories", type=positive_int, default=None,
                         help="trajectories over train + val (iterator: pairs); default: the thesis' sizes")
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed (same seed -> same bytes)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="sampling seed (same seed -> same bytes)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="where Euler runs: cuda needs CuPy and a GPU; auto picks cuda when present")
     return parser.parse_args(argv)

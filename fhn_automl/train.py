@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from fhn_automl._cli import non_negative_float, non_negative_int, positive_float, positive_int
 from fhn_automl.learning.architecture import LayerNotationError, parse_layers
 
 
@@ -33,30 +34,32 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--kind", choices=("ddnn", "pinn", "iter"), default=None,
                         help="model kind (default: iter for iterator problems, else ddnn)")
     parser.add_argument("--recipe", choices=("fast", "paper"), default="fast")
-    parser.add_argument("--steps", type=int, default=20_000)
-    parser.add_argument("--batch-size", type=int, default=None, help="data batch (recipe default: fast 1024, paper 128)")
-    parser.add_argument("--lr", type=float, default=None)
-    parser.add_argument("--val-every", type=int, default=None, help="validation interval (default: steps / 20)")
+    parser.add_argument("--steps", type=positive_int, default=20_000, help="training steps (default 20000)")
+    parser.add_argument("--batch-size", type=positive_int, default=None, help="data batch (recipe default: fast 1024, paper 128)")
+    parser.add_argument("--lr", type=positive_float, default=None, help="learning rate (recipe default: fast 1e-2, paper 1e-3)")
+    parser.add_argument("--val-every", type=positive_int, default=None, help="validation interval (default: steps / 20)")
     parser.add_argument("--window", default=None, help="time windows: split:4, split:0,5,20,50 or chained:5")
     parser.add_argument("--extra-region", default=None,
                         help="physics:u0=0.35:0.45 | data:SET_OR_PATH | unstable_equilibrium | detect")
     parser.add_argument("--detect-rule", default=None,
                         help="with --extra-region detect: top_fraction:0.05 | trajectory_mean_above:0.1 "
                              "[,max_centres:N] (default: the thesis' rule for the problem)")
-    parser.add_argument("--physics-weight", type=float, default=None)
-    parser.add_argument("--physics-batch-size", type=int, default=None)
-    parser.add_argument("--ic-batch-size", type=int, default=None,
+    parser.add_argument("--physics-weight", type=non_negative_float, default=None,
+                        help="weight of a PINN's physics term, >= 0 (default 1)")
+    parser.add_argument("--physics-batch-size", type=positive_int, default=None,
+                        help="collocation points of a PINN per step (default: the data batch)")
+    parser.add_argument("--ic-batch-size", type=positive_int, default=None,
                         help="initial-condition batch of a PINN (default: data batch / 4)")
     parser.add_argument("--train-split", default=None,
                         help="training set of the dataset (default: train; problem A: scarce | complete)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    parser.add_argument("--threads", type=int, default=1,
+    parser.add_argument("--threads", type=positive_int, default=1,
                         help="torch CPU threads (default 1: a small MLP gains from a second thread only at "
                              "batch >= 4096, and OpenMP threads spin badly on a shared machine)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--data-dir", default=None, help="an existing dataset folder (default: build under --data-root)")
     parser.add_argument("--data-root", default="data")
-    parser.add_argument("--n-trajectories", type=int, default=None, help="dataset size when it has to be built")
+    parser.add_argument("--n-trajectories", type=positive_int, default=None, help="dataset size when it has to be built")
     parser.add_argument("--resume", default=None, help="a checkpoint folder to continue from")
     parser.add_argument("--out", required=True, help="output folder")
     return parser
@@ -92,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         "val_every": args.val_every or max(1, args.steps // 20), "seed": args.seed, "device": args.device,
         "data_root": args.data_root, "out_dir": args.out,
     }
-    optional = {"batch_size": args.batch_size, "lr": args.lr, "window": args.window, "threads": args.threads or None,
+    optional = {"batch_size": args.batch_size, "lr": args.lr, "window": args.window, "threads": args.threads,
                 "data_dir": args.data_dir, "n_trajectories": args.n_trajectories,
                 "physics_weight": args.physics_weight, "physics_batch_size": args.physics_batch_size,
                 "ic_batch_size": args.ic_batch_size, "train_split": args.train_split}

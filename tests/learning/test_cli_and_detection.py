@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from fhn_automl.learning import load_model, load_torchscript, train
@@ -30,6 +31,24 @@ def test_cli_trains_and_writes_model_and_metrics(b_s_data, tmp_path, capsys):
 def test_cli_rejects_bad_layers(tmp_path, capsys):
     assert main(["problem_b_s", "--layers", "silu-8,tahn-8", "--out", str(tmp_path)]) == 2
     assert "tahn-8" in capsys.readouterr().err
+
+
+BAD_NUMBERS = [("--steps", "0"), ("--steps", "-5"), ("--steps", "abc"), ("--steps", "2.5"),
+               ("--batch-size", "0"), ("--lr", "0"), ("--lr", "-0.001"), ("--lr", "nan"), ("--lr", "inf"),
+               ("--val-every", "0"), ("--physics-weight", "-1"), ("--physics-weight", "nan"),
+               ("--physics-batch-size", "0"), ("--ic-batch-size", "-2"), ("--threads", "0"),
+               ("--seed", "-1"), ("--n-trajectories", "0"), ("--n-trajectories", "x")]
+
+
+@pytest.mark.parametrize(("option", "value"), BAD_NUMBERS, ids=[f"{o} {v}" for o, v in BAD_NUMBERS])
+def test_cli_bad_number_is_an_argparse_error_naming_the_option(option, value, tmp_path, capsys):
+    # argparse exits 2 with the usage line before anything is built or written
+    with pytest.raises(SystemExit) as exit_info:
+        main(["problem_b_s", option, value, "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}" in err and value in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
 
 
 def test_detection_builds_a_set_that_trains_as_extra_data(b_s_data, tmp_path):

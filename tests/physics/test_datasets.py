@@ -195,12 +195,25 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 def test_cli_bad_input_exits_non_zero_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     unknown = _cli("problem_z", "--out", str(tmp_path / "a"))  # a real process: the exit code is what CI sees
     assert unknown.returncode != 0 and "problem_b_s" in unknown.stderr and "problem_z" in unknown.stderr
-    assert data_cli.main(["problem_b_s", "--out", str(tmp_path / "b"), "--n-trajectories", "0"]) != 0
-    assert "positive" in capsys.readouterr().err
+    assert data_cli.main(["problem_b_s", "--out", str(tmp_path / "b"), "--n-trajectories", "1"]) != 0
+    assert "at least 2" in capsys.readouterr().err
     if _euler_cuda.cuda_unavailable_reason() is not None:
         assert data_cli.main(["problem_b_s", "--out", str(tmp_path / "c"), "--device", "cuda"]) != 0
         assert "pip install" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(("option", "value"), [("--n-trajectories", "0"), ("--n-trajectories", "-3"),
+                                               ("--n-trajectories", "abc"), ("--n-trajectories", "nan"),
+                                               ("--seed", "-1"), ("--seed", "1.5")])
+def test_cli_bad_number_is_an_argparse_error_naming_the_option(option: str, value: str, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        data_cli.main(["problem_b_s", "--out", str(tmp_path / "out"), option, value])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}" in err and value in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
 
 
 def test_cli_writes_a_dataset(tmp_path: Path) -> None:
