@@ -4,6 +4,11 @@
     python benchmarks/euler.py --n 1000000      # scaled down
     python benchmarks/euler.py --backends cpu,numpy,cuda
 
+Without ``--backends`` it runs cpu and numpy, and cuda when CuPy can use a GPU here (else it says it
+skipped it). A backend named in ``--backends`` that cannot run here (cuda without CuPy or a GPU) is
+an error before any work: exit 2, as for any bad option. ``benchmarks/gpu_check.sh`` counts that as
+a failed step on a GPU host.
+
 Two workloads, float32 as in the thesis' CUDA baseline:
 
 - data generation (problem B_S style): dt = 0.01 to t = 25, a state kept every 0.1 (251 states);
@@ -35,7 +40,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from fhn_automl.physics.cell_models import FitzHughNagumo  # noqa: E402
-from fhn_automl.physics.euler import euler_trajectories, iter_euler_chunks, n_saved_states  # noqa: E402
+from fhn_automl._cli import positive_int  # noqa: E402
+from fhn_automl.physics.euler import (  # noqa: E402
+    CudaUnavailableError, euler_trajectories, iter_euler_chunks, n_saved_states, resolve_backend)
 
 #: FLOPs of one FHN Euler step as written (cuda/fhn_euler.cu): dU 7, dW 4, the two updates 2 each
 FLOPS_PER_STEP = 15
@@ -140,17 +147,43 @@ def report(label: str, n: int, seconds: list[float], flops: int, nbytes: int, pe
     return line
 
 
-def main() -> int:
+BENCH_BACKENDS = ("cpu", "numpy", "cuda")
+
+
+def backend_list(text: str) -> list[str]:
+    """``--backends``: a comma-separated subset of :data:`BENCH_BACKENDS`."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in BENCH_BACKENDS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"must be a comma-separated list of {', '.join(BENCH_BACKENDS)}, "
+                                         f"got {text!r}")
+    return names
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=16_000_000, help="initial conditions of the thesis workload")
-    parser.add_argument("--n-datagen", type=int, default=200_000, help="trajectories of the data-generation run")
-    parser.add_argument("--backends", default="cpu,numpy,cuda", help="comma-separated: cpu, numpy, cuda")
-    parser.add_argument("--chunk", type=int, default=1 << 18, help="CPU chunk size (trajectories)")
-    parser.add_argument("--numpy-chunk", type=int, default=1 << 15, help="NumPy chunk size (FACTS.md: 32k)")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=None, help="numba threads (default: all cores)")
-    args = parser.parse_args()
-    backends = args.backends.split(",")
+    parser.add_argument("--n", type=positive_int, default=16_000_000, help="initial conditions of the thesis workload")
+    parser.add_argument("--n-datagen", type=positive_int, default=200_000,
+                        help="trajectories of the data-generation run")
+    parser.add_argument("--backends", type=backend_list, default=None,
+                        help="comma-separated: cpu, numpy, cuda (default: cpu,numpy and cuda when it can run; "
+                             "a named backend that cannot run is an error, exit 2)")
+    parser.add_argument("--chunk", type=positive_int, default=1 << 18, help="CPU chunk size (trajectories)")
+    parser.add_argument("--numpy-chunk", type=positive_int, default=1 << 15, help="NumPy chunk size (FACTS.md: 32k)")
+    parser.add_argument("--repeats", type=positive_int, default=3)
+    parser.add_argument("--threads", type=positive_int, default=None, help="numba threads (default: all cores)")
+    args = parser.parse_args(argv)
+    backends = args.backends or list(BENCH_BACKENDS)
+    cuda_error = None
+    if "cuda" in backends:
+        try:
+            resolve_backend("cuda")
+        except CudaUnavailableError as error:
+            cuda_error = error
+    if cuda_error is not None and args.backends is not None:
+        # asked for by name: exit 0 would pass for a CUDA measurement that never happened
+        print(f"error: --backends cuda cannot run here: {cuda_error}", file=sys.stderr)
+        return 2
     model = FitzHughNagumo()
     rng = np.random.default_rng(0)
 
@@ -205,11 +238,8 @@ def main() -> int:
                    best_of(repeats, thesis), *thesis_cost, peak_flops, bandwidth)
 
     if "cuda" in backends:
-        from fhn_automl.physics._euler_cuda import cuda_unavailable_reason
-
-        reason = cuda_unavailable_reason()
-        if reason:
-            print(f"\nCUDA: skipped ({reason})")
+        if cuda_error is not None:
+            print(f"\nCUDA: skipped (not named in --backends; {cuda_error})")
             return 0
         import cupy as cp
 

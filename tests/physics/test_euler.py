@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -176,3 +179,24 @@ def test_cuda_kernel_matches_numpy(dtype, atol: float) -> None:
                                    dtype=dtype, to_host=False)
     assert isinstance(on_device[0], cupy.ndarray)
     np.testing.assert_array_equal(cupy.asnumpy(on_device[0]), actual[0])
+
+
+def _euler_benchmark(*args: str) -> subprocess.CompletedProcess:
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "euler.py"
+    return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=120)
+
+
+def test_benchmark_asked_for_cuda_without_it_exits_2_before_any_work() -> None:
+    # benchmarks/gpu_check.sh relies on this: a CUDA run that cannot happen must not exit 0
+    if _euler_cuda.cuda_unavailable_reason() is None:
+        pytest.skip("CUDA is available here: the refusal cannot be shown")
+    run = _euler_benchmark("--backends", "numpy,cuda", "--n", "64", "--n-datagen", "8", "--repeats", "1")
+    assert run.returncode == 2
+    assert "--backends cuda cannot run here" in run.stderr and "CuPy" in run.stderr
+    assert "Traceback" not in run.stderr and "numpy:" not in run.stdout  # refused before the numpy run
+
+
+@pytest.mark.parametrize("argv", [["--backends", "gpu"], ["--backends", ","], ["--n", "0"], ["--repeats", "-1"]])
+def test_benchmark_bad_option_is_an_argparse_error(argv: list[str]) -> None:
+    run = _euler_benchmark(*argv)
+    assert run.returncode == 2 and f"argument {argv[0]}" in run.stderr and "Traceback" not in run.stderr
