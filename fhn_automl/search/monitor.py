@@ -15,7 +15,7 @@ from ray.tune import Callback
 
 from fhn_automl.search.space import TrialSpec
 from fhn_automl.search.tracking import SearchTracker, trial_params
-from fhn_automl.search.tracking_tags import MODEL_MISSING_TAG, STOPPED_EARLY_TAG
+from fhn_automl.search.tracking_tags import MODEL_MISSING_TAG
 from fhn_automl.search.trial import trial_figures
 
 #: The monitors of the searches running in this process, by key (see ``SearchMonitor``); weak, so a
@@ -126,9 +126,9 @@ class SearchMonitor(Callback):
             self.tracker.mark_model_missing(spec.name)
             logger.warning("trial %s finished but its model was not found (checkpoint %s); it is tagged "
                            "%s and skipped by the post-stage", spec.name, checkpoint, MODEL_MISSING_TAG)
-        if final is None and self.tracker.child_runs.get(spec.name):
+        if final is None:
             # ASHA stopped it before its end; the model is the last validation's best model.
-            self.tracker.client.set_tag(self.tracker.child_runs[spec.name], STOPPED_EARLY_TAG, "true")
+            self.tracker.mark_stopped_early(spec.name)
         self.statuses[spec.name] = status
         self._progress(f"{status} {spec.name}")
 

@@ -8,6 +8,12 @@ validation, then the final one with ``final: 1``), and the final checkpoint hold
 adds to MLflow, through the same ``SearchTracker`` a live search uses, whatever is missing there:
 child runs, metric histories (steps already logged are skipped), final metrics, status tags and the
 models. Idempotent, so it runs after every ``--resume`` and as ``--sync-tracking`` on its own.
+
+A trial without a final result is either one that Tune ended early (its scheduler, ASHA, stopped it:
+Tune marks that last result ``done`` and keeps the trial ``TERMINATED`` in its experiment state; in a
+pack, halving marks the member ``stopped_early``) or one still running when the driver stopped. The
+first is closed as a live search closes it (``finished``, tagged ``stopped_early``, its last
+validation's best model); only the second is left open and makes the search count as interrupted.
 """
 
 from __future__ import annotations
@@ -75,6 +81,7 @@ def replay_trials(tracker: SearchTracker, tune_path: str, *, quiet: bool = True)
 
     report = ReplayReport()
     root = Path(tune_path)
+    tune_statuses = _tune_trial_statuses(root)
     for trial_dir in sorted(p for p in root.iterdir() if (p / EXPR_PARAM_FILE).is_file()) if root.is_dir() else []:
         config = json.loads((trial_dir / EXPR_PARAM_FILE).read_text())
         if "template" in config and "index" not in config:
@@ -85,8 +92,9 @@ def replay_trials(tracker: SearchTracker, tune_path: str, *, quiet: bool = True)
             records = pack_member_records(config, _read_results(trial_dir / EXPR_RESULT_FILE), trial_dir)
         else:
             records = [(trial_from_config(config), _read_results(trial_dir / EXPR_RESULT_FILE), None)]
+        tune_ended = tune_statuses.get(trial_dir.name) == "TERMINATED"
         for spec, results, member_checkpoint in records:
-            _replay_trial(tracker, report, trial_dir, spec, results, member_checkpoint)
+            _replay_trial(tracker, report, trial_dir, spec, results, member_checkpoint, tune_ended=tune_ended)
     if not quiet:
         print(f"[search] replayed {report.trials} trial(s) from {tune_path}: {len(report.closed)} closed, "
               f"{len(report.models_attached)} model(s) attached, {len(report.unfinished)} unfinished",
@@ -95,21 +103,28 @@ def replay_trials(tracker: SearchTracker, tune_path: str, *, quiet: bool = True)
 
 
 def _replay_trial(tracker: SearchTracker, report: ReplayReport, trial_dir: Path, spec: Any,
-                  results: list[dict[str, Any]], member_checkpoint: Path | None) -> None:
-    """One trial's record into MLflow (``member_checkpoint``: where a pack member's model is)."""
+                  results: list[dict[str, Any]], member_checkpoint: Path | None, *, tune_ended: bool = False) -> None:
+    """One trial's record into MLflow (``member_checkpoint``: where a pack member's model is;
+    ``tune_ended``: Tune's experiment state holds the trial as ``TERMINATED``)."""
     from ray.air.constants import EXPR_ERROR_FILE
 
     from fhn_automl.search.monitor import local_model_dir
     from fhn_automl.search.trial import trial_figures
 
     final = next((r for r in reversed(results) if r.get("final")), None)
+    # as SearchMonitor.on_trial_complete: ended by the scheduler before its last step, no final report
+    # (a pack's final report lists its halved members too, so for them the member status tells)
+    stopped_early = any(r.get("status") == "stopped_early" for r in results) or (
+        final is None and bool(results) and (bool(results[-1].get("done")) or tune_ended))
     report.trials += 1
     if (trial_dir / EXPR_ERROR_FILE).is_file():
         status = "error"
     elif final is not None:
         status = "diverged" if final.get("status") == "diverged" else "finished"
+    elif stopped_early:
+        status = "finished"
     else:
-        status = None  # still running when the driver stopped, or stopped early by ASHA
+        status = None  # still running when the driver stopped
         report.unfinished.append(spec.name)
     tracker.start_trial(spec.name, trial_params(spec.as_dict(), trial_figures(spec)))
     for result in results:
@@ -120,13 +135,19 @@ def _replay_trial(tracker: SearchTracker, report: ReplayReport, trial_dir: Path,
     report.statuses[spec.name] = status
     model_dir = None
     if status != "error":
-        checkpoint = (member_checkpoint or (final or {}).get("checkpoint_path")
-                      or _latest_checkpoint(trial_dir))
+        # executor: train names its checkpoints in the results (a trial stopped early: its last one)
+        reported = final if final is not None else next((r for r in reversed(results) if r.get("checkpoint_path")),
+                                                        {})
+        checkpoint = member_checkpoint or reported.get("checkpoint_path") or _latest_checkpoint(trial_dir)
         model_dir = local_model_dir(str(checkpoint)) if checkpoint else None
     if spec.name not in tracker.closed:
         error = (trial_dir / EXPR_ERROR_FILE).read_text()[-4000:] if status == "error" else None
+        # how often its workers started again (lost node, --resume), as the live monitor counts them
+        sessions = {r["worker_session"] for r in results if "worker_session" in r}
         tracker.finish_trial(spec.name, status, final=final or (results[-1] if results else None),
-                             model_dir=model_dir, error=error)
+                             model_dir=model_dir, error=error, restarts=max(0, len(sessions) - 1))
+        if stopped_early and status == "finished":
+            tracker.mark_stopped_early(spec.name)
         report.closed.append(spec.name)
     elif tracker.closed[spec.name] == "finished" and not tracker.has_model(spec.name) and model_dir:
         tracker.attach_model(spec.name, model_dir, step=int((final or {}).get("step", 0)))
@@ -145,6 +166,20 @@ def _read_results(path: Path) -> list[dict[str, Any]]:
             except ValueError:  # the line being written when the driver died
                 continue
     return results
+
+
+def _tune_trial_statuses(root: Path) -> dict[str, str]:
+    """Tune's status of each trial (``TERMINATED``, ``ERROR``, ``PENDING`` ...) by trial folder name,
+    from the newest experiment state; empty when there is none (a driver killed before the first one)."""
+    if not root.is_dir():
+        return {}
+    try:
+        from ray.tune import ExperimentAnalysis
+
+        return {Path(trial.path).name: str(trial.status) for trial in ExperimentAnalysis(str(root)).trials}
+    except Exception as error:  # no or unreadable state: the results' own ``done`` flag still tells
+        logger.info("no Tune experiment state read at %s (%s)", root, error)
+        return {}
 
 
 def _latest_checkpoint(trial_dir: Path) -> Path | None:

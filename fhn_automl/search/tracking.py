@@ -43,7 +43,7 @@ from fhn_automl._provenance import git_commit
 from fhn_automl.search.tracking_tags import (BUDGET_TAG, EXPERIMENT_KIND_TAG, MLFLOW_MODEL_FILES,
                                              MODEL_ARTIFACT_PATH, MODEL_MISSING_TAG, PARENT_TAG, ROLE_TAG,
                                              SEARCH_ROLE, SEARCH_TAG, STATUS_TAG, TRAINING_EXPERIMENT_KIND,
-                                             TRIAL_NAME_TAG, TRIAL_ROLE, TRIAL_STATUSES)
+                                             TRIAL_NAME_TAG, TRIAL_ROLE, TRIAL_STATUSES, STOPPED_EARLY_TAG)
 
 logger = logging.getLogger(__name__)
 
@@ -286,6 +286,13 @@ class SearchTracker:
         run_id = self.child_runs.get(trial_name)
         if run_id is not None:
             self.client.set_tag(run_id, MODEL_MISSING_TAG, "true")
+
+    @_forgiving
+    def mark_stopped_early(self, trial_name: str) -> None:
+        """The scheduler (ASHA, or halving inside a pack) stopped the trial before its last step."""
+        run_id = self.child_runs.get(trial_name)
+        if run_id is not None:
+            self.client.set_tag(run_id, STOPPED_EARLY_TAG, "true")
 
     def has_model(self, trial_name: str) -> bool:
         """Whether the trial's run holds ``model/spec.json`` (False when MLflow cannot say)."""

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from fhn_automl.search.tracking_tags import MODEL_ARTIFACT_PATH, MODEL_MISSING_TAG, STATUS_TAG
+from fhn_automl.search.tracking_tags import MODEL_ARTIFACT_PATH, MODEL_MISSING_TAG, STATUS_TAG, STOPPED_EARLY_TAG
 
 
 @pytest.fixture(scope="module")
@@ -171,6 +171,56 @@ def test_sync_tracking_fills_an_empty_store_from_the_tune_folder(make_search_fil
     parents = client.search_runs([client.get_experiment_by_name("recover-paper").experiment_id],
                                  "tags.`fhn_automl.role` = 'search'")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+
+
+def _unfinished_trial(root: Path, spec, model_dir: Path, *, stopped: bool) -> None:
+    """A trial folder without a final result: ASHA stopped it at its first rung (Tune marks that result
+    ``done``, as ``JsonLoggerCallback`` writes it), or it was still running when the driver stopped."""
+    folder = root / spec.name
+    folder.mkdir(parents=True)
+    (folder / "params.json").write_text(json.dumps({"trial": spec.as_dict(), "plan": {}}))
+    line = {"step": 200, "val_mean_err": 0.9, "loss": 2.0, "training_iteration": 1, "done": stopped}
+    (folder / "result.json").write_text(json.dumps(line) + "\n")
+    shutil.copytree(model_dir, folder / "checkpoint_000000" / "best_model")  # a validation checkpoint
+
+
+def test_sync_tracking_closes_trials_asha_stopped_and_leaves_only_running_ones_open(make_search_file, tmp_path,
+                                                                                    model_dir, monkeypatch):
+    """After an outage a trial that ASHA stopped gets what a live search gives it (finished, tagged
+    stopped_early, its best model) and does not make the search count as interrupted; a trial that was
+    still running stays open and does."""
+    from mlflow.tracking import MlflowClient
+
+    from fhn_automl.search.options import SearchOptions
+    from fhn_automl.search.replay import sync_tracking
+    from fhn_automl.search.tracking import iter_child_runs
+
+    monkeypatch.chdir(tmp_path)
+    space, (kept, stopped, running) = _spec(make_search_file, tmp_path, ("silu-8", "tanh-8", "silu-4"))
+    tune = tmp_path / "ray" / "recover-paper"
+    _tune_folder(tune, [kept], model_dir)
+    _unfinished_trial(tune, stopped, model_dir, stopped=True)
+    uri = f"sqlite:///{tmp_path / 'replaced' / 'mlflow.db'}"
+    options = SearchOptions(space=space, budget=space.budget("paper"), storage=str(tmp_path / "ray"),
+                            tracking_uri=uri, quiet=True)
+    summary = sync_tracking(options)
+    assert not summary.interrupted and summary.statuses == {kept.name: "finished", stopped.name: "finished"}
+    client = MlflowClient(uri)
+    children = {r.data.tags["fhn_automl.trial_name"]: r for r in iter_child_runs(uri, "recover-paper")}
+    run = children[stopped.name]
+    assert run.info.status == "FINISHED" and run.data.tags[STATUS_TAG] == "finished"
+    assert run.data.tags[STOPPED_EARLY_TAG] == "true" and STOPPED_EARLY_TAG not in children[kept.name].data.tags
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val_mean_err")] == [200]
+    assert run.data.metrics["final_val_mean_err"] == 0.9  # its last result, as the live monitor logs it
+    assert {a.path for a in client.list_artifacts(run.info.run_id, MODEL_ARTIFACT_PATH)} >= {
+        "model/spec.json", "model/weights.pt"}
+
+    _unfinished_trial(tune, running, model_dir, stopped=False)  # now one was cut off mid-run
+    summary = sync_tracking(options)
+    assert summary.interrupted and running.name not in summary.statuses
+    children = {r.data.tags["fhn_automl.trial_name"]: r for r in iter_child_runs(uri, "recover-paper")}
+    assert children[running.name].info.status == "RUNNING" and STATUS_TAG not in children[running.name].data.tags
+    assert children[stopped.name].data.tags[STOPPED_EARLY_TAG] == "true"
 
 
 @pytest.mark.slow
