@@ -169,7 +169,7 @@ step cuda_source 120 "$PYTHON" -m pytest tests/physics/test_cuda_source.py -m "n
     --junitxml="$RESULTS/junit-cuda_source.xml"
 
 if ((HAVE_GPU != 0)); then
-    for name in gpu_tests euler_cuda bench_cuda train_step_cuda post_compile_test euler_cpu_same_host; do
+    for name in gpu_tests euler_cuda bench_cuda train_step_cuda packed_cuda post_compile_test euler_cpu_same_host; do
         record "$name" "skipped" "-" 0 "no GPU: ${GPU_REASON//$'\n'/ }"
     done
 else
@@ -188,6 +188,10 @@ else
         --out "$RESULTS/bench"
     # 4. training steps on the GPU: DDNN, PINN (forward tangent and autograd), iterator
     step train_step_cuda 150 "$PYTHON" benchmarks/train_step.py steps --device cuda --repeats 2
+    # 4b. packed training vs one model per train() on the GPU (issue 10's >= 50x): the B_S grid, 252
+    #     models in 2 packs (one per depth), every 21st model also trained alone, each pack beside its share
+    step packed_cuda 150 "$PYTHON" benchmarks/packed.py --device cuda --interleave --steps 300 --pack-sizes 252 \
+        --single-every 21 --n-trajectories 100
     # 5. the post-stage compile test (TensorRT; skips without torch_tensorrt), if it imports here
     if import_error="$("$PYTHON" -c 'import fhn_automl.post.compile, fhn_automl.post.sweep' 2>&1)"; then
         step post_compile_test 180 "$PYTHON" -m pytest tests/post/test_compile.py -q -p no:cacheprovider -rs \

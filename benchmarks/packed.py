@@ -2,7 +2,10 @@
 
     python benchmarks/packed.py [--steps 300] [--pack-sizes 36,252] [--single-every 1] [--recipe paper]
     python benchmarks/packed.py --interleave --pack-sizes 36 --single-every 6   # load-fair pairing
+    python benchmarks/packed.py --device cuda --interleave --pack-sizes 252 --single-every 21  # GPU host
     python benchmarks/packed.py --executors packed,function,train --subset 14 --steps 500 --mirror
+    python benchmarks/packed.py --executors packed,function --subset-for packed=252 --subset-for function=42 \
+        --bench-pack-size 36 --steps 500 --mirror   # the whole grid packed vs a 1/6 share one per trial
 
 The grid: layer choices silu-8, silu-32, silu-64, tanh-32, tanh-64, elu-8 at depths 2 and 3, every
 ordered combination with repetition (6^2 + 6^3 = 252 DDNNs), batch 128, the same step budget for all,
@@ -30,7 +33,9 @@ so executors run twice see the load on both sides of the others. Measured: each 
 whole ``run_search`` call, the dataset already built), model-steps/s = N x steps / wall. Scaled, not
 measured: 252 models = Ray start-up + (wall - Ray start-up) x 252 / N (linear in trials; for
 ``packed`` linear in packs of the subset's ``--bench-pack-size``, which overstates the cost of the
-larger packs a whole grid would get).
+larger packs a whole grid would get), and the kinder ``scaled_fit_only``: every cost outside Tune's
+fit counted once. ``--subset-for EXECUTOR=N`` gives one executor its own number of models (e.g. the
+whole grid packed, a 1/6 share of it one model per trial); then compare model-steps/s, not walls.
 """
 
 from __future__ import annotations
@@ -58,10 +63,10 @@ FUNCTION_STARTUP_S = 3.3
 TRAIN_STARTUP_S = 25.7
 
 
-def grid(steps: int, recipe: str, data_dir: str, out_root: Path) -> list[dict]:
+def grid(steps: int, recipe: str, data_dir: str, out_root: Path, device: str = "cpu") -> list[dict]:
     layers = [",".join(combo) for depth in (2, 3) for combo in itertools.product(CHOICES, repeat=depth)]
     return [{"problem": "problem_b_s", "layers": layer, "seed": index, "steps": steps, "val_every": steps,
-             "batch_size": 128, "recipe": recipe, "data_dir": data_dir, "device": "cpu", "threads": 1,
+             "batch_size": 128, "recipe": recipe, "data_dir": data_dir, "device": device, "threads": 1,
              "val_max_points": 2_000, "write_torchscript": False, "out_dir": str(out_root / f"single_{index}")}
             for index, layer in enumerate(layers)]
 
@@ -159,16 +164,27 @@ def executor_searches(report: dict, configs: list[dict], args: argparse.Namespac
     from fhn_automl.search.runner import build_datasets, run_search
     from fhn_automl.search.space import load_search_space
 
-    chosen = subset(configs, args.subset)
     executors = [e.strip() for e in args.executors.split(",") if e.strip()]
     order = executors + (executors[-2::-1] if args.mirror else [])
-    sequences = "[" + ", ".join(f'"{c["layers"]}"' for c in chosen) + "]"
+    sizes = {executor: args.subset for executor in executors}
+    for item in args.subset_for:
+        executor, _, n = item.partition("=")
+        if executor not in sizes or not n.isdigit():
+            raise SystemExit(f"--subset-for: expected EXECUTOR=N with EXECUTOR one of {executors}, got {item!r}")
+        sizes[executor] = int(n)
+    chosen_for = {executor: subset(configs, n) for executor, n in sizes.items()}
+    # the dataset is the same for every subset: build it once from the largest, before any clock starts
+    largest = max(chosen_for.values(), key=len)
     data_root = root / "search_data"
-    report["subset"] = {"n": len(chosen), "depth_2": sum(c["layers"].count(",") == 1 for c in chosen),
-                        "layers": [c["layers"] for c in chosen], "order": order,
-                        "bench_pack_size": args.bench_pack_size}
+    report["subsets"] = {executor: {"n": len(chosen), "depth_2": sum(c["layers"].count(",") == 1 for c in chosen),
+                                    "layers": [c["layers"] for c in chosen]}
+                         for executor, chosen in chosen_for.items()}
+    report["order"] = order
+    report["bench_pack_size"] = args.bench_pack_size
     runs = []
     for number, executor in enumerate(order):
+        chosen = chosen_for[executor]
+        sequences = "[" + ", ".join(f'"{c["layers"]}"' for c in chosen) + "]"
         folder = root / f"search_{number}_{executor}"
         folder.mkdir()
         pack = f", pack_size: {args.bench_pack_size}" if executor == "packed" else ""
@@ -178,7 +194,7 @@ def executor_searches(report: dict, configs: list[dict], args: argparse.Namespac
         space = load_search_space(path)
         budget = space.budget("paper")
         if number == 0:  # the dataset is built once, before any clock starts; every search reuses it
-            build_datasets(space.select_trials(budget, None), str(data_root))
+            build_datasets(space.select_trials(budget, None)[:1], str(data_root))
         options = SearchOptions(space=space, budget=budget, storage=str(folder / "ray"),
                                 tracking_uri=f"sqlite:///{folder / 'mlflow.db'}", data_root=str(data_root),
                                 max_concurrent=args.max_concurrent, quiet=True)
@@ -191,14 +207,19 @@ def executor_searches(report: dict, configs: list[dict], args: argparse.Namespac
         shutdown = time.perf_counter() - t0
         statuses = sorted(summary.statuses.values())
         ray_init = summary.timings.get("ray_init_seconds", 0.0)
+        fit = summary.timings.get("tune_fit_seconds", wall)
         work = len(chosen) * args.steps
-        run = {"executor": executor, "wall_s": wall, "ray_init_s": ray_init, "ray_shutdown_s": shutdown,
-               "tune_fit_s": summary.timings.get("tune_fit_seconds"), "statuses": statuses,
+        run = {"executor": executor, "models": len(chosen), "wall_s": wall, "ray_init_s": ray_init,
+               "ray_shutdown_s": shutdown, "tune_fit_s": fit, "timings": summary.timings, "statuses": statuses,
                "interrupted": summary.interrupted,
                "model_steps_per_s": work / wall, "model_steps_per_s_without_ray_init": work / (wall - ray_init),
                "scaled_wall_s_252": ray_init + (wall - ray_init) * len(configs) / len(chosen),
+               # scaled with every once-per-search cost outside Tune's fit (Ray start-up, MLflow store,
+               # dataset checks) counted once: the kinder scaling for an executor run on fewer models
+               "scaled_fit_only_wall_s_252": (wall - fit) + fit * len(configs) / len(chosen),
                "uptime_before": before, "uptime_after": uptime()}
         run["scaled_model_steps_per_s_252"] = len(configs) * args.steps / run["scaled_wall_s_252"]
+        run["scaled_fit_only_model_steps_per_s_252"] = len(configs) * args.steps / run["scaled_fit_only_wall_s_252"]
         runs.append(run)
         print(json.dumps(run, default=str), flush=True)
         if summary.interrupted or any(s != "finished" for s in statuses):
@@ -209,10 +230,14 @@ def executor_searches(report: dict, configs: list[dict], args: argparse.Namespac
         mine = [r for r in runs if r["executor"] == executor]
         means[executor] = {key: sum(r[key] for r in mine) / len(mine)
                            for key in ("wall_s", "ray_init_s", "model_steps_per_s",
-                                       "model_steps_per_s_without_ray_init", "scaled_wall_s_252")}
+                                       "model_steps_per_s_without_ray_init", "scaled_wall_s_252",
+                                       "scaled_fit_only_model_steps_per_s_252")}
         means[executor]["runs"] = len(mine)
     report["means"] = means
     if "packed" in means:
+        # model-steps/s is the fair figure when the executors ran different numbers of models
+        report["packed_model_steps_per_s_over"] = {e: means["packed"]["model_steps_per_s"] / m["model_steps_per_s"]
+                                                   for e, m in means.items()}
         report["ratios_vs_packed_wall"] = {e: m["wall_s"] / means["packed"]["wall_s"] for e, m in means.items()}
         report["ratios_vs_packed_without_ray_init"] = {
             e: (m["wall_s"] - m["ray_init_s"]) / (means["packed"]["wall_s"] - means["packed"]["ray_init_s"])
@@ -226,6 +251,8 @@ def main() -> None:
     parser.add_argument("--pack-sizes", default="36,252")
     parser.add_argument("--single-every", type=int, default=1, help="train every k-th model alone (then scale)")
     parser.add_argument("--recipe", default="paper")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="where the in-process packs and one-model runs train (cuda: a GPU host)")
     parser.add_argument("--n-trajectories", type=int, default=400)
     parser.add_argument("--mode-steps", type=int, default=50)
     parser.add_argument("--interleave", action="store_true",
@@ -233,18 +260,26 @@ def main() -> None:
     parser.add_argument("--executors", default=None,
                         help="e.g. packed,function,train: real searches on a local Ray, one per executor")
     parser.add_argument("--subset", type=int, default=14, help="--executors: models of the grid (spread over it)")
+    parser.add_argument("--subset-for", action="append", default=[], metavar="EXECUTOR=N",
+                        help="--executors: another number of models for one executor, e.g. packed=252 function=42 "
+                             "(compare model-steps/s then, not walls)")
     parser.add_argument("--bench-pack-size", type=int, default=6, help="--executors: pack_size of the packed search")
     parser.add_argument("--max-concurrent", type=int, default=None,
                         help="--executors: trials at once (default: what the 2-core plan allows)")
     parser.add_argument("--mirror", action="store_true", help="--executors: run the list, then back (A B C B A)")
     args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: torch sees no CUDA device here")  # exit 1: asked for, cannot run
+    if args.device == "cuda" and args.executors:
+        raise SystemExit("--device cuda: only the in-process comparison (not --executors) runs on a GPU")
     torch.set_num_threads(1)
     root = Path(tempfile.mkdtemp(prefix="fhn_packed_bench_"))
     data_dir = str(ensure_dataset("problem_b_s", root=str(root / "data"), n_trajectories=args.n_trajectories,
                                   seed=0, device="cpu"))
-    configs = grid(args.steps, args.recipe, data_dir, root)
+    configs = grid(args.steps, args.recipe, data_dir, root, args.device)
+    gpu = f", GPU {torch.cuda.get_device_name(0)}" if args.device == "cuda" else ""
     report: dict = {"machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s), "
-                               f"torch {torch.__version__}",
+                               f"torch {torch.__version__}{gpu}", "device": args.device,
                     "uptime_start": uptime(), "models": len(configs), "steps": args.steps, "recipe": args.recipe}
     print(report, flush=True)
 
