@@ -35,9 +35,12 @@ def _parser() -> argparse.ArgumentParser:
                         help="model kind (default: iter for iterator problems, else ddnn)")
     parser.add_argument("--recipe", choices=("fast", "paper"), default="fast")
     parser.add_argument("--steps", type=positive_int, default=20_000, help="training steps (default 20000)")
-    parser.add_argument("--batch-size", type=positive_int, default=None, help="data batch (recipe default: fast 1024, paper 128)")
-    parser.add_argument("--lr", type=positive_float, default=None, help="learning rate (recipe default: fast 1e-2, paper 1e-3)")
-    parser.add_argument("--val-every", type=positive_int, default=None, help="validation interval (default: steps / 20)")
+    parser.add_argument("--batch-size", type=positive_int, default=None,
+                        help="data batch (recipe default: fast 1024, paper 128)")
+    parser.add_argument("--lr", type=positive_float, default=None,
+                        help="learning rate (recipe default: fast 1e-2, paper 1e-3)")
+    parser.add_argument("--val-every", type=positive_int, default=None,
+                        help="validation interval (default: steps / 20)")
     parser.add_argument("--window", default=None, help="time windows: split:4, split:0,5,20,50 or chained:5")
     parser.add_argument("--extra-region", default=None,
                         help="physics:u0=0.35:0.45 | data:SET_OR_PATH | unstable_equilibrium | detect")
@@ -59,7 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--data-dir", default=None, help="an existing dataset folder (default: build under --data-root)")
     parser.add_argument("--data-root", default="data")
-    parser.add_argument("--n-trajectories", type=positive_int, default=None, help="dataset size when it has to be built")
+    parser.add_argument("--n-trajectories", type=positive_int, default=None,
+                        help="dataset size when it has to be built")
     parser.add_argument("--resume", default=None, help="a checkpoint folder to continue from")
     parser.add_argument("--out", required=True, help="output folder")
     return parser

@@ -176,7 +176,7 @@ def _tune_trial_statuses(root: Path) -> dict[str, str]:
     try:
         from ray.tune import ExperimentAnalysis
 
-        return {Path(trial.path).name: str(trial.status) for trial in ExperimentAnalysis(str(root)).trials}
+        return {Path(trial.path).name: str(trial.status) for trial in ExperimentAnalysis(str(root.resolve())).trials}
     except Exception as error:  # no or unreadable state: the results' own ``done`` flag still tells
         logger.info("no Tune experiment state read at %s (%s)", root, error)
         return {}
