@@ -14,7 +14,7 @@ from typing import Any
 from ray.tune import Callback
 
 from fhn_automl.search.space import TrialSpec
-from fhn_automl.search.tracking import SearchTracker, trial_params
+from fhn_automl.search.tracking import SearchTracker, TrackingQueue, trial_params
 from fhn_automl.search.tracking_tags import MODEL_MISSING_TAG
 from fhn_automl.search.trial import trial_figures
 
@@ -32,12 +32,16 @@ class SearchMonitor(Callback):
     experiment's name), and unpickles to the live monitor registered under that key: a restored
     search reattaches to the monitor the resuming driver just made, with its live MLflow client,
     instead of unpickling a dead one. ``detach()`` when the search ends.
+
+    ``background``: the MLflow calls run on a ``TrackingQueue`` thread, so Tune's controller does not
+    wait for them; ``drain()`` before the tracker is used directly again.
     """
 
     def __init__(self, tracker: SearchTracker, *, key: str, total: int, metric: str, quiet: bool,
-                 trial_lookup: Callable[[Mapping[str, Any]], TrialSpec]) -> None:
+                 trial_lookup: Callable[[Mapping[str, Any]], TrialSpec], background: bool = False) -> None:
         self.key = key
         self.tracker = tracker
+        self.queue = TrackingQueue(tracker) if background else None
         self.total = total
         self.metric = metric
         self.quiet = quiet
@@ -59,6 +63,17 @@ class SearchMonitor(Callback):
     def __reduce__(self):  # see the class docstring
         return (live_monitor, (self.key,))
 
+    def drain(self) -> None:
+        """Wait for the queued MLflow calls (``background``); a strict tracker's error is raised here."""
+        if self.queue is not None:
+            self.queue.drain()
+
+    def _track(self, method: str, *args: Any, **kwargs: Any) -> None:
+        if self.queue is None:
+            getattr(self.tracker, method)(*args, **kwargs)
+        else:
+            self.queue.submit(method, *args, **kwargs)
+
     def detach(self) -> None:
         """The search is over: unpickling its key no longer finds this monitor."""
         if _LIVE_MONITORS.get(self.key) is self:
@@ -71,8 +86,7 @@ class SearchMonitor(Callback):
         self.trial_started_at[trial.trial_id] = time.perf_counter()
         if spec.name in self.statuses:
             return
-        self.tracker.start_trial(spec.name, trial_params(spec.as_dict(),
-                                                         trial_figures(spec)))
+        self._track("start_trial", spec.name, trial_params(spec.as_dict(), trial_figures(spec)))
         self._progress(f"started {spec.name}")
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
@@ -88,7 +102,7 @@ class SearchMonitor(Callback):
         if result.get("final"):
             self.finals[spec.name] = dict(result)
         else:
-            self.tracker.log_result(spec.name, result)
+            self._track("log_result", spec.name, dict(result))
         value = result.get(self.metric)
         if isinstance(value, (int, float)) and math.isfinite(value):
             if self.best is None or value < self.best[0]:
@@ -117,18 +131,19 @@ class SearchMonitor(Callback):
         if checkpoint:
             model_dir = local_model_dir(checkpoint)
         restarts = max(0, len(self.worker_sessions.get(spec.name, ())) - 1)
-        self.tracker.finish_trial(spec.name, status, final=final or trial.last_result,
-                                  model_dir=model_dir, restarts=restarts)
+        self._track("finish_trial", spec.name, status, final=dict(final or trial.last_result or {}),
+                    model_dir=model_dir if self.queue is None or model_dir is None else self.queue.snapshot(model_dir),
+                    restarts=restarts)
         if status == "finished" and model_dir is None:
             # never handed to the post-stage as a model (it skips runs without model/); --resume
             # or --sync-tracking attach it from the Tune folder when it is there
             self.missing_models.append(spec.name)
-            self.tracker.mark_model_missing(spec.name)
+            self._track("mark_model_missing", spec.name)
             logger.warning("trial %s finished but its model was not found (checkpoint %s); it is tagged "
                            "%s and skipped by the post-stage", spec.name, checkpoint, MODEL_MISSING_TAG)
         if final is None:
             # ASHA stopped it before its end; the model is the last validation's best model.
-            self.tracker.mark_stopped_early(spec.name)
+            self._track("mark_stopped_early", spec.name)
         self.statuses[spec.name] = status
         self._progress(f"{status} {spec.name}")
 
@@ -138,7 +153,7 @@ class SearchMonitor(Callback):
         if spec.name in self.statuses:
             return
         message = _trial_error_text(trial)
-        self.tracker.finish_trial(spec.name, "error", final=trial.last_result, error=message)
+        self._track("finish_trial", spec.name, "error", final=dict(trial.last_result or {}), error=message)
         self.statuses[spec.name] = "error"
         self._progress(f"error {spec.name}: {message.strip().splitlines()[-1] if message else ''}")
 

@@ -169,8 +169,9 @@ def _run_search(options: SearchOptions) -> SearchSummary:
                  "threads": max(1, int(plan.per_worker["CPU"])),
                  "data_root": str(Path(options.data_root).resolve())}
     param_space, tune_config, total = tune_setup(space, budget, trials, plan_dict, concurrent)
+    # MLflow calls on a background thread: Tune starts no trial while a callback runs (TrackingQueue)
     monitor = SearchMonitor(tracker, key=tune_name, total=total, metric=space.search.metric, quiet=options.quiet,
-                            trial_lookup=trial_from_config)
+                            trial_lookup=trial_from_config, background=True)
     callbacks: list[Any] = [monitor]
     if space.resources.executor in ("function", "packed"):
         # the trial trains in its own process, so it holds the worker's resources itself
@@ -206,6 +207,7 @@ def _run_search(options: SearchOptions) -> SearchSummary:
         t0 = time.perf_counter()
         tuner.fit()
         timings["tune_fit_seconds"] = time.perf_counter() - t0
+        monitor.drain()  # the replay below reads what the queued calls write (which trials are closed)
         if resuming and state_file is not None:
             # trials that ended while MLflow was down, or as the previous driver was killed, are
             # complete in the Tune folder but not in MLflow; Tune does not run them again
@@ -214,6 +216,12 @@ def _run_search(options: SearchOptions) -> SearchSummary:
         interrupted = True
         raise
     finally:
+        drain_error = None
+        try:
+            monitor.drain()  # every queued MLflow call lands before the parent run is closed
+        except Exception as exc:  # a strict tracker's error: raised below, once the parent run is closed
+            drain_error = exc
+        timings["mlflow_drain_seconds"] = monitor.queue.drain_seconds if monitor.queue else 0.0
         statuses = {**(replayed.statuses if replayed else {}), **monitor.statuses}
         attached = set(replayed.models_attached) if replayed else set()
         models_missing = sorted((set(monitor.missing_models) - attached)
@@ -233,6 +241,8 @@ def _run_search(options: SearchOptions) -> SearchSummary:
             timings["mean_trial_start_to_first_result_seconds"] = (
                 sum(monitor.first_result_seconds) / len(monitor.first_result_seconds))
         monitor.detach()
+        if drain_error is not None:
+            raise drain_error
     wall = time.perf_counter() - started
     if not options.quiet:
         best_text = "none" if best is None else f"{best[0]:.3e} ({best[1]})"

@@ -320,6 +320,78 @@ class SearchTracker:
             self.client.log_batch(run_id, params=entries[start:start + 100])
 
 
+class TrackingQueue:
+    """A search tracker's calls run in order on one background thread (the live search's driver).
+
+    Tune calls its callbacks on its controller thread and starts no trial while one of them runs. A
+    finished trial's MLflow model costs the driver ~0.1 s, so a pack of 36 members ending held the next
+    packs back ~5 s, a third of a packed search's wall (benchmarks/RESULTS.md). Queued, the MLflow calls
+    run beside the training. One thread keeps them in submission order and alone on the client (SQLite
+    takes one writer). ``drain()`` waits for them all; the search calls it before the tracker is used
+    directly again (replay, ``end_search``). A strict tracker's error is raised by the next ``submit``
+    or by ``drain``; a forgiving one counts it as a hiccup, as before.
+    """
+
+    def __init__(self, tracker: SearchTracker) -> None:
+        self.tracker = tracker
+        self._pool: Any = None
+        self._error: BaseException | None = None
+        self._scratch: Path | None = None
+        self._copies = 0
+        #: seconds the driver waited in ``drain`` for calls still queued
+        self.drain_seconds = 0.0
+
+    def submit(self, method: str, *args: Any, **kwargs: Any) -> None:
+        """``tracker.<method>(*args, **kwargs)``, after every call submitted before it."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._raise_error()
+        bound = getattr(self.tracker, method)
+
+        def run() -> None:
+            try:
+                bound(*args, **kwargs)
+            except BaseException as exc:  # only a strict tracker raises (or an interrupt)
+                if self._error is None:
+                    self._error = exc
+
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fhn_automl_mlflow")
+        self._pool.submit(run)
+
+    def snapshot(self, folder: Path) -> Path:
+        """A private copy of a model folder for a call that runs later: Tune keeps only the last two
+        checkpoints of a trial, so a pack member's model from an early checkpoint may be gone by then."""
+        import shutil
+        import tempfile
+
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix="fhn_automl_tracking_"))
+        self._copies += 1
+        copy = self._scratch / str(self._copies)
+        shutil.copytree(folder, copy)
+        return copy
+
+    def drain(self) -> None:
+        """Wait until every submitted call has run (their copies are removed); raise a strict error."""
+        import shutil
+
+        if self._pool is not None:
+            started = time.perf_counter()
+            self._pool.shutdown(wait=True)
+            self._pool = None
+            self.drain_seconds += time.perf_counter() - started
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
+        self._raise_error()
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+
 def _sqlite_identity(tracking_uri: str) -> tuple[int, int] | None:
     """(device, inode) of a local SQLite store's file; None for other stores or no file yet."""
     if not tracking_uri.startswith("sqlite:///"):
