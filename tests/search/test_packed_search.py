@@ -49,9 +49,12 @@ def test_packed_search_logs_one_child_run_per_member_with_its_model(local_ray, t
     fresh = f"sqlite:///{tmp_path / 'fresh' / 'mlflow.db'}"
     (tmp_path / "fresh").mkdir()
     replayed = sync_tracking(dataclasses.replace(options, tracking_uri=fresh))
-    assert replayed.n_trials == 4
+    assert replayed.n_trials == 4 and not replayed.interrupted
     again = {run.data.tags[TRIAL_NAME_TAG]: run for run in iter_child_runs(fresh, "tiny_b_s-paper")}
     assert sorted(again) == sorted(children)
+    for name, run in children.items():  # the halved members closed with the tags the live search gave them
+        assert again[name].data.tags[STATUS_TAG] == "finished"
+        assert again[name].data.tags.get(STOPPED_EARLY_TAG) == run.data.tags.get(STOPPED_EARLY_TAG), name
     survivor = next(name for name, run in children.items() if run not in stopped and run.data.params["layers"] !=
                     "tanh-8")
     steps = [m.step for m in MlflowClient(fresh).get_metric_history(again[survivor].info.run_id, "val_mean_err")]
