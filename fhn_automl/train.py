@@ -38,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=positive_int, default=None,
                         help="data batch (recipe default: fast 1024, paper 128)")
     parser.add_argument("--lr", type=positive_float, default=None,
-                        help="learning rate (recipe default: fast 1e-2, paper 1e-3)")
+                        help="learning rate (recipe default: fast 2e-2, paper 1e-3)")
     parser.add_argument("--val-every", type=positive_int, default=None,
                         help="validation interval (default: steps / 20)")
     parser.add_argument("--window", default=None, help="time windows: split:4, split:0,5,20,50 or chained:5")

@@ -105,7 +105,7 @@ class TrainConfig:
     recipe: str = "fast"
     steps: int = 20_000
     batch_size: int | None = None          # data batch; recipe default (fast 1024, paper 128)
-    lr: float | None = None                # recipe default (fast 1e-2, paper 1e-3)
+    lr: float | None = None                # recipe default (fast 2e-2, paper 1e-3)
     warmup_steps: int | None = None        # fast recipe: 2 % of steps
     val_every: int = 1_000
     seed: int = 0
