@@ -274,9 +274,18 @@ def tune_setup(space: SearchSpace, budget: Budget, trials: list[TrialSpec],
 
         val_every = min(t.val_every for t in trials)
         grace = max(val_every, int(space.scheduler.grace_fraction * steps))
-        scheduler = ASHAScheduler(time_attr="step", metric=metric, mode="min", max_t=steps,
-                                  grace_period=grace,
-                                  reduction_factor=space.scheduler.reduction_factor)
+        # Every rung at or before the last validation *before* the last step (ASHA's rungs go up to
+        # max_t): a rung first crossed at the last step, or max_t itself there, would stop a trial at its
+        # last validation, before its final report (the model at training end, final_full_val_*), and
+        # tag it stopped early although it trained every step. In-pack halving keeps its rungs below too.
+        last_cut = ((steps - 1) // val_every) * val_every
+        if grace > last_cut:
+            logger.warning("scheduler: asha has no rung before the last step (grace %d, last validation "
+                           "before the end %d): every trial runs to its end", grace, last_cut)
+        else:
+            scheduler = ASHAScheduler(time_attr="step", metric=metric, mode="min", max_t=last_cut,
+                                      grace_period=grace, reduction_factor=space.scheduler.reduction_factor,
+                                      stop_last_trials=False)
 
     def name_trial(trial: Any) -> str:
         return trial_from_config(trial.config).name

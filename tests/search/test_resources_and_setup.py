@@ -53,8 +53,44 @@ def test_grid_with_asha(tmp_path):
     trials = space.trials("paper")
     param_space, config, total = tune_setup(space, space.budget("paper"), trials, PLAN, 2)
     assert total == 8 and len(param_space["trial"]["grid_search"]) == 8
-    assert config.scheduler._time_attr == "step" and config.scheduler._max_t == 10000
+    assert config.scheduler._time_attr == "step"
     assert config.max_concurrent_trials == 2
+
+
+def test_asha_cuts_at_rungs_before_the_last_step_and_never_at_it(tmp_path):
+    """A trial reaching its last step is never stopped there: it must still send its final report (the
+    model at training end). Before, max_t = steps stopped every trial at its last validation."""
+    from types import SimpleNamespace
+
+    from ray.tune.schedulers import TrialScheduler
+
+    space = _space(tmp_path, "{algorithm: grid}", "{type: asha, grace_fraction: 0.25, reduction_factor: 2}")
+    trials = space.trials("paper")
+    scheduler = tune_setup(space, space.budget("paper"), trials, PLAN, 2)[1].scheduler
+    scheduler.set_search_properties("val_mean_err", "min")
+    rungs = [milestone for milestone, _ in scheduler._brackets[0]._rungs]
+    assert rungs == [5000, 2500]  # at or before 9,500, the last validation before step 10,000
+    good, *worse = [SimpleNamespace(trial_id=str(i), config={}) for i in range(4)]
+    for trial in (good, *worse):
+        scheduler.on_trial_add(None, trial)
+
+    def decide(trial, step, error):
+        return scheduler.on_trial_result(None, trial, {"step": step, "val_mean_err": error})
+
+    assert decide(good, 2500, 0.1) == TrialScheduler.CONTINUE
+    assert decide(worse[0], 2500, 0.5) == TrialScheduler.STOP  # a rung still cuts the worse half
+    for step in (5000, 7500, 10000):
+        assert decide(good, step, 0.1) == TrialScheduler.CONTINUE
+    assert decide(worse[1], 2500, 0.05) == TrialScheduler.CONTINUE
+    assert decide(worse[1], 5000, 0.09) == TrialScheduler.CONTINUE
+    assert decide(worse[1], 9500, 0.9) == TrialScheduler.CONTINUE  # past the last rung: never cut
+    assert decide(worse[1], 10000, 0.9) == TrialScheduler.CONTINUE  # at its last step: never cut
+
+
+def test_asha_without_a_rung_before_the_last_step_runs_every_trial_to_its_end(tmp_path):
+    space = _space(tmp_path, "{algorithm: grid}", "{type: asha, grace_fraction: 1.0}")
+    trials = space.trials("paper")
+    assert tune_setup(space, space.budget("paper"), trials, PLAN, 2)[1].scheduler is None
 
 
 def test_multi_objective_optuna_samples_dimensions(tmp_path):
