@@ -55,7 +55,7 @@ def packed_tune_setup(space: SearchSpace, trials: list[TrialSpec], plan: dict[st
         halving = None
         if space.scheduler.kind == "asha":
             val_every = min(trials[i].val_every for i in members)
-            halving = {"grace_steps": max(val_every, int(space.scheduler.grace_fraction * steps)),
+            halving = {"grace_steps": space.scheduler.grace_steps(steps, val_every),
                        "reduction_factor": space.scheduler.reduction_factor}
         packs.append({"name": f"pack{number:03d}_{trials[members[0]].name}"[:120],
                       "trials": [trials[i].as_dict() for i in members], "halving": halving})

@@ -273,7 +273,7 @@ def tune_setup(space: SearchSpace, budget: Budget, trials: list[TrialSpec],
         from ray.tune.schedulers import ASHAScheduler
 
         val_every = min(t.val_every for t in trials)
-        grace = max(val_every, int(space.scheduler.grace_fraction * steps))
+        grace = space.scheduler.grace_steps(steps, val_every)
         # Every rung at or before the last validation *before* the last step (ASHA's rungs go up to
         # max_t): a rung first crossed at the last step, or max_t itself there, would stop a trial at its
         # last validation, before its final report (the model at training end, final_full_val_*), and

@@ -117,6 +117,11 @@ class Scheduler:
     grace_fraction: float = 0.1
     reduction_factor: int = 3
 
+    def grace_steps(self, steps: int, val_every: int) -> int:
+        """The first rung (ASHA's grace period, in-pack halving's first cut): ``grace_fraction`` of the
+        steps, and never before the first validation, where the metric first exists."""
+        return max(val_every, int(self.grace_fraction * steps))
+
 
 @dataclass(frozen=True)
 class Resources:
