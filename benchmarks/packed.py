@@ -173,8 +173,6 @@ def executor_searches(report: dict, configs: list[dict], args: argparse.Namespac
             raise SystemExit(f"--subset-for: expected EXECUTOR=N with EXECUTOR one of {executors}, got {item!r}")
         sizes[executor] = int(n)
     chosen_for = {executor: subset(configs, n) for executor, n in sizes.items()}
-    # the dataset is the same for every subset: build it once from the largest, before any clock starts
-    largest = max(chosen_for.values(), key=len)
     data_root = root / "search_data"
     report["subsets"] = {executor: {"n": len(chosen), "depth_2": sum(c["layers"].count(",") == 1 for c in chosen),
                                     "layers": [c["layers"] for c in chosen]}
@@ -193,7 +191,7 @@ def executor_searches(report: dict, configs: list[dict], args: argparse.Namespac
                                            sequences=sequences, executor=executor, pack=pack))
         space = load_search_space(path)
         budget = space.budget("paper")
-        if number == 0:  # the dataset is built once, before any clock starts; every search reuses it
+        if number == 0:  # one B_S dataset whatever the subset: built once, before any clock starts
             build_datasets(space.select_trials(budget, None)[:1], str(data_root))
         options = SearchOptions(space=space, budget=budget, storage=str(folder / "ray"),
                                 tracking_uri=f"sqlite:///{folder / 'mlflow.db'}", data_root=str(data_root),
