@@ -134,6 +134,92 @@ def gpu_description_and_peaks() -> tuple[dict[str, str], float, float, str]:
     return info, float("nan"), float("nan"), "unknown device: no peak figures"
 
 
+def measure_device_copy_bandwidth(megabytes: int = 4096, repeats: int = 10) -> float:
+    """Bytes/s of a device-to-device copy (read + write counted), best of ``repeats``, CUDA events."""
+    import cupy as cp
+
+    source = cp.ones(megabytes * 2**20 // 4, dtype=cp.float32)
+    target = cp.empty_like(source)
+    target[...] = source
+    start, stop = cp.cuda.Event(), cp.cuda.Event()
+    best = float("inf")
+    for _ in range(repeats):
+        start.record()
+        target[...] = source
+        stop.record()
+        stop.synchronize()
+        best = min(best, cp.cuda.get_elapsed_time(start, stop) / 1e3)
+    del source, target
+    return 2 * megabytes * 2**20 / best
+
+
+#: FP32 instructions the inner loop of cuda/fhn_euler.cu issues per step, counted from the source
+#: with fused multiply-adds contracted as NVCC does by default (u-alpha, 1-u, two products, -w, +I,
+#: k*, beta*u-gamma*w as mul+fma, eps*, two fma updates): the issue-rate bound counts instructions,
+#: not FLOPs, since an FMA lane does 2 FLOPs but a subtraction only 1
+INSTRUCTIONS_PER_STEP = 11
+
+
+def cuda_limits(n: int, n_steps: int, cost: tuple[int, int], peak_flops: float, run, repeats: int) -> None:
+    """The thesis workload's kernel time (CUDA events) against the device's limits.
+
+    Limits: memory = the minimum traffic at the measured device-to-device copy bandwidth; compute =
+    the FP32 instruction issue rate (SMs x 128 lanes x clock = peak FLOP/s / 2) at
+    ``INSTRUCTIONS_PER_STEP``; the kernel can be no faster than the larger of the two.
+    """
+    import cupy as cp
+
+    bandwidth = measure_device_copy_bandwidth()
+    start, stop = cp.cuda.Event(), cp.cuda.Event()
+    times = []
+    for _ in range(max(repeats, 5)):
+        start.record()
+        run()
+        stop.record()
+        stop.synchronize()
+        times.append(cp.cuda.get_elapsed_time(start, stop) / 1e3)
+    best = min(times)
+    memory_s = cost[1] * n / bandwidth
+    issue_s = INSTRUCTIONS_PER_STEP * n_steps * n / (peak_flops / 2)
+    flop_s = cost[0] * n / peak_flops
+    limit = max(memory_s, issue_s)
+    print(f"\nthesis workload on {n:,} ICs, kernel + launch by CUDA events: best {best * 1e3:.3f} ms, "
+          f"median {np.median(times) * 1e3:.3f} ms (thesis, RTX 4070: 132.5 ms)")
+    print(f"measured device-to-device copy: {bandwidth / 1e12:.2f} TB/s (read + write counted)")
+    print(f"limits: memory {memory_s * 1e3:.3f} ms ({cost[1]} B/IC at the measured copy rate); FP32 issue "
+          f"{issue_s * 1e3:.3f} ms ({INSTRUCTIONS_PER_STEP} instr/step at {peak_flops / 2e12:.1f} T instr/s); "
+          f"FLOP-only {flop_s * 1e3:.3f} ms")
+    print(f"kernel / limit = {best / limit:.2f}x (target: within 2x)", flush=True)
+
+
+def cuda_agreement(model, u0, w0, n_steps: int, every: int, buffers) -> None:
+    """The CUDA kernel's thesis-workload output against the CPU (numba) float32 solver on the same ICs.
+
+    Not bit-equal by design: NVRTC contracts ``u + dt * du`` into FMAs, the CPU twin does not (the
+    ``gpu`` test with ``--fmad=false`` shows bit equality); the difference is reported, largest and mean.
+    """
+    import cupy as cp
+
+    u_host, w_host = cp.asnumpy(u0), cp.asnumpy(w0)
+    euler_trajectories(model, u0, w0, 0.0, dt=0.1, n_steps=n_steps, save_every=every, backend="cuda",
+                       to_host=False, out=buffers)
+    gpu = [cp.asnumpy(b) for b in buffers]
+    started = time.perf_counter()
+    cpu = [np.empty_like(g) for g in gpu]
+    chunk = 1 << 20
+    for begin in range(0, u_host.size, chunk):
+        U, W = euler_trajectories(model, u_host[begin:begin + chunk], w_host[begin:begin + chunk], 0.0, dt=0.1,
+                                  n_steps=n_steps, save_every=every, backend="cpu")
+        cpu[0][:, begin:begin + chunk], cpu[1][:, begin:begin + chunk] = U.T, W.T
+    seconds = time.perf_counter() - started
+    for name, g, c in zip("UW", gpu, cpu):
+        diff = np.abs(g.astype(np.float64) - c)
+        print(f"agreement CUDA vs CPU numba float32, {name} over {u_host.size:,} ICs x {g.shape[0]} states: "
+              f"max |diff| {diff.max():.3g}, mean {diff.mean():.3g}, "
+              f"share > 1e-4: {np.mean(diff > 1e-4):.2e}; NaN: {int(np.isnan(g).sum())}")
+    print(f"(CPU reference took {seconds:.2f} s)", flush=True)
+
+
 # ------------------------------------------------------------------------------------------ runs
 
 
@@ -272,6 +358,10 @@ def main(argv: list[str] | None = None) -> int:
 
         report("cuda: thesis workload, incl. copy to host", args.n, best_of(args.repeats, with_copy),
                *thesis_cost, peak_flops, peak_bytes)
+        cuda_limits(args.n, thesis_steps, thesis_cost, peak_flops, lambda: on_device(thesis_steps, thesis_every,
+                                                                                  args.n, buffers),
+                    args.repeats)
+        cuda_agreement(model, u0, w0, thesis_steps, thesis_every, buffers)
     return 0
 
 

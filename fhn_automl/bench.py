@@ -27,6 +27,18 @@ from fhn_automl._cli import device_name, non_negative_int, positive_float, posit
 from fhn_automl.physics.problems import PROBLEMS
 
 REFERENCE_ARCHITECTURE = "silu-32,tanh-32,silu-32"
+#: compile backends, as fhn_automl.post.compile names them (kept here so --help needs no torch import)
+BACKENDS = ("auto", "tensorrt", "compile", "eager", "cudagraph", "compile-cudagraph")
+
+
+def backend_list(text: str) -> list[str]:
+    """``--backend``: one of :data:`BACKENDS` or a comma-separated list of them."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in BACKENDS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown backend {', '.join(unknown) or repr(text)}; choose from "
+                                         f"{', '.join(BACKENDS)} (comma-separated for several)")
+    return list(dict.fromkeys(names))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,7 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--registered", action="store_true", help="benchmark the registered 'pareto' models")
     parser.add_argument("--alias", default="pareto")
     parser.add_argument("--tracking-uri", default=None)
-    parser.add_argument("--backend", default="auto", choices=("auto", "tensorrt", "compile", "eager"))
+    parser.add_argument("--backend", default=["auto"], type=backend_list,
+                        help="compile backend, or a comma-separated list to time each model with each "
+                             f"(one DOP853 reference and Euler sweep for all): {', '.join(BACKENDS)}; auto = "
+                             "tensorrt, else compile, else eager; cudagraph and compile-cudagraph need CUDA")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16"))
     parser.add_argument("--device", default=None, type=device_name, help="cpu | cuda[:N]")
     parser.add_argument("--dts", type=positive_float, nargs="+", default=None,
@@ -93,8 +108,8 @@ def _surrogates(args: argparse.Namespace, device: str, scratch: Path) -> list:
         for name, folder, untrained in folders:
             model = load_model(folder)
             models.append((format_layers(model.spec.layers) if name == "model" else name, model, untrained))
-    for name, model, untrained in models:
-        compiled = compile_surrogate(model, model.spec.n_in, backend=args.backend, precision=args.precision,
+    for (name, model, untrained), backend in ((m, b) for m in models for b in args.backend):
+        compiled = compile_surrogate(model, model.spec.n_in, backend=backend, precision=args.precision,
                                      device=device)
         tuning = tune_batch_size(compiled, n_points=args.tune_points, repeats=3)
         print(f"[bench] {name}: {compiled.label}, batch {tuning.best}, "
@@ -171,7 +186,7 @@ def _check_inputs(parser: argparse.ArgumentParser, args: argparse.Namespace, dev
         if abs(steps - round(steps)) > 1e-6 * steps:  # the Euler states must land on the evaluation times
             parser.error(f"--dts {dt:g}: must divide {args.problem}'s evaluation interval {eval_every:g} "
                          "(e.g. 0.1, 0.05, 0.01)")
-    for backend in (args.backends or ()) if args.sweep else (args.backend,):
+    for backend in (args.backends or ()) if args.sweep else args.backend:
         try:
             check_compile_request(backend, args.precision, device)
         except ValueError as exc:  # fp16 on a CPU and the like: bad input, not a bug

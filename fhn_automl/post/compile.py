@@ -13,6 +13,10 @@ number (``CompiledSurrogate.backend``), because a time without its backend canno
   beat eager by ~30 % on the thesis workload. Compiling costs 2-10 s per model with a warm inductor
   cache (``/tmp/torchinductor_$USER``) and 20-60 s for the first model of a cold one on 2 busy cores.
 - ``eager``: the module as it is.
+- ``cudagraph`` / ``compile-cudagraph`` (CUDA only, never chosen by ``auto``): the eager or the
+  compiled module captured once per input shape in a CUDA graph (``torch.cuda.CUDAGraph``) and
+  replayed, so a call costs one graph launch instead of one launch per layer: what a small MLP on a
+  fast GPU is bound by. Inputs are copied into the graph's static buffer, outputs cloned out of it.
 
 ``auto`` walks that list and falls back on any failure, saying why in ``note``; a backend asked for
 by name that cannot run raises ``BackendNotInstalledError`` with what to install.
@@ -32,7 +36,9 @@ from torch import nn
 from fhn_automl.post.errors import BackendNotInstalledError
 from fhn_automl.post.timing import Timing, time_call
 
-BACKENDS: tuple[str, ...] = ("auto", "tensorrt", "compile", "eager")
+BACKENDS: tuple[str, ...] = ("auto", "tensorrt", "compile", "eager", "cudagraph", "compile-cudagraph")
+#: backends that replay CUDA graphs: CUDA devices only
+CUDA_GRAPH_BACKENDS: tuple[str, ...] = ("cudagraph", "compile-cudagraph")
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16")
 TENSORRT_INSTALL_HINT = ("install Torch-TensorRT on a CUDA host: `pip install -e '.[tensorrt]'` (torch-tensorrt "
                          "pins torch's minor version: pick the torch-tensorrt release matching your torch)")
@@ -83,6 +89,8 @@ def check_compile_request(backend: str, precision: str, device: str) -> None:
         raise BackendNotInstalledError(
             f"device {device!r} asked for but torch sees no CUDA GPU (torch {torch.__version__}); install a "
             "CUDA build of torch on a GPU host, or use --device cpu")
+    if backend in CUDA_GRAPH_BACKENDS and not device.startswith("cuda"):
+        raise ValueError(f"the {backend} backend replays CUDA graphs: it needs --device cuda")
     if backend == "tensorrt":
         if not device.startswith("cuda"):
             raise BackendNotInstalledError("the tensorrt backend needs a CUDA device (--device cuda)")
@@ -122,8 +130,52 @@ def _compile_tensorrt(model: nn.Module, n_in: int, precision: str, device: str,
     return compiled, engine, note
 
 
+class CudaGraphModule:
+    """``module`` captured in one CUDA graph per input shape and dtype, then replayed.
+
+    A graph's input is a static buffer (the call copies ``x`` into it) and its output a static
+    tensor that the next replay overwrites, so the call returns a clone. Each shape's graph keeps its
+    own memory pool; the first call at a shape pays the warm-up and the capture.
+    """
+
+    def __init__(self, module: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        self.module = module
+        self.graphs: dict[tuple, tuple[torch.Tensor, torch.Tensor, "torch.cuda.CUDAGraph"]] = {}
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        key = (tuple(x.shape), x.dtype, x.device)
+        if key not in self.graphs:
+            self.graphs[key] = self._capture(x)
+        static_in, static_out, graph = self.graphs[key]
+        static_in.copy_(x)
+        graph.replay()
+        return static_out.clone()
+
+    def _capture(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, "torch.cuda.CUDAGraph"]:
+        static_in = x.clone()
+        # warm up on a side stream first, as CUDA graph capture requires (lazy inits, autotuning)
+        side = torch.cuda.Stream(device=x.device)
+        side.wait_stream(torch.cuda.current_stream(x.device))
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                self.module(static_in)
+        torch.cuda.current_stream(x.device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            static_out = self.module(static_in)
+        return static_in, static_out, graph
+
+
 def _compile_one(model: nn.Module, backend: str, n_in: int, precision: str, device: str,
                  batch_range: tuple[int, int, int], build_engine: bool) -> tuple[Callable, bytes | None, str]:
+    if backend in CUDA_GRAPH_BACKENDS:
+        inner, _, note = _compile_one(model, "compile" if backend == "compile-cudagraph" else "eager", n_in,
+                                      precision, device, batch_range, build_engine)
+        graphed = CudaGraphModule(inner)
+        with torch.no_grad():  # capture now so a failure shows here, not mid-benchmark
+            graphed(_sample_batch(n_in, batch_range[1], device).to(next(model.parameters()).dtype))
+        return graphed, None, note
     if backend == "tensorrt":
         return _compile_tensorrt(model, n_in, precision, device, batch_range, build_engine)
     if backend == "compile":

@@ -74,3 +74,28 @@ def test_tensorrt_matches_eager_on_the_gpu(model):
     assert torch.allclose(compiled(x), reference, atol=1e-4)
     fp16 = compile_surrogate(model, 3, backend="tensorrt", device="cuda", precision="fp16")
     assert torch.allclose(fp16(x).float(), reference, atol=5e-2)
+
+
+@pytest.mark.parametrize("backend", ["cudagraph", "compile-cudagraph"])
+def test_cuda_graph_backends_on_a_cpu_are_refused_by_name(model, backend):
+    with pytest.raises(ValueError, match=f"{backend} backend replays CUDA graphs"):
+        compile_surrogate(model, 3, backend=backend, device="cpu")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not cuda_available(), reason="needs CUDA")
+@pytest.mark.parametrize("backend", ["cudagraph", "compile-cudagraph"])
+def test_cuda_graph_backends_match_eager_on_the_gpu(model, backend):
+    reference = model.to("cuda")
+    compiled = compile_surrogate(model, 3, backend=backend, device="cuda", batch_range=(1, 1_024, 65_536))
+    assert compiled.backend == backend
+    for rows in (1_024, 1_000, 1_024):  # a second shape gets its own graph; the first is replayed again
+        x = torch.rand(rows, 3, device="cuda")
+        out = compiled(x)
+        assert out.shape == (rows, 2)
+        torch.testing.assert_close(out, reference(x).detach(), atol=1e-5, rtol=1e-4)
+    kept = compiled(x)
+    compiled(torch.rand(rows, 3, device="cuda"))  # a later replay must not change what was returned
+    torch.testing.assert_close(kept, reference(x).detach(), atol=1e-5, rtol=1e-4)
+    tuning = tune_batch_size(compiled, n_points=65_536, candidates=[4_096, 65_536], repeats=1)
+    assert tuning.best in (4_096, 65_536) and tuning.timing.transfers.startswith("excluded")
