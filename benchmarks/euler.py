@@ -226,7 +226,7 @@ def cuda_agreement(model, u0, w0, n_steps: int, every: int, buffers) -> None:
 def report(label: str, n: int, seconds: list[float], flops: int, nbytes: int, peak_flops: float,
            peak_bytes: float) -> str:
     best = min(seconds)
-    line = (f"| {label} | {n:,} | {best:.3f} | {np.median(seconds):.3f} | {n / best / 1e6:.2f} | "
+    line = (f"| {label} | {n:,} | {best:.4g} | {np.median(seconds):.4g} | {n / best / 1e6:.2f} | "
             f"{flops * n / best / 1e9:.1f} ({100 * flops * n / best / peak_flops:.1f}%) | "
             f"{nbytes * n / best / 1e9:.2f} ({100 * nbytes * n / best / peak_bytes:.1f}%) |")
     print(line, flush=True)

@@ -206,18 +206,19 @@ else
     #    (--backends cuda that cannot run exits 2 with the reason: a failed step, never a silent skip)
     step euler_cuda 120 "$PYTHON" benchmarks/euler.py --backends cuda --repeats 3
     # 3. surrogates (trained Pareto-size models if carried) vs the CUDA Euler kernel at matched accuracy
-    #    against DOP853, each with eager, CUDA graphs and torch.compile + CUDA graphs
+    #    against DOP853, each with eager, CUDA graphs, torch.compile and torch.compile + CUDA graphs
     models=()
     for folder in gpu_models/*/model; do
         [[ -f "$folder/spec.json" ]] && models+=(--model-dir "$folder")
     done
     ((${#models[@]} == 0)) && log "bench_cuda: no gpu_models/*/model: timing the untrained reference only"
     step bench_cuda 200 "$PYTHON" -m fhn_automl.bench --device cuda --n-ref 256 --repeats 3 \
-        --backend eager,cudagraph,compile-cudagraph "${models[@]}" --out "$RESULTS/bench"
+        --backend eager,cudagraph,compile,compile-cudagraph "${models[@]}" --out "$RESULTS/bench"
     # 4. packed training vs one model per train() on the GPU (issue 10's >= 50x): the B_S grid, 252
-    #    models in 2 packs (one per depth), every 21st model also trained alone, each pack beside its share
-    step packed_cuda 150 "$PYTHON" benchmarks/packed.py --device cuda --interleave --steps 300 --pack-sizes 252 \
-        --single-every 21 --n-trajectories 100
+    #    models in 2 packs (one per depth), every 21st model also trained alone, each pack beside its
+    #    share; the activation modes timed first on the 216-model pack, the fastest used
+    step packed_cuda 180 "$PYTHON" benchmarks/packed.py --device cuda --interleave --steps 1000 --pack-sizes 252 \
+        --single-every 21 --n-trajectories 100 --mode-pack-size 216 --mode-steps 100 --activation-mode best
     # 5. training steps on the GPU: DDNN, PINN (forward tangent and autograd), iterator
     step train_step_cuda 90 "$PYTHON" benchmarks/train_step.py steps --device cuda --repeats 2 --n-steps 500
     # 6. the numba baseline on this host's CPUs, for a same-machine speed-up

@@ -83,13 +83,13 @@ def uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
-def activation_modes(configs: list[dict], steps: int, out_root: Path) -> dict[str, float]:
-    """ms per pack step of the depth-3 grid's first 36-model pack, for each activation mode."""
-    pack = plan_packs(configs, 36)[-1]
-    members = [{**configs[i], "out_dir": None, "steps": steps, "val_every": 10 * steps} for i in pack]
+def activation_modes(configs: list[dict], steps: int, out_root: Path, draw_ahead, size: int = 36) -> dict[str, float]:
+    """ms per pack step of the depth-3 grid's last ``size``-model pack, for each activation mode."""
+    pack = plan_packs(configs, size)[-1]
+    members = [{**configs[i], "out_dir": None, "steps": steps, "val_every": steps} for i in pack]
     out = {}
     for mode in ACTIVATION_MODES:
-        result = train_pack(members, out_dir=out_root / f"mode_{mode}", activation_mode=mode)
+        result = train_pack(members, out_dir=out_root / f"mode_{mode}", activation_mode=mode, draw_ahead=draw_ahead)
         seconds = max(m["train_seconds"] for m in result["members"].values())
         out[mode] = 1e3 * seconds / steps
     return out
@@ -105,7 +105,8 @@ def interleaved(report: dict, configs: list[dict], args: argparse.Namespace, roo
     pack_wall = pack_loop = single_wall = single_loop = 0.0
     for number, (pack, singles) in enumerate(zip(packs, share)):
         started = time.perf_counter()
-        result = train_pack([{**configs[i], "out_dir": None} for i in pack], out_dir=root / f"il_{number}")
+        result = train_pack([{**configs[i], "out_dir": None} for i in pack], out_dir=root / f"il_{number}",
+                            activation_mode=args.activation_mode, draw_ahead=args.draw_ahead)
         pack_wall += time.perf_counter() - started
         pack_loop += max(m["train_seconds"] for m in result["members"].values())
         for wall, loop in (train_one(config) for config in singles):
@@ -115,6 +116,7 @@ def interleaved(report: dict, configs: list[dict], args: argparse.Namespace, roo
     work = len(configs) * args.steps
     report["interleaved"] = {
         "pack_size": size, "packs": len(packs), "single_models_run": len(chosen),
+        "activation_mode": args.activation_mode, "draw_ahead": args.draw_ahead,
         "packed_wall_s": pack_wall, "packed_model_steps_per_s": work / pack_wall,
         "packed_loop_model_steps_per_s": work / pack_loop,
         "single_wall_s_252": single_wall * scale, "single_model_steps_per_s": work / (single_wall * scale),
@@ -253,6 +255,13 @@ def main() -> None:
                         help="where the in-process packs and one-model runs train (cuda: a GPU host)")
     parser.add_argument("--n-trajectories", type=int, default=400)
     parser.add_argument("--mode-steps", type=int, default=50)
+    parser.add_argument("--mode-pack-size", type=int, default=0,
+                        help="time the activation modes on a pack of this size (also with --interleave)")
+    parser.add_argument("--activation-mode", choices=(*ACTIVATION_MODES, "best"), default="runs",
+                        help="how the packs apply per-member activations (learning.packed); best: the fastest "
+                             "of the timed modes (times them first, on a --mode-pack-size pack, default 36)")
+    parser.add_argument("--draw-ahead", type=lambda v: v if v == "auto" else int(v), default="auto",
+                        help="steps of batches each pack member draws at once (learning.packed.train_pack)")
     parser.add_argument("--interleave", action="store_true",
                         help="alternate each pack (first --pack-sizes entry) with its share of the one-model runs")
     parser.add_argument("--executors", default=None,
@@ -286,10 +295,14 @@ def main() -> None:
         print(json.dumps(report, indent=2, default=str))
         return
 
-    if not args.interleave:
-        report["activation_mode_ms_per_step"] = activation_modes(configs, args.mode_steps, root)
-        print("activation modes (ms / step of a 36-model depth-3 pack):", report["activation_mode_ms_per_step"],
-              flush=True)
+    if not args.interleave or args.mode_pack_size or args.activation_mode == "best":
+        size = args.mode_pack_size or 36
+        report["activation_mode_ms_per_step"] = activation_modes(configs, args.mode_steps, root, args.draw_ahead, size)
+        print(f"activation modes (ms / step of a {size}-model depth-3 pack, draw_ahead {args.draw_ahead}):",
+              report["activation_mode_ms_per_step"], flush=True)
+        if args.activation_mode == "best":
+            args.activation_mode = min(report["activation_mode_ms_per_step"], key=report["activation_mode_ms_per_step"].get)
+            print(f"activation mode for the packs: {args.activation_mode} (fastest)", flush=True)
 
     if args.interleave:
         interleaved(report, configs, args, root)
@@ -307,7 +320,8 @@ def main() -> None:
         loop = 0.0
         for number, pack in enumerate(packs):
             members = [{**configs[i], "out_dir": None} for i in pack]
-            result = train_pack(members, out_dir=root / f"pack_{size}_{number}")
+            result = train_pack(members, out_dir=root / f"pack_{size}_{number}", activation_mode=args.activation_mode,
+                                draw_ahead=args.draw_ahead)
             assert all(m["status"] == "finished" for m in result["members"].values())
             loop += max(m["train_seconds"] for m in result["members"].values())
         wall = time.perf_counter() - started

@@ -431,31 +431,38 @@ def _member_lr(member: _Member, setup: TrainingSetup, steps_done: int) -> float:
     return member.base_lr * warmup_cosine_factor(steps_done, member.cfg.steps, warmup, recipe.final_lr_fraction)
 
 
-def _draw(setup: TrainingSetup, members: Sequence[_Member]) -> list[torch.Tensor]:
-    """Each term's batch for every member, stacked ``(M, b, ...)``, with each member's generator used
-    in the order ``TrainingObjective.draw`` uses it (term by term), so the numbers are the same."""
+def _draw(setup: TrainingSetup, members: Sequence[_Member], ahead: int = 1) -> list[torch.Tensor]:
+    """Each term's raw draws for every member, stacked ``(M, ahead, b, ...)`` (indices for data terms,
+    unit-box numbers for box terms), each member's generator used term by term as
+    ``TrainingObjective.draw`` uses it; with ``ahead == 1`` the numbers are the single trainer's."""
     device = setup.device
     buffers: list[torch.Tensor] = []
     for term in setup.terms:
         if isinstance(term, DataTerm):
-            buffers.append(torch.empty(len(members), term.batch_size, dtype=torch.long, device=device))
+            buffers.append(torch.empty(len(members), ahead, term.batch_size, dtype=torch.long, device=device))
         elif isinstance(term, (PhysicsTerm, InitialConditionTerm)):
             sampler = term.sampler
             if not isinstance(sampler, BoxSampler):  # e.g. a physics term at a stored set's points
                 raise PackError(f"packed training draws loss term {term.name!r} only from a box")
-            buffers.append(torch.empty(len(members), term.batch_size, sampler.low.numel(), device=device))
+            buffers.append(torch.empty(len(members), ahead, term.batch_size, sampler.low.numel(), device=device))
         else:
             raise PackError(f"packed training has no batched form of loss term {term.name!r}")
     for m, member in enumerate(members):
         for term, buffer in zip(setup.terms, buffers):
+            # one step ahead: the single trainer's exact call shapes; more: one call per member and term
+            target = buffer[m, 0] if ahead == 1 else buffer[m]
             if isinstance(term, DataTerm):
-                torch.randint(term.rows.shape[0], (term.batch_size,), generator=member.generator, device=device,
-                              out=buffer[m])
+                torch.randint(term.rows.shape[0], tuple(target.shape), generator=member.generator, device=device,
+                              out=target)
             else:
-                torch.rand(term.batch_size, buffer.shape[2], generator=member.generator, device=device,
-                           out=buffer[m])
+                torch.rand(*target.shape, generator=member.generator, device=device, out=target)
+    return buffers
+
+
+def _batches(setup: TrainingSetup, raw: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """One step's batches ``(M, b, ...)`` from raw draws ``(M, b, ...)``: data rows, box points."""
     batches = []
-    for term, buffer in zip(setup.terms, buffers):
+    for term, buffer in zip(setup.terms, raw):
         if isinstance(term, DataTerm):
             batches.append(term.rows[buffer])
         else:
@@ -464,6 +471,44 @@ def _draw(setup: TrainingSetup, members: Sequence[_Member]) -> list[torch.Tensor
                 x[..., term.t_index] = 0.0
             batches.append(x)
     return batches
+
+
+class _DrawAhead:
+    """Batches drawn ``ahead`` steps at a time: one random-number call per member and term every
+    ``ahead`` steps instead of every step. On a GPU the per-member calls are the packed loop's cost
+    (one kernel launch each: 216 members, 216 launches a step); drawing ahead divides it.
+
+    ``ahead`` divides every step at which the pack checkpoints or changes its members (validations
+    and divergence checks, ``draw_ahead_steps``), so the buffer is always empty there: resuming from
+    a checkpoint replays the same numbers, and compaction never strands drawn rows.
+    """
+
+    def __init__(self, ahead: int) -> None:
+        self.ahead = ahead
+        self.buffers: list[torch.Tensor] = []
+        self.position = ahead
+
+    def next(self, setup: TrainingSetup, members: Sequence[_Member]) -> list[torch.Tensor]:
+        if self.position == self.ahead:
+            self.buffers = _draw(setup, members, self.ahead)
+            self.position = 0
+        elif self.buffers[0].shape[0] != len(members):
+            raise AssertionError("pack members changed between refills of the draw-ahead buffer")
+        raw = [buffer[:, self.position] for buffer in self.buffers]
+        self.position += 1
+        return _batches(setup, raw)
+
+
+def draw_ahead_steps(requested: int, val_every: int) -> int:
+    """The largest divisor of gcd(``val_every``, the divergence-check interval) that is <= ``requested``."""
+    if int(requested) < 1:
+        raise PackError(f"draw_ahead must be >= 1, got {requested}")
+    period = math.gcd(int(val_every), DIVERGENCE_CHECK_EVERY)
+    return max(d for d in range(1, min(int(requested), period) + 1) if period % d == 0)
+
+
+#: draw_ahead="auto": on a GPU, where each member's random-number call is a kernel launch
+CUDA_DRAW_AHEAD = 50
 
 
 def _pack_losses(setup: TrainingSetup, net: PackedMLP, stats: _PackStatistics,
@@ -532,8 +577,16 @@ def _fused_adam_available(setup: TrainingSetup) -> bool:
 def train_pack(configs: Sequence[Mapping[str, Any]], report: PackReportFn | None = None, *,
                names: Sequence[str] | None = None, out_dir: str | Path | None = None,
                checkpoint: str | Path | None = None, halving: Halving | None = None,
-               activation_mode: str = "runs") -> dict[str, Any]:
+               activation_mode: str = "runs", draw_ahead: int | str = "auto") -> dict[str, Any]:
     """Train the members ``configs`` together (see the module docstring); returns the pack summary.
+
+    ``draw_ahead``: steps of batches each member draws at once (``_DrawAhead``). ``1`` draws as
+    ``train`` does. More saves per-member calls; each member still draws from its own generator, so
+    it trains the same whatever pack it is in. On the CPU the generator's stream is sequential and the
+    numbers are the single run's either way (tested); on CUDA, Philox offsets advance per call, so a
+    member gets other, equally random batches than its single run (which never agreed with a pack
+    bit for bit there anyway: other kernels). ``"auto"``: 1 on a CPU, ``CUDA_DRAW_AHEAD`` on a GPU,
+    rounded down to a divisor of the checkpoint steps.
 
     ``names`` name the members (default ``m0, m1, ...``): keys of the ``report`` mapping and of the
     result. Each member's files (``model/``, ``metrics.json``) go to its config's ``out_dir``, else
@@ -556,6 +609,11 @@ def train_pack(configs: Sequence[Mapping[str, Any]], report: PackReportFn | None
     steps = cfgs[0].steps
     val_every = cfgs[0].val_every
     fused = _fused_adam_available(setup)
+    if draw_ahead == "auto":
+        draw_ahead = CUDA_DRAW_AHEAD if device.type == "cuda" else 1
+    if not isinstance(draw_ahead, int) or isinstance(draw_ahead, bool):
+        raise PackError(f"draw_ahead must be 'auto' or a positive int, got {draw_ahead!r}")
+    drawer = _DrawAhead(draw_ahead_steps(draw_ahead, val_every))
 
     pack_dir = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="fhn_pack_"))
     checkpoint_dir = pack_dir / CHECKPOINT_FOLDER
@@ -599,7 +657,7 @@ def train_pack(configs: Sequence[Mapping[str, Any]], report: PackReportFn | None
     steps_in_interval = 0
     interval_start = time.perf_counter()
     while step < steps and active:
-        batches = _draw(setup, active)
+        batches = drawer.next(setup, active)
         values = _pack_losses(setup, net, stats, batches)
         totals = (values * weights).sum(dim=1)
         for tensor in net.parameters:

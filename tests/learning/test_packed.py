@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from fhn_automl.learning import load_model, load_torchscript, train
-from fhn_automl.learning.packed import (PACK_STATE_FILE, Halving, PackError, check_pack, plan_packs,
-                                        train_pack)
+from fhn_automl.learning.packed import (PACK_STATE_FILE, Halving, PackError, check_pack, draw_ahead_steps,
+                                        plan_packs, train_pack)
 from tests.learning.conftest import tiny_config
 
 #: Different widths (padding), activations (incl. sigmoid, f(0) != 0, on a padded layer), seeds and one lr.
@@ -107,10 +107,11 @@ def test_successive_halving_keeps_the_best_and_compacts(b_s_data, tmp_path):
     assert members[survivor]["final_full_val_mean_err"] == pytest.approx(single["final_full_val_mean_err"], rel=RTOL)
 
 
-def test_resume_continues_the_pack_exactly(b_s_data, tmp_path):
+@pytest.mark.parametrize("draw_ahead", [1, 25])
+def test_resume_continues_the_pack_exactly(b_s_data, tmp_path, draw_ahead):
     configs = [{**c, "out_dir": None, "steps": 200, "val_every": 50} for c in _configs(b_s_data, tmp_path)]
     halving = Halving(grace_steps=50, reduction_factor=2)
-    whole = train_pack(configs, out_dir=tmp_path / "whole", halving=halving)
+    whole = train_pack(configs, out_dir=tmp_path / "whole", halving=halving, draw_ahead=draw_ahead)
     seen = []
 
     def crash_at_100(records, folder):
@@ -119,9 +120,9 @@ def test_resume_continues_the_pack_exactly(b_s_data, tmp_path):
             raise RuntimeError("node lost")
 
     with pytest.raises(RuntimeError, match="node lost"):
-        train_pack(configs, crash_at_100, out_dir=tmp_path / "first", halving=halving)
+        train_pack(configs, crash_at_100, out_dir=tmp_path / "first", halving=halving, draw_ahead=draw_ahead)
     resumed = train_pack(configs, out_dir=tmp_path / "second", halving=halving,
-                         checkpoint=tmp_path / "first" / "checkpoint")
+                         checkpoint=tmp_path / "first" / "checkpoint", draw_ahead=draw_ahead)
     assert resumed["model_steps"] == whole["model_steps"] and resumed["model_steps_saved"] == whole["model_steps_saved"]
     for name, member in whole["members"].items():
         again = resumed["members"][name]
@@ -170,3 +171,32 @@ def test_iterator_chained_and_extra_region_members_equal_their_single_runs(reque
         member = packed["members"][f"m{i}"]
         for key in ("loss", "val_mean_err", "final_full_val_mean_err"):
             assert member[key] == pytest.approx(single[key], rel=RTOL), (i, key)
+
+
+def test_draw_ahead_keeps_a_member_independent_of_its_pack(b_s_data, tmp_path):
+    """Drawing ahead keeps each member on its own generator: alone or beside others, the member trains
+    the same, and it learns. On the CPU the generator's stream is sequential, so drawing 20 steps at
+    once gives the step-by-step numbers (on CUDA, Philox offsets make them other numbers)."""
+    configs = [{**c, "out_dir": None, "steps": 200, "val_every": 100} for c in _configs(b_s_data, tmp_path)]
+    together = train_pack(configs, out_dir=tmp_path / "together", draw_ahead=20)
+    alone = train_pack(configs[:1], out_dir=tmp_path / "alone", draw_ahead=20)
+    exact = train_pack(configs[:1], out_dir=tmp_path / "exact", draw_ahead=1)
+    first, single, stepwise = together["members"]["m0"], alone["members"]["m0"], exact["members"]["m0"]
+    assert single["loss"] == pytest.approx(first["loss"], rel=RTOL)
+    assert single["best_val_mean_err"] == pytest.approx(first["best_val_mean_err"], rel=RTOL)
+    assert single["loss"] == pytest.approx(stepwise["loss"], rel=RTOL)
+    history = _history(tmp_path / "alone" / "members" / "m0")
+    assert history[-1]["loss"] < history[0]["loss"]
+
+
+@pytest.mark.parametrize("requested, val_every, expected", [(1, 50, 1), (50, 500, 50), (64, 500, 50),
+                                                             (64, 30, 10), (7, 7, 1), (1000, 100, 100)])
+def test_draw_ahead_divides_the_checkpoint_steps(requested, val_every, expected):
+    assert draw_ahead_steps(requested, val_every) == expected
+
+
+@pytest.mark.parametrize("bad", [0, -3, "fast", 2.5])
+def test_bad_draw_ahead_is_refused_by_name(b_s_data, tmp_path, bad):
+    with pytest.raises(PackError, match="draw_ahead"):
+        train_pack([{**c, "out_dir": None} for c in _configs(b_s_data, tmp_path)[:1]], out_dir=tmp_path / "p",
+                   draw_ahead=bad)
