@@ -257,8 +257,9 @@ def main() -> None:
     parser.add_argument("--mode-steps", type=int, default=50)
     parser.add_argument("--mode-pack-size", type=int, default=0,
                         help="time the activation modes on a pack of this size (also with --interleave)")
-    parser.add_argument("--activation-mode", choices=(*ACTIVATION_MODES, "best"), default="runs",
-                        help="how the packs apply per-member activations (learning.packed); best: the fastest "
+    parser.add_argument("--activation-mode", choices=(*ACTIVATION_MODES, "auto", "best"), default="auto",
+                        help="how the packs apply per-member activations (learning.packed; auto: its default "
+                             "for the device); best: the fastest "
                              "of the timed modes (times them first, on a --mode-pack-size pack, default 36)")
     parser.add_argument("--draw-ahead", type=lambda v: v if v == "auto" else int(v), default="auto",
                         help="steps of batches each pack member draws at once (learning.packed.train_pack)")

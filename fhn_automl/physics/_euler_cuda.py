@@ -9,8 +9,8 @@ still runs on the GPU through the generic array loop over ``model.rhs`` (with a 
 Launch: one thread per trajectory, 256 threads per block; the kernel writes time-major
 ``(n_saved, n)`` output so a warp's stores coalesce (see ``cuda/fhn_euler.cu``).
 
-Unverified here: written from CuPy's documented ``RawModule`` API on machines without a GPU. The
-``gpu``-marked test compares it with the NumPy reference wherever CUDA is present.
+Run on an H200 (CuPy 14.2, CUDA 13; benchmarks/RESULTS.md, issue 20): the ``gpu``-marked tests
+compare it with the NumPy reference (bit for bit with ``--fmad=false``) wherever CUDA is present.
 """
 
 from __future__ import annotations

@@ -180,7 +180,7 @@ def time_euler(workload: Workload, dt: float, *, device: str, warmup: int, repea
     n_steps = int(round(workload.t_end / dt))
     save_every = max(1, int(round(workload.eval_every / dt)))
     backend = _euler_backend(device)
-    if backend == "cuda":  # UNVERIFIED here (no GPU): inputs and outputs stay on the device
+    if backend == "cuda":  # run on an H200 (RESULTS.md, issue 20): inputs and outputs stay on the device
         import cupy
 
         u0, w0, i_app = (cupy.asarray(a) for a in (workload.u0, workload.w0, workload.i_app))
