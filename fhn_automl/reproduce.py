@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fhn_automl._cli import positive_int
+from fhn_automl.physics.error_measures import ERROR_KEYS
 from fhn_automl.search.tracking_tags import REPRODUCE_ROLE, ROLE_TAG, THESIS_TABLE_TAG
 
 if TYPE_CHECKING:
@@ -75,6 +76,15 @@ class TablePlan:
     #: architectures trained at the smoke and small budgets (paper: the study's whole grid)
     layers: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     what: str = ""
+    #: the problems the thesis' rows came from: its public code's domain (physics.problems.CODE_VARIANTS;
+    #: measured for C, assumed for B_S / B_C / the iterator), so ours are trained and measured there
+    domain: str = "code"
+
+    def problem(self, name: str) -> str:
+        """The variant of the study's problem ``name`` that this table is compared on."""
+        from fhn_automl.physics.problems import code_variant
+
+        return code_variant(name) if self.domain == "code" else name
 
 
 PLANS: dict[int, TablePlan] = {p.table: p for p in (
@@ -141,7 +151,8 @@ def restricted_space(plan: TablePlan, budget_name: str, *, executor: str | None 
     layers = study.layers
     if budget_name in plan.layers:
         layers = LayerGrid(sequences=plan.layers[budget_name])
-    study = dataclasses.replace(study, layers=layers, options=options)
+    axes = {**study.axes, "problem": tuple(dict.fromkeys(plan.problem(name) for name in study.axes["problem"]))}
+    study = dataclasses.replace(study, layers=layers, options=options, axes=axes)
     space = dataclasses.replace(space, studies=(study,))
     if executor is not None:
         space = dataclasses.replace(space, resources=dataclasses.replace(space.resources, executor=executor))
@@ -169,7 +180,7 @@ def matching_trials(plan: TablePlan, records: Sequence[Any]) -> list[Any]:
 
     space = load_search_space(plan.search)
     study = plan.study or space.studies[0].name
-    problems = set(next(s for s in space.studies if s.name == study).axes["problem"])
+    problems = {plan.problem(name) for name in next(s for s in space.studies if s.name == study).axes["problem"]}
     out = []
     for record in records:
         params = record.params
@@ -212,7 +223,7 @@ def measure_models(records: Sequence[Any], tracking_uri: str, n_fresh: int, *, q
     final_full = frame["final_full_val_mean_err"].notna()
     frame["model_state"] = ["training end" if f else "best validation checkpoint" for f in final_full]
     references: dict[str, tuple[Any, Any, float]] = {}
-    mean_errs, max_errs = [], []
+    errors: dict[str, list[float]] = {key: [] for key in ERROR_KEYS}
     with tempfile.TemporaryDirectory(prefix="fhn_reproduce_models_") as tmp:
         for position, record in enumerate(records):
             if record.problem not in references:
@@ -227,12 +238,11 @@ def measure_models(records: Sequence[Any], tracking_uri: str, n_fresh: int, *, q
             spec = load_spec(model_dir)
             model = load_model(model_dir)
             surrogate = compile_surrogate(model, len(spec.inputs), backend="eager", device="cpu")
-            mean_err, max_err = surrogate_errors(surrogate, spec.inputs, record.kind, workload, ref,
-                                                 batch_size=65_536)
-            mean_errs.append(mean_err)
-            max_errs.append(max_err)
-    frame["mean_err"] = mean_errs
-    frame["max_err"] = max_errs
+            measured = surrogate_errors(surrogate, spec.inputs, record.kind, workload, ref, batch_size=65_536)
+            for key in ERROR_KEYS:
+                errors[key].append(measured[key])
+    for key in ERROR_KEYS:
+        frame[key] = errors[key]
     frame.attrs["reference"] = {problem: {"n_states": w.n, "n_times": len(w.eval_times), "t_end": w.t_end,
                                           "every": w.eval_every, "seconds": s}
                                 for problem, (w, _, s) in references.items()}
@@ -255,10 +265,36 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def in_code_measure(ours: "pd.DataFrame") -> "pd.DataFrame":
+    """``ours`` with ``mean_err`` / ``max_err`` in the thesis code's measure (the measure its tables were
+    printed in, physics.error_measures), so the thesis' rules ("smallest model under 0.01") and ratios
+    apply as written; the eq. 3.3 figures stay as ``sum_mean_err`` / ``sum_max_err``."""
+    if not len(ours) or "code_mean_err" not in ours:
+        return ours.assign(sum_mean_err=ours.get("mean_err"), sum_max_err=ours.get("max_err"))
+    return ours.assign(sum_mean_err=ours["mean_err"], sum_max_err=ours["max_err"], mean_err=ours["code_mean_err"],
+                       max_err=ours["code_max_err"])
+
+
+def _ours(pick: Any) -> dict[str, Any]:
+    """Our picked model's errors in both measures (``pick`` from an ``in_code_measure`` frame)."""
+    if pick is None:
+        return {key: None for key in ("our_mean_err", "our_max_err", "our_sum_mean_err", "our_sum_max_err",
+                                      "final_full_val_mean_err", "final_full_val_code_mean_err",
+                                      "best_subset_val_mean_err", "model_state")}
+    return {"our_mean_err": float(pick["mean_err"]), "our_max_err": float(pick["max_err"]),
+            "our_sum_mean_err": float(pick["sum_mean_err"]), "our_sum_max_err": float(pick["sum_max_err"]),
+            "final_full_val_mean_err": _number(pick["final_full_val_mean_err"]),
+            "final_full_val_code_mean_err": _number(pick.get("final_full_val_code_mean_err", math.nan)),
+            "best_subset_val_mean_err": _number(pick["best_subset_val_mean_err"]),
+            "model_state": pick["model_state"]}
+
+
 def notable_rows(thesis: "ThesisTable", ours: "pd.DataFrame") -> list[dict[str, Any]]:
-    """Per thesis row: its model and ours under the same rule, both errors, and their ratio."""
+    """Per thesis row: its model and ours under the same rule, in the thesis code's measure (the one its
+    tables use), both measures of ours, and the ratio ours / thesis."""
     from fhn_automl.post.analysis import pick_notable
 
+    ours = in_code_measure(ours)
     rows = []
     for row in thesis.rows:
         rule = row["rule"]
@@ -266,30 +302,21 @@ def notable_rows(thesis: "ThesisTable", ours: "pd.DataFrame") -> list[dict[str, 
         rows.append({"note": row["note"], "rule": rule.label(), "thesis_layers": row["layers"],
                      "thesis_neurons": row["neurons"], "thesis_mean_err": row["mean_err"],
                      "our_layers": None if pick is None else pick["layers"],
-                     "our_neurons": None if pick is None else int(pick["neurons"]),
-                     "our_mean_err": None if pick is None else float(pick["mean_err"]),
-                     "our_max_err": None if pick is None else float(pick["max_err"]),
-                     "final_full_val_mean_err": None if pick is None else _number(pick["final_full_val_mean_err"]),
-                     "best_subset_val_mean_err": None if pick is None else _number(pick["best_subset_val_mean_err"]),
-                     "model_state": None if pick is None else pick["model_state"],
+                     "our_neurons": None if pick is None else int(pick["neurons"]), **_ours(pick),
                      "ratio": None if pick is None else float(pick["mean_err"]) / row["mean_err"]})
     return rows
 
 
 def pinn_pair_rows(thesis: "ThesisTable", ours: "pd.DataFrame") -> list[dict[str, Any]]:
     """Table 14/15: every thesis row, with our model of the same architecture and kind when trained."""
+    ours = in_code_measure(ours)
     rows = []
     for row in thesis.rows:
         kind = "pinn" if row["pinn"] else "ddnn"
         match = ours[(ours["layers"] == row["layers"]) & (ours["kind"] == kind)] if len(ours) else ours
         pick = match.sort_values("mean_err").iloc[0] if len(match) else None
         rows.append({"layers": row["layers"], "pinn": row["pinn"], "thesis_mean_err": row["mean_err"],
-                     "thesis_max_err": row["max_err"],
-                     "our_mean_err": None if pick is None else float(pick["mean_err"]),
-                     "our_max_err": None if pick is None else float(pick["max_err"]),
-                     "final_full_val_mean_err": None if pick is None else _number(pick["final_full_val_mean_err"]),
-                     "best_subset_val_mean_err": None if pick is None else _number(pick["best_subset_val_mean_err"]),
-                     "model_state": None if pick is None else pick["model_state"],
+                     "thesis_max_err": row["max_err"], **_ours(pick),
                      "ratio": None if pick is None else float(pick["mean_err"]) / row["mean_err"]})
     trained = [r for r in rows if r["our_mean_err"] is not None]
     return trained + [r for r in rows if r["our_mean_err"] is None]
@@ -298,7 +325,7 @@ def pinn_pair_rows(thesis: "ThesisTable", ours: "pd.DataFrame") -> list[dict[str
 def window_rows(thesis: "ThesisTable", ours: "pd.DataFrame") -> list[dict[str, Any]]:
     from fhn_automl.post.analysis import window_summary
 
-    summary = window_summary(ours) if len(ours) else None
+    summary = window_summary(in_code_measure(ours)) if len(ours) else None
     rows = []
     for row in thesis.rows:
         mine = None if summary is None else summary[summary["window"] == row["window"]]
@@ -338,37 +365,50 @@ def report_markdown(plan: TablePlan, thesis: "ThesisTable", rows: list[dict[str,
              "window (iterators: every network step of the rollout to t = 50): all points, no subset. "
              "*final full val*: the search's recorded error at training end on the whole validation set (the thesis' "
              "kind of figure, on the training data's distribution); *best subset val*: the best checkpoint's error on "
-             "the validation subset the trainer watches.", ""]
+             "the validation subset the trainer watches.", "",
+             "**Measures and domain.** The thesis' tables come from its public code (FACTS.md): its mean error is the "
+             "mean of |out - target| over points and both outputs (half of eq. 3.3's |dU| + |dW|), its max error the "
+             "largest single component. So thesis rows are compared with ours in that measure (*code*; the rules "
+             "and the ratio use it), with eq. 3.3 (*sum*) beside it. "
+             + ("Our models train and are measured on the thesis code's domain "
+                f"(`{'`, `'.join(sorted(set(ours['problem'])))}`" + "`: U0 in [-0.1, 0.81], W0 in [0, 0.12]; "
+                "problem C also t in [0, 20]; public code for C, an assumption for B_S, B_C and the iterator)."
+                if plan.domain == "code" and len(ours) else ""), ""]
     if budget != "paper":
         parts += [f"At the {budget} budget the models train for a fraction of the thesis' steps on a few of its "
                   "architectures: the comparison checks the pipeline, not the thesis' accuracy.", ""]
     if plan.analysis == "notable":
         parts += ["## Notable models, thesis beside ours", "", _markdown_table(
             ["thesis note", "rule", "thesis layers", "neurons", "thesis mean err", "our layers", "neurons",
-             "our mean err", "our max err", "model", "final full val", "best subset val", "ours / thesis"],
+             "our mean err (code)", "our max err (code)", "our mean err (sum)", "our max err (sum)", "model",
+             "final full val (sum)", "best subset val (sum)", "ours / thesis (code)"],
             [[r["note"], r["rule"], r["thesis_layers"], r["thesis_neurons"], r["thesis_mean_err"], r["our_layers"],
-              r["our_neurons"], r["our_mean_err"], r["our_max_err"], r["model_state"], r["final_full_val_mean_err"],
-              r["best_subset_val_mean_err"], r["ratio"]]
+              r["our_neurons"], r["our_mean_err"], r["our_max_err"], r["our_sum_mean_err"], r["our_sum_max_err"],
+              r["model_state"], r["final_full_val_mean_err"], r["best_subset_val_mean_err"], r["ratio"]]
              for r in rows]), ""]
     elif plan.analysis == "pinn_pairs":
         parts += ["## Models, thesis beside ours", "", _markdown_table(
-            ["layers", "PINN", "thesis mean err", "thesis max err", "our mean err", "our max err", "model",
-             "final full val", "best subset val", "ours / thesis"],
+            ["layers", "PINN", "thesis mean err", "thesis max err", "our mean err (code)", "our max err (code)",
+             "our mean err (sum)", "our max err (sum)", "model", "final full val (sum)", "best subset val (sum)",
+             "ours / thesis (code)"],
             [[r["layers"], r["pinn"], r["thesis_mean_err"], r["thesis_max_err"], r["our_mean_err"], r["our_max_err"],
-              r["model_state"], r["final_full_val_mean_err"], r["best_subset_val_mean_err"], r["ratio"]]
+              r["our_sum_mean_err"], r["our_sum_max_err"], r["model_state"], r["final_full_val_mean_err"],
+              r["best_subset_val_mean_err"], r["ratio"]]
              for r in rows]), ""]
     elif plan.analysis == "window":
         parts += ["## Per time window, thesis beside ours", "", _markdown_table(
-            ["window", "thesis mean +- std", "thesis best", "thesis worst", "models", "our mean +- std", "our best",
-             "our worst"],
+            ["window", "thesis mean +- std", "thesis best", "thesis worst", "models", "our mean +- std (code)",
+             "our best (code)", "our worst (code)"],
             [[r["window"], f"{_fmt(r['thesis_mean'])} +- {_fmt(r['thesis_std'])}", r["thesis_best"], r["thesis_worst"],
               r["n"], f"{_fmt(r['our_mean'])} +- {_fmt(r['our_std'])}", r["our_best"], r["our_worst"]]
              for r in rows]), ""]
     parts.append(extra)
     parts += ["## All our models", "", _markdown_table(
-        ["layers", "problem", "kind", "neurons", "class", "our mean err", "our max err", "model", "final full val",
-         "best subset val", "steps", "run"],
-        [[r.layers, r.problem, r.kind, r.neurons, r.shape_class, r.mean_err, r.max_err, r.model_state,
+        ["layers", "problem", "kind", "neurons", "class", "our mean err (sum)", "our max err (sum)",
+         "our mean err (code)", "our max err (code)", "model", "final full val (sum)",
+         "best subset val (sum)", "steps", "run"],
+        [[r.layers, r.problem, r.kind, r.neurons, r.shape_class, r.mean_err, r.max_err,
+          getattr(r, "code_mean_err", None), getattr(r, "code_max_err", None), r.model_state,
           r.final_full_val_mean_err, r.best_subset_val_mean_err, r.steps, r.name] for r in ours.sort_values(["problem", "mean_err"]).itertuples()]),
         "", "The thesis' notes on this table: " + " ".join(thesis.notes) if thesis.notes else "", ""]
     reference = ours.attrs.get("reference", {})
@@ -564,6 +604,9 @@ def _log_to_mlflow(tracking_uri: str, experiment: str, out: Path, plan: TablePla
                   "fresh_ic_seed": FRESH_IC_SEED, "reference": REFERENCE, "n_models": len(ours)}
         metrics = {"best_mean_err_vs_dop853": float(ours["mean_err"].min()),
                    "median_mean_err_vs_dop853": float(ours["mean_err"].median())}
+        if "code_mean_err" in ours:
+            metrics.update({"best_code_mean_err_vs_dop853": float(ours["code_mean_err"].min()),
+                            "median_code_mean_err_vs_dop853": float(ours["code_mean_err"].median())})
         client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()],
                          metrics=[Metric(k, v, now, 0) for k, v in metrics.items() if math.isfinite(v)])
         client.log_artifacts(run.info.run_id, str(out), "reproduce")

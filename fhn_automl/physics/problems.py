@@ -18,7 +18,7 @@ Two boxes per problem, kept apart:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from fhn_automl.physics.cell_models import CELL_MODELS, CellModel
@@ -179,6 +179,50 @@ PROBLEMS: dict[str, Problem] = {
         with_k=True, t_end=50.0, i_base=0.08, i_per_k=0.04, n_train=50_000, n_val=50_000,
         state_ranges=STATE_RANGES_C),
 }
+
+
+#: The thesis' public code samples initial states from a smaller box than its text (FACTS.md, "The
+#: thesis' public code"): Problem_C/gen_sets.py draws U0 in [-0.1, 0.81], W0 in [0, 0.12], K in
+#: [0, 1] and runs to t = 20; its tables were measured there. Only problem C's code is public; for
+#: B_S, B_C and the iterator the same box is an ASSUMPTION (their code is not published), kept with
+#: the text's time spans.
+CODE_DOMAIN = {"u": (-0.1, 0.81), "w": (0.0, 0.12)}
+#: text-domain problem -> its thesis-code variant
+CODE_VARIANTS = {"problem_b_s": "problem_b_s_code", "problem_b_c": "problem_b_c_code",
+                 "problem_b_c_small": "problem_b_c_small_code", "problem_b_c_iter": "problem_b_c_iter_code",
+                 "problem_c": "problem_c_code"}
+
+
+def _code_variant(problem: Problem, *, measured: bool, t_end: float | None = None, n_train: int | None = None,
+                  n_val: int | None = None) -> Problem:
+    """``problem`` on the thesis code's initial-state box (and, for C, its time span and set sizes)."""
+    keys = ("u0", "w0") if problem.kind == "trajectory" else ("u", "w")
+    domain = dict(problem.domain)
+    domain[keys[0]], domain[keys[1]] = CODE_DOMAIN["u"], CODE_DOMAIN["w"]
+    t_span = (0.0, t_end) if t_end is not None else problem.t_span
+    ranges = dict(problem.ranges)
+    if "t" in ranges and t_end is not None:
+        ranges["t"] = t_span
+    source = ("the thesis' public code (Problem_C/gen_sets.py)" if measured
+              else "ASSUMED: the box of the thesis' public problem C code; this problem's code is not public")
+    return replace(problem, name=CODE_VARIANTS[problem.name], ranges=ranges, t_span=t_span, domain=domain,
+                   n_train=n_train or problem.n_train, n_val=n_val or problem.n_val,
+                   description=f"{problem.description}; code domain U0 in [-0.1, 0.81], W0 in [0, 0.12]"
+                               f"{f', t in [0, {t_end:g}]' if t_end is not None else ''} ({source})")
+
+
+# Problem C's code: 1e5 Latin-hypercube samples, validation = the first 1,000, training = samples[5000:]
+PROBLEMS["problem_c_code"] = _code_variant(PROBLEMS["problem_c"], measured=True, t_end=20.0, n_train=95_000,
+                                           n_val=1_000)
+for _text in ("problem_b_s", "problem_b_c", "problem_b_c_small", "problem_b_c_iter"):
+    PROBLEMS[CODE_VARIANTS[_text]] = _code_variant(PROBLEMS[_text], measured=False)
+del _text
+
+
+def code_variant(name: str) -> str:
+    """The thesis-code variant of problem ``name`` (itself if it is one, or has none: problem A)."""
+    get_problem(name)
+    return CODE_VARIANTS.get(name, name)
 
 
 def get_problem(name: str) -> Problem:

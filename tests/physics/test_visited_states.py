@@ -14,11 +14,15 @@ from fhn_automl.physics.problems import PROBLEMS, get_problem
 from fhn_automl.physics.sampling import latin_hypercube, sample_iterator_states
 
 
-def _box_edges(n: int = 41) -> tuple[np.ndarray, np.ndarray]:
-    """Initial states on the edges of U0 in [0, 1], W0 in [0, 0.18]: where the extremes start."""
+def _box_edges(u_box=(0.0, 1.0), w_box=(0.0, 0.18), n: int = 41) -> tuple[np.ndarray, np.ndarray]:
+    """Initial states on the edges of the sampled box (Table 1's U0 in [0, 1], W0 in [0, 0.18], or a
+    problem's own domain): where the extremes start."""
+    (u_lo, u_hi), (w_lo, w_hi) = u_box, w_box
     g = np.linspace(0.0, 1.0, n)
-    u0 = np.concatenate([g, g, np.zeros(n), np.ones(n)])
-    w0 = np.concatenate([np.zeros(n), np.full(n, 0.18), 0.18 * g, 0.18 * g])
+    u = u_lo + (u_hi - u_lo) * g
+    w = w_lo + (w_hi - w_lo) * g
+    u0 = np.concatenate([u, u, np.full(n, u_lo), np.full(n, u_hi)])
+    w0 = np.concatenate([np.full(n, w_lo), np.full(n, w_hi), w, w])
     return u0, w0
 
 
@@ -31,8 +35,10 @@ def test_input_ranges_contain_the_domain_and_every_visited_state(name):
     state = ("u0", "w0") if problem.kind == "trajectory" else ("u", "w")
     for key, (low, high) in problem.initial_state_ranges().items():
         assert problem.ranges[key][0] <= low and high <= problem.ranges[key][1]
-    edges_u, edges_w = _box_edges()
-    sampled = latin_hypercube({"u0": (0.0, 1.0), "w0": (0.0, 0.18)}, 400, 0)
+    box = problem.initial_state_ranges()
+    u_box, w_box = box[state[0]], box[state[1]]
+    edges_u, edges_w = _box_edges(u_box, w_box)
+    sampled = latin_hypercube({"u0": u_box, "w0": w_box}, 400, 0)
     u0 = np.concatenate([sampled["u0"], edges_u, edges_u])
     w0 = np.concatenate([sampled["w0"], edges_w, edges_w])
     # problem C: both ends of K (I = 0.08 and 0.12) on the edges
