@@ -3,7 +3,7 @@
 One registered model per problem, ``fhn_automl.<problem>`` (e.g. ``fhn_automl.problem_b_s``). An
 MLflow alias points at one version, and a front has several models, so the front is the alias family
 ``pareto`` (the most accurate model), ``pareto-2``, ``pareto-3``, ... in order of increasing error
-(= decreasing cost). Each version is the trial's MLflow PyTorch model where the search logged one
+(= decreasing cost). Each version is the trial's MLflow (pyfunc) model where the search logged one
 (``mlflow.pyfunc.load_model("models:/fhn_automl.problem_b_s@pareto")`` works), else its ``model/``
 artifact folder (runs logged before MLflow models were). Every version carries tags with its
 validation error, its latency, the backend and the device the latency was measured on.

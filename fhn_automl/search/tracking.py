@@ -11,7 +11,7 @@ Layout (the post-stage reads exactly this):
   window, seed, ...); metric histories at each validation (``val_mean_err``, ``val_max_err``,
   ``loss``, ``loss_<term>``, ``lr``, ``step_time_ms`` ..., MLflow step = training step); final metrics;
   the learning layer's model files under the artifact path ``model/`` (``spec.json``, ``weights.pt``,
-  ``model.ts``), and the same model as an MLflow PyTorch model linked to the run (the UI's "Models"
+  ``model.ts``), and the same model as an MLflow pyfunc model (outputs named) linked to the run (the UI's "Models"
   column; ``mlflow.pyfunc.load_model`` / ``mlflow models serve``), see :func:`log_mlflow_model`;
 - the experiment tagged ``mlflow.experimentKind=custom_model_development``, the UI's own mark of a
   training (not GenAI) experiment. MLflow 3.17's UI uses it only where its sidebar's GenAI / Model
@@ -423,16 +423,16 @@ def _param_text(value: Any) -> str:
 
 def log_mlflow_model(client: Any, experiment_id: str, run_id: str, model_dir: Path, *,
                      name: str = "model", step: int = 0) -> str:
-    """Log a saved surrogate (``model_io.save_model``'s folder) as an MLflow PyTorch model of ``run_id``.
+    """Log a saved surrogate (``model_io.save_model``'s folder) as an MLflow model of ``run_id``.
 
-    What is logged is the folder's TorchScript module: MLflow's pytorch flavor writes a scripted
-    module with ``torch.jit.save`` (its "pickle" format; no Python pickle is involved), so the model
-    loads with plain torch + mlflow, fhn_automl not installed, for every model kind (split and
-    chained windows included, which ``torch.export``'s "pt2" format cannot trace: their control flow
-    depends on the data). The signature names the raw inputs in the spec's order (pyfunc reorders
-    DataFrame columns to it) and the outputs; the input example is three float32 points inside the
-    input ranges; the spec is the model's metadata, and the folder's own files (``spec.json``,
-    ``weights.pt``, ``model.ts``) ride along under ``fhn_automl/`` for ``pull``.
+    The model is a pyfunc model from code (``mlflow_surrogate_model.py``, copied into the model) around
+    the folder's TorchScript module: it loads with plain torch + mlflow, fhn_automl not installed, for
+    every model kind (split and chained windows included, which ``torch.export`` cannot trace), and it
+    returns its outputs by name (``u``, ``w``; MLflow's pytorch flavor would return columns ``0``,
+    ``1``). The signature names the raw inputs in the spec's order (pyfunc reorders DataFrame columns
+    to it) and the outputs; the input example is three float32 points inside the input ranges; the
+    spec is the model's metadata, and the folder's own files (``spec.json``, ``weights.pt``,
+    ``model.ts``) ride along under ``fhn_automl/`` for ``pull``.
 
     Done with explicit ids, as everything here: the logged model is created in ``experiment_id``,
     linked to the run as an output (the UI's "Models" column), filled and marked READY. Returns its
@@ -441,7 +441,7 @@ def log_mlflow_model(client: Any, experiment_id: str, run_id: str, model_dir: Pa
     import shutil
     import tempfile
 
-    import mlflow.pytorch
+    import mlflow.pyfunc
     import numpy as np
     import pandas as pd
     import torch
@@ -459,26 +459,26 @@ def log_mlflow_model(client: Any, experiment_id: str, run_id: str, model_dir: Pa
               "fhn_automl.layers": spec["layers"]})
     try:
         # inputs declared double so that pandas' default float64 frames are accepted (a float
-        # signature refuses them as an unsafe cast); the flavor's pyfunc wrapper hands the network
-        # float32 either way, and float32 frames pass too (a safe cast)
+        # signature refuses them as an unsafe cast); the model hands the network float32 either
+        # way, and float32 frames pass too (a safe cast)
         signature = ModelSignature(inputs=Schema([ColSpec("double", n) for n in spec["inputs"]]),
                                    outputs=Schema([ColSpec("float", n) for n in spec["outputs"]]))
         low = np.array([spec["ranges"][n][0] for n in spec["inputs"]])
         high = np.array([spec["ranges"][n][1] for n in spec["inputs"]])
         rows = low + (high - low) * np.array([[0.1], [0.5], [0.9]])
         example = pd.DataFrame(rows.astype(np.float32), columns=spec["inputs"])
-        scripted = torch.jit.load(str(model_dir / "model.ts"), map_location="cpu")
         torch_version = torch.__version__.split("+")[0]
         with tempfile.TemporaryDirectory(prefix="fhn_mlflow_model_") as tmp:
             local = Path(tmp) / "model"
-            with _quiet_pickle_warning():
-                mlflow.pytorch.save_model(
-                    scripted, str(local), serialization_format="pickle", signature=signature,
-                    input_example=example, metadata={"fhn_automl_spec": spec},
-                    # explicit, because inferring them starts a subprocess (seconds per trial)
-                    pip_requirements=[f"torch=={torch_version}"],
-                    mlflow_model=Model(artifact_path=logged.artifact_location, run_id=run_id,
-                                       model_uuid=logged.model_id, model_id=logged.model_id))
+            mlflow.pyfunc.save_model(
+                str(local), python_model=str(Path(__file__).with_name("mlflow_surrogate_model.py")),
+                artifacts={"model_ts": str(model_dir / "model.ts")},
+                model_config={"inputs": list(spec["inputs"]), "outputs": list(spec["outputs"])},
+                signature=signature, input_example=example, metadata={"fhn_automl_spec": spec},
+                # explicit, because inferring them starts a subprocess (seconds per trial)
+                pip_requirements=[f"torch=={torch_version}", "pandas"],
+                mlflow_model=Model(artifact_path=logged.artifact_location, run_id=run_id,
+                                   model_uuid=logged.model_id, model_id=logged.model_id))
             (local / MLFLOW_MODEL_FILES).mkdir()
             for file_name in MODEL_FILE_NAMES:
                 if (model_dir / file_name).exists():
@@ -493,19 +493,6 @@ def log_mlflow_model(client: Any, experiment_id: str, run_id: str, model_dir: Pa
             pass
         raise
     return logged.model_id
-
-
-class _quiet_pickle_warning:
-    """Silence MLflow's warning that "pickle" format may run code: for a TorchScript module it
-    writes a TorchScript archive, not a pickle, and the warning would repeat for every trial."""
-
-    def __enter__(self) -> None:
-        self.logger = logging.getLogger("mlflow.pytorch")
-        self.level = self.logger.level
-        self.logger.setLevel(logging.ERROR)
-
-    def __exit__(self, *exc: object) -> None:
-        self.logger.setLevel(self.level)
 
 
 def trial_model_id(client: Any, run_id: str) -> str | None:

@@ -49,7 +49,9 @@ def _pyfunc_matches_torchscript(model_uri: str, model_ts: Path, x: np.ndarray) -
     for dtype in (np.float32, np.float64):
         # the signature puts the columns back in the spec's order
         frame = pd.DataFrame(x.astype(dtype), columns=["t", "u0", "w0"])[["w0", "t", "u0"]]
-        predicted = np.asarray(loaded.predict(frame))
+        answer = loaded.predict(frame)
+        assert list(answer.columns) == ["u", "w"]  # named as the signature says, not 0, 1
+        predicted = np.asarray(answer)
         assert predicted.shape == (len(x), 2)
         np.testing.assert_array_equal(predicted, expected)
 
@@ -82,7 +84,8 @@ def test_tracker_logs_an_mlflow_model_the_datasets_and_the_training_view(tiny_ex
     local = Path(client.download_artifacts(run_id, "model", str(tmp_path / "run_files"))).parent
     mlflow_model = Path(logged.artifact_location.removeprefix("file://"))
     mlmodel = (mlflow_model / "MLmodel").read_text()
-    assert "pytorch" in mlmodel and '"name": "t"' in mlmodel and "fhn_automl_spec" in mlmodel
+    assert "python_function" in mlmodel and "mlflow_surrogate_model.py" in mlmodel
+    assert '"name": "t"' in mlmodel and '"name": "u"' in mlmodel and "fhn_automl_spec" in mlmodel
     example = json.loads((mlflow_model / "input_example.json").read_text())
     assert example["columns"] == ["t", "u0", "w0"] and len(example["data"]) == 3
     for name in ("spec.json", "weights.pt", "model.ts"):  # the run's model/ folder is kept, and copied inside
