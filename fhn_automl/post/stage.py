@@ -140,17 +140,28 @@ def _time_interleaved(handles: dict[str, dict[str, Any]], *, settings: PostSetti
             for run_id, t in timings.items()}
 
 
-def _registry_alias(client: Any, experiment_id: str) -> str:
-    """``pareto`` for the deployment front; ``smoke`` for a smoke-budget search (CI-sized models must
-    never become what ``models:/fhn_automl.<problem>@pareto`` serves). The budget is the search's
-    parent run tag, so ``post --budget`` (the stage's sizes) does not change it."""
-    from fhn_automl.post.registry import DEFAULT_ALIAS, SMOKE_ALIAS
+def _search_budget(tracking_uri: str, experiment_id: str) -> str | None:
+    """The budget the search ran at (its parent run's ``fhn_automl.budget`` tag); None when unknown.
+    Several parents (searches resumed under other settings) at different budgets: the smallest, so a
+    mixed experiment is never taken for a deployment-grade one."""
+    from mlflow.tracking import MlflowClient
+
+    from fhn_automl.post.settings import BUDGET_NAMES
     from fhn_automl.search.tracking_tags import BUDGET_TAG, SEARCH_ROLE
 
-    parents = client.search_runs([experiment_id], filter_string=f"tags.`{ROLE_TAG}` = '{SEARCH_ROLE}'",
-                                 max_results=10)
-    budgets = {run.data.tags.get(BUDGET_TAG) for run in parents}
-    return SMOKE_ALIAS if "smoke" in budgets else DEFAULT_ALIAS
+    parents = MlflowClient(tracking_uri=tracking_uri).search_runs(
+        [experiment_id], filter_string=f"tags.`{ROLE_TAG}` = '{SEARCH_ROLE}'", max_results=100)
+    budgets = {run.data.tags.get(BUDGET_TAG) for run in parents} & set(BUDGET_NAMES)
+    return min(budgets, key=BUDGET_NAMES.index) if budgets else None
+
+
+def _registry_alias(search_budget: str | None) -> str:
+    """``pareto`` for the deployment front; ``smoke`` for a smoke-budget search (CI-sized models must
+    never become what ``models:/fhn_automl.<problem>@pareto`` serves). The budget is the search's
+    own, so ``post --budget`` (the stage's sizes) does not change it."""
+    from fhn_automl.post.registry import DEFAULT_ALIAS, SMOKE_ALIAS
+
+    return SMOKE_ALIAS if search_budget == "smoke" else DEFAULT_ALIAS
 
 
 def _pick_evenly(items: list, k: int) -> list:
@@ -169,9 +180,9 @@ def run_post_stage(experiment_name: str, tracking_uri: str | None = None, out_di
                    quiet: bool = False) -> PostStageResult:
     """Run the whole post-stage on one search experiment; see the module docstring.
 
-    ``budget``: smoke | small | paper (default small) or a ``PostSettings``; ``bench_n``, ``n_ref``,
-    ``repeats``, ``tune_points``, ``front_rounds``, ``max_bench_models`` and ``threads`` override single fields
-    of it. The front compares the models' medians of ``front_rounds`` interleaved timings; two times tie
+    ``budget``: smoke | small | paper (default: the search's budget, its parent run's tag, else small)
+    or a ``PostSettings``; ``bench_n``, ``n_ref``, ``repeats``, ``tune_points``, ``front_rounds``,
+    ``max_bench_models`` and ``threads`` override single fields of it. The front compares the models' medians of ``front_rounds`` interleaved timings; two times tie
     (multiply-adds decide) when within ``time_rtol`` or when their min-max spreads overlap.
     ``backend``: auto | tensorrt | compile | eager (a named backend that cannot run raises
     ``BackendNotInstalledError``). ``bench_n``: initial conditions of the benchmark (the preset's CPU
@@ -184,8 +195,6 @@ def run_post_stage(experiment_name: str, tracking_uri: str | None = None, out_di
     from fhn_automl.post.timing import pin_cpu_threads, restore_cpu_threads
 
     started = time.perf_counter()
-    settings = post_settings(budget).replace(n_ref=n_ref, repeats=repeats, tune_points=tune_points, front_rounds=front_rounds,
-                                             max_bench_models=max_bench_models, threads=threads)
     device = device or default_device()
     try:
         check_compile_request(backend, precision, device)  # fail before any work when the backend cannot run
@@ -198,6 +207,10 @@ def run_post_stage(experiment_name: str, tracking_uri: str | None = None, out_di
     phases = _Phases()
     with phases("read experiment"):
         experiment_id, trials = load_trials(experiment_name, tracking_uri, require_error=False)
+        search_budget = _search_budget(tracking_uri, experiment_id)
+    settings = post_settings(budget if budget is not None else search_budget).replace(
+        n_ref=n_ref, repeats=repeats, tune_points=tune_points, front_rounds=front_rounds,
+        max_bench_models=max_bench_models, threads=threads)
     trained = [t for t in trials if t.mean_err is not None]
     mode = "pareto" if trained else "inference_sweep"
     staging = new_staging_folder(target)
@@ -383,7 +396,7 @@ def _pareto_mode(table, handles, trained: list[TrialRecord], staging: Path, resu
     analysis_parts.append(thesis_analyses_markdown(trials_frame(trained)))  # eq. 4.1, Tables 5-7, t-tests
     (staging / "analysis.md").write_text("\n".join(analysis_parts))
     if register:
-        alias = _registry_alias(client, post_run.info.experiment_id)
+        alias = _registry_alias(_search_budget(tracking_uri, post_run.info.experiment_id))
         if any(r.engine_source for rs in requests_by_problem.values() for r in rs):
             client.log_artifacts(post_run.info.run_id, str(staging / "engines"), "post/engines")
         for problem, requests in requests_by_problem.items():

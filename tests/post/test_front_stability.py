@@ -37,5 +37,10 @@ def test_the_stage_twice_on_the_same_trials_registers_the_same_front(tiny_experi
     pareto_runs = {client.get_model_version(model.name, v).run_id for a, v in model.aliases.items()
                    if a == "pareto" or a.startswith("pareto-")}
     assert not pareto_runs & run_ids
+    # no budget given: the stage ran at the search's own (smoke) preset, as the search's post-stage does
+    import json
+
+    summary = json.loads((results[0].out_dir / "summary.json").read_text())
+    assert summary["settings"]["name"] == "smoke" and summary["settings"]["front_rounds"] == 7
     report = (results[0].out_dir / "pareto_problem_b_s.md").read_text()
     assert "7 interleaved rounds" in report and "spreads overlap" in report
