@@ -25,9 +25,27 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     code, summary = run_search_command(args)
+    if code == 0 and summary is not None and args.no_post:
+        _print_mlflow_address(summary.experiment, summary.tracking_uri)
     if code != 0 or summary is None or args.no_post:
         return code
     return run_post_stage(summary.experiment, summary.tracking_uri, args.budget)
+
+
+def _print_mlflow_address(experiment: str, tracking_uri: str) -> None:
+    """Where the search's runs are, when no post-stage follows to say it (best effort: a tracking
+    hiccup here must not turn a finished search into a failure)."""
+    try:
+        from mlflow.tracking import MlflowClient
+
+        from fhn_automl.post.console import mlflow_ui_address
+
+        found = MlflowClient(tracking_uri=tracking_uri).get_experiment_by_name(experiment)
+        address, command = mlflow_ui_address(tracking_uri, found.experiment_id if found else None)
+    except Exception as exc:  # noqa: BLE001 - only a hint is lost
+        print(f"[search] MLflow address not found ({exc})", file=sys.stderr)
+        return
+    print(f"MLflow:      {address}" + (f"\n             (start the UI first: {command})" if command else ""), flush=True)
 
 
 def run_post_stage(experiment: str, tracking_uri: str, budget: str | None = None) -> int:
@@ -40,10 +58,13 @@ def run_post_stage(experiment: str, tracking_uri: str, budget: str | None = None
         return 0
     print(f"[search] post-stage on {experiment}", flush=True)
     try:
-        post_stage(experiment, tracking_uri, budget=budget)  # the post-stage's preset of the same name
+        result = post_stage(experiment, tracking_uri, budget=budget)  # the post-stage's preset of the same name
     except Exception as exc:  # the search's results are safe in MLflow; report and fail the command
         print(f"error: the post-stage failed on {experiment!r}: {exc}", file=sys.stderr)
         return 1
+    from fhn_automl.post.console import where_to_look
+
+    print("\n" + where_to_look(result, tracking_uri), flush=True)
     return 0
 
 

@@ -74,12 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     except PostStageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    for problem, front in result.fronts.items():
-        print(f"{problem}: {len(front)} Pareto model(s)")
-        for row in front:
-            print(f"  {row['layers']:<32} mean err {row['mean_err']:.3g}  {row['time_per_point_s'] * 1e9:.1f} ns/point "
-                  f"[{row['backend']}]")
-    print(f"report: {result.out_dir}")
+    from fhn_automl.post.console import where_to_look
+
+    print(where_to_look(result, result.tracking_uri or ""))
     return 0
 
 

@@ -56,6 +56,8 @@ class PostStageResult:
     registered: list[dict[str, Any]] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     phase_seconds: dict[str, float] = field(default_factory=dict)
+    experiment_id: str | None = None
+    tracking_uri: str | None = None
 
 
 def _log(quiet: bool, message: str) -> None:
@@ -251,7 +253,8 @@ def run_post_stage(experiment_name: str, tracking_uri: str | None = None, out_di
                                      tags={ROLE_TAG: POST_ROLE, "fhn_automl.post.mode": mode,
                                            "fhn_automl.post.device": device})
         post_run_id = post_run.info.run_id
-        result = PostStageResult(experiment=experiment_name, out_dir=target, post_run_id=post_run_id, mode=mode)
+        result = PostStageResult(experiment=experiment_name, out_dir=target, post_run_id=post_run_id, mode=mode,
+                                 experiment_id=experiment_id, tracking_uri=tracking_uri)
         if mode == "inference_sweep":
             _sweep_mode(table, staging, device=device, bench_n=bench_n, settings=settings, quiet=quiet)
         else:
