@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="scale of the run: smoke (CI, ~3 min on 2 CPUs), small (laptop), "
                         "paper (the thesis: 1M steps per model, whole grids). Default: smoke")
     parser.add_argument("--dry-run", action="store_true",
-                        help="print the number of trials and the first few, start nothing")
+                        help="print the number of trials, the first few and the cost (model-steps, and a time "
+                        "estimated from steps/s measured on this machine in ~1 s), start nothing")
     parser.add_argument("--show", type=non_negative_int, default=5, metavar="N",
                         help="trials listed by --dry-run (default 5)")
     parser.add_argument("--study", metavar="NAME",
@@ -85,8 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def dry_run(space, budget, trials, show: int) -> None:
-    """Print the trial count per study and the first ``show`` trials; starts nothing."""
+def dry_run(space, budget, trials, show: int, *, measure: bool = True) -> None:
+    """Print the trial count per study, the first ``show`` trials and the cost (model-steps and a time
+    from steps/s measured here, ``fhn_automl.search.cost``); starts no Ray."""
     per_study = Counter(t.study for t in trials)
     algorithm = space.search.algorithm
     print(f"{space.path.name} at budget {budget.name}: {len(trials)} trial(s) in the grid"
@@ -99,6 +101,19 @@ def dry_run(space, budget, trials, show: int) -> None:
               f"batch_size={trial.batch_size} steps={trial.steps}")
     if len(trials) > show:
         print(f"  ... {len(trials) - show} more")
+    if not measure:
+        return
+    from fhn_automl.search.cost import estimate_cost
+
+    run = trials
+    if algorithm != "grid":
+        # a model-based search runs num_samples of the grid: estimate with an even spread of them
+        from fhn_automl.search.grid import evenly_spaced
+
+        run = evenly_spaced(trials, min(len(trials), budget.num_samples or space.search.num_samples))
+        print(f"  ({algorithm}: {len(run)} of them run; the cost below is for an even spread of {len(run)})")
+    for line in estimate_cost(run, space.resources).lines():
+        print(line)
 
 
 def run_search_command(args: argparse.Namespace) -> tuple[int, SearchSummary | None]:
