@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from fhn_automl.search.cli import build_parser as build_search_parser
 from fhn_automl.search.cli import run_search_command
@@ -29,7 +30,13 @@ def main(argv: list[str] | None = None) -> int:
         _print_mlflow_address(summary.experiment, summary.tracking_uri)
     if code != 0 or summary is None or args.no_post:
         return code
-    return run_post_stage(summary.experiment, summary.tracking_uri, args.budget)
+    from fhn_automl.search.job_records import job_working_dir_copy
+
+    out_dir = None
+    if job_working_dir_copy() is not None and args.storage and "://" not in args.storage:
+        # a Ray job: the report beside Tune's folder, not in Ray's temporary copy of the working dir
+        out_dir = str(Path(args.storage) / "post" / summary.experiment)
+    return run_post_stage(summary.experiment, summary.tracking_uri, args.budget, out_dir=out_dir)
 
 
 def _print_mlflow_address(experiment: str, tracking_uri: str) -> None:
@@ -48,7 +55,8 @@ def _print_mlflow_address(experiment: str, tracking_uri: str) -> None:
     print(f"MLflow:      {address}" + (f"\n             (start the UI first: {command})" if command else ""), flush=True)
 
 
-def run_post_stage(experiment: str, tracking_uri: str, budget: str | None = None) -> int:
+def run_post_stage(experiment: str, tracking_uri: str, budget: str | None = None,
+                   out_dir: str | None = None) -> int:
     """The post-stage on a finished search, at the preset of the search's budget; 1 if it fails."""
     try:
         from fhn_automl.post import run_post_stage as post_stage
@@ -58,7 +66,7 @@ def run_post_stage(experiment: str, tracking_uri: str, budget: str | None = None
         return 0
     print(f"[search] post-stage on {experiment}", flush=True)
     try:
-        result = post_stage(experiment, tracking_uri, budget=budget)  # the post-stage's preset of the same name
+        result = post_stage(experiment, tracking_uri, out_dir, budget=budget)  # the preset of the same name
     except Exception as exc:  # the search's results are safe in MLflow; report and fail the command
         print(f"error: the post-stage failed on {experiment!r}: {exc}", file=sys.stderr)
         return 1

@@ -63,12 +63,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "local Ray with this machine's resources")
     parser.add_argument("--storage", metavar="PATH_OR_URI",
                         help="where Tune state and checkpoints go (default ./runs/ray); on a "
-                        "multi-node cluster a path every node sees, or s3://...")
+                        "multi-node cluster a path every node sees, or s3://...; required (absolute) under "
+                        "`ray job submit --working-dir`, whose copy of the folder Ray deletes")
     parser.add_argument("--tracking-uri", metavar="URI",
                         help="MLflow tracking store (default MLFLOW_TRACKING_URI, else "
-                        "sqlite:///<cwd>/mlruns/mlflow.db with artifacts in mlruns/artifacts)")
+                        "sqlite:///<cwd>/mlruns/mlflow.db with artifacts in mlruns/artifacts); under "
+                        "`ray job submit --working-dir` one of the two is required: a server or an absolute "
+                        "sqlite:////path")
     parser.add_argument("--data-root", default="data", metavar="DIR",
-                        help="folder of the generated datasets (default ./data)")
+                        help="folder of the generated datasets (default ./data; under `ray job submit` a "
+                        "relative one is taken under --storage)")
     parser.add_argument("--max-concurrent", type=positive_int, metavar="N",
                         help="at most N trials at once (default: as many as the cluster fits)")
     parser.add_argument("--executor", choices=EXECUTORS,
@@ -146,9 +150,16 @@ def run_search_command(args: argparse.Namespace) -> tuple[int, SearchSummary | N
     from fhn_automl.search.replay import NoSearchRecordError, sync_tracking
     from fhn_automl.search.runner import NothingToResumeError, run_search
 
+    from fhn_automl.search.job_records import JobRecordsNotKeptError, check_job_records, job_data_root
+
+    try:  # under `ray job submit`, records must not stay in Ray's temporary copy of the working dir
+        job_copy = check_job_records(args.tracking_uri, args.storage)
+    except JobRecordsNotKeptError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2, None
     options = SearchOptions(space=space, budget=budget, address=args.address, storage=args.storage,
                             tracking_uri=args.tracking_uri, resume=args.resume,
-                            data_root=args.data_root, study=args.study,
+                            data_root=job_data_root(args.data_root, args.storage, job_copy), study=args.study,
                             max_concurrent=args.max_concurrent, max_failures=args.max_failures,
                             strict_tracking=args.strict_tracking, quiet=args.quiet)
     try:
