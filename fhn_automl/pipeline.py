@@ -66,7 +66,7 @@ def run_post_stage(experiment: str, tracking_uri: str, budget: str | None = None
         return 0
     print(f"[search] post-stage on {experiment}", flush=True)
     try:
-        result = post_stage(experiment, tracking_uri, out_dir, budget=budget)  # the preset of the same name
+        result = post_stage(experiment, tracking_uri, budget=budget, out_dir=out_dir)  # the preset of that name
     except Exception as exc:  # the search's results are safe in MLflow; report and fail the command
         print(f"error: the post-stage failed on {experiment!r}: {exc}", file=sys.stderr)
         return 1
