@@ -69,11 +69,11 @@ def main() -> None:
     client = MlflowClient(tracking_uri)
     rows = []
     for run in iter_child_runs(tracking_uri, summary.experiment):
-        m = run.data.metrics
+        m = _trial_result(client, run.info.run_id, workdir)
         wall = (run.info.end_time - run.info.start_time) / 1000
-        call = m.get("final_train_call_seconds", float("nan"))
-        steps = m.get("final_train_seconds", float("nan"))
-        report = m.get("final_report_seconds_total", float("nan"))
+        call = m.get("train_call_seconds", float("nan"))
+        steps = m.get("train_seconds", float("nan"))
+        report = m.get("report_seconds_total", float("nan"))
         rows.append({"trial": run.info.run_name, "wall_s": wall, "steps_s": steps,
                      "rest_of_train_s": call - steps - report, "report_checkpoint_s": report,
                      "startup_teardown_s": wall - call,
@@ -102,10 +102,24 @@ def main() -> None:
     del client
 
 
+def _trial_result(client, run_id: str, workdir: Path) -> dict:
+    """A trial's whole final result: the run's ``trial_result.json`` (timings, stamps), else its
+    metrics as runs logged before that artifact existed held them (``final_<key>``)."""
+    from fhn_automl.search.tracking import RESULT_ARTIFACT
+
+    try:
+        local = client.download_artifacts(run_id, RESULT_ARTIFACT, str(workdir / "results" / run_id))
+    except Exception:  # an older run: every number was a final_<key> metric
+        metrics = client.get_run(run_id).data.metrics
+        return {k.removeprefix("final_"): v for k, v in metrics.items() if k.startswith("final_")}
+    return {k: (float(v) if isinstance(v, str) else v) for k, v in json.loads(Path(local).read_text()).items()
+            if isinstance(v, (int, float)) or v in ("nan", "inf", "-inf")}
+
+
 def _phases(run_start: float, run_end: float, m: dict) -> dict:
     """Seconds between the stamps a trial reports (NaN where a stamp is missing)."""
     def ts(key: str) -> float:
-        return m.get(f"final_ts_{key}", float("nan"))
+        return m.get(f"ts_{key}", float("nan"))
 
     driver, fit, process = ts("driver_start"), ts("trainer_fit"), ts("worker_process")
     loop, imports, t0, t1 = ts("loop_start"), ts("imports_done"), ts("train_start"), ts("train_end")

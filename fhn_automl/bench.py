@@ -8,7 +8,7 @@ and outputs stay on the device), none on a CPU. Errors of both sides against a D
 speed-up is read at its own error.
 
 Surrogates: ``--model-dir`` folders (spec.json + weights.pt), or ``--registered`` (the problem's
-``pareto`` models in the MLflow registry), else the thesis' reference architecture untrained (timing
+registered models of ``--alias``, default ``pareto``, in the MLflow registry), else the thesis' reference architecture untrained (timing
 only; its error is reported but meaningless).
 
 ``--sweep`` runs the inference sweep instead (thesis Figures 39-40, Tables 12-13): untrained SiLU
@@ -44,35 +44,47 @@ def backend_list(text: str) -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fhn_automl.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--problem", default="problem_b_s", choices=sorted(PROBLEMS))
+    parser.add_argument("--problem", default="problem_b_s", choices=sorted(PROBLEMS),
+                        help="problem whose workload and reference are used (default problem_b_s)")
     parser.add_argument("--n", type=positive_int, default=None,
                         help="initial conditions (default 16,000,000 on a GPU, 100,000 on a CPU)")
     parser.add_argument("--n-ref", type=positive_int, default=256,
                         help="ICs whose errors are measured against DOP853")
     parser.add_argument("--model-dir", action="append", default=[], help="a saved model folder (repeatable)")
-    parser.add_argument("--registered", action="store_true", help="benchmark the registered 'pareto' models")
-    parser.add_argument("--alias", default="pareto")
-    parser.add_argument("--tracking-uri", default=None)
+    parser.add_argument("--registered", action="store_true",
+                        help="benchmark the problem's registered models of --alias (fhn_automl.PROBLEM)")
+    parser.add_argument("--alias", default="pareto",
+                        help="with --registered: the alias family (default pareto; smoke for a smoke search)")
+    parser.add_argument("--tracking-uri", default=None,
+                        help="default: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlruns/mlflow.db")
     parser.add_argument("--backend", default=["auto"], type=backend_list,
                         help="compile backend, or a comma-separated list to time each model with each "
                              f"(one DOP853 reference and Euler sweep for all): {', '.join(BACKENDS)}; auto = "
-                             "tensorrt, else compile, else eager; cudagraph and compile-cudagraph need CUDA")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16"))
+                             "tensorrt where CUDA + torch_tensorrt exist, else torch.compile, else eager; "
+                             "cudagraph and compile-cudagraph need CUDA")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16"), help="fp16 needs a CUDA device")
     parser.add_argument("--device", default=None, type=device_name, help="cpu | cuda[:N]")
     parser.add_argument("--dts", type=positive_float, nargs="+", default=None,
                         help="Euler steps, each dividing the evaluation interval (default 0.1 .. 0.005)")
-    parser.add_argument("--repeats", type=positive_int, default=5)
-    parser.add_argument("--warmup", type=non_negative_int, default=1)
+    parser.add_argument("--repeats", type=positive_int, default=5,
+                        help="timed calls of each side; the median is reported (default 5)")
+    parser.add_argument("--warmup", type=non_negative_int, default=1,
+                        help="untimed calls before timing: compilation, caches (default 1)")
     parser.add_argument("--out", default=None, help="report folder (default runs/bench/PROBLEM or runs/bench/sweep)")
     parser.add_argument("--threads", type=positive_int, default=None,
                         help="CPU threads for both sides (torch and numba); 1 on a shared machine, where "
                              "oversubscribed threads made torch 10-50x slower")
     sweep = parser.add_argument_group("inference sweep")
     sweep.add_argument("--sweep", action="store_true", help="run the inference sweep instead of the benchmark")
-    sweep.add_argument("--widths", type=positive_int, nargs="+", default=None)
-    sweep.add_argument("--depths", type=positive_int, nargs="+", default=None)
-    sweep.add_argument("--mode", default="uniform", choices=("uniform", "all"))
-    sweep.add_argument("--max-models", type=positive_int, default=None)
+    sweep.add_argument("--widths", type=positive_int, nargs="+", default=None,
+                       help="layer widths (default: search_spaces/inference_sweep.yaml's)")
+    sweep.add_argument("--depths", type=positive_int, nargs="+", default=None,
+                       help="numbers of hidden layers (default: the sweep file's)")
+    sweep.add_argument("--mode", default="uniform", choices=("uniform", "all"),
+                       help="uniform: one network per (width, depth), equal widths; all: every sequence of the widths "
+                            "with repetition (default uniform)")
+    sweep.add_argument("--max-models", type=positive_int, default=None,
+                       help="a random subset (seed 0) of this many networks (default: all)")
     sweep.add_argument("--backends", nargs="+", default=None, choices=("eager", "compile", "tensorrt"),
                        help="first one is the speed-up reference (default: eager and the best compiled backend)")
     sweep.add_argument("--tune-points", type=positive_int, default=None,

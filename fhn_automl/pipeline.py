@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from fhn_automl.search.cli import build_parser as build_search_parser
 from fhn_automl.search.cli import run_search_command
@@ -25,12 +26,37 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     code, summary = run_search_command(args)
+    if code == 0 and summary is not None and args.no_post:
+        _print_mlflow_address(summary.experiment, summary.tracking_uri)
     if code != 0 or summary is None or args.no_post:
         return code
-    return run_post_stage(summary.experiment, summary.tracking_uri, args.budget)
+    from fhn_automl.search.job_records import job_working_dir_copy
+
+    out_dir = None
+    if job_working_dir_copy() is not None and args.storage and "://" not in args.storage:
+        # a Ray job: the report beside Tune's folder, not in Ray's temporary copy of the working dir
+        out_dir = str(Path(args.storage) / "post" / summary.experiment)
+    return run_post_stage(summary.experiment, summary.tracking_uri, args.budget, out_dir=out_dir)
 
 
-def run_post_stage(experiment: str, tracking_uri: str, budget: str | None = None) -> int:
+def _print_mlflow_address(experiment: str, tracking_uri: str) -> None:
+    """Where the search's runs are, when no post-stage follows to say it (best effort: a tracking
+    hiccup here must not turn a finished search into a failure)."""
+    try:
+        from mlflow.tracking import MlflowClient
+
+        from fhn_automl.post.console import mlflow_ui_address
+
+        found = MlflowClient(tracking_uri=tracking_uri).get_experiment_by_name(experiment)
+        address, command = mlflow_ui_address(tracking_uri, found.experiment_id if found else None)
+    except Exception as exc:  # noqa: BLE001 - only a hint is lost
+        print(f"[search] MLflow address not found ({exc})", file=sys.stderr)
+        return
+    print(f"MLflow:      {address}" + (f"\n             (start the UI first: {command})" if command else ""), flush=True)
+
+
+def run_post_stage(experiment: str, tracking_uri: str, budget: str | None = None,
+                   out_dir: str | None = None) -> int:
     """The post-stage on a finished search, at the preset of the search's budget; 1 if it fails."""
     try:
         from fhn_automl.post import run_post_stage as post_stage
@@ -40,10 +66,13 @@ def run_post_stage(experiment: str, tracking_uri: str, budget: str | None = None
         return 0
     print(f"[search] post-stage on {experiment}", flush=True)
     try:
-        post_stage(experiment, tracking_uri, budget=budget)  # the post-stage's preset of the same name
+        result = post_stage(experiment, tracking_uri, budget=budget, out_dir=out_dir)  # the preset of that name
     except Exception as exc:  # the search's results are safe in MLflow; report and fail the command
         print(f"error: the post-stage failed on {experiment!r}: {exc}", file=sys.stderr)
         return 1
+    from fhn_automl.post.console import where_to_look
+
+    print("\n" + where_to_look(result, tracking_uri), flush=True)
     return 0
 
 

@@ -7,7 +7,8 @@ error, latency and the device it was measured on); ``index.json`` lists them in 
 ``pareto`` = most accurate, then ``pareto-2``, ...) of the registered model ``fhn_automl.PROBLEM``
 (the same versions load as MLflow models: ``mlflow.pyfunc.load_model("models:/fhn_automl.PROBLEM@pareto")``).
 DIR is replaced as a whole, only once every file has been fetched. Exit 2 when the problem has no
-registered models.
+registered models. A smoke-budget search registers its models under the alias family ``smoke``
+(``--alias smoke``), never ``pareto``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fhn_automl.pull", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("problem", help="problem name, e.g. problem_b_s (registered model fhn_automl.problem_b_s)")
-    parser.add_argument("--alias", default="pareto", help="alias family to pull (default pareto)")
+    parser.add_argument("--alias", default="pareto",
+                        help="alias family to pull (default pareto; smoke for the models of a smoke-budget search)")
     parser.add_argument("--to", required=True, help="folder to write: new, empty or an earlier pull's (replaced whole); "
                         "any other folder is refused")
     parser.add_argument("--tracking-uri", default=None,

@@ -636,7 +636,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--address", help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray)")
     parser.add_argument("--n-fresh", type=positive_int,
                         help=f"fresh initial states for the reference (default {FRESH_ICS})")
-    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
     return parser
 
 

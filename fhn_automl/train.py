@@ -2,8 +2,10 @@
 
 Builds (or reuses) the problem's dataset through the physics layer unless ``--data-dir`` is given,
 trains with ``fhn_automl.learning.train``, prints a progress line at every validation and leaves
-the best model (``DIR/model``: spec.json, weights.pt, model.ts), ``DIR/metrics.json`` and the resume
-checkpoint (``DIR/checkpoint``) behind.
+the model at the end of training (``DIR/model``: spec.json, weights.pt, model.ts; a run that diverged
+leaves its best validation checkpoint instead), ``DIR/metrics.json`` (``final.final_full_val_mean_err``:
+that model on the whole validation set, the figure searches rank by; ``best_subset_val_mean_err``: the
+best point on the validation subset during training) and the resume checkpoint (``DIR/checkpoint``).
 
 ``--extra-region detect`` runs the thesis' detection step (4.2.3, 4.3;
 ``learning.high_error_region.train_base_and_detect``): train a base model on the homogeneous set
@@ -33,7 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--layers", default="silu-32,tanh-32,silu-32", help="hidden layers, e.g. silu-32,tanh-32,silu-32")
     parser.add_argument("--kind", choices=("ddnn", "pinn", "iter"), default=None,
                         help="model kind (default: iter for iterator problems, else ddnn)")
-    parser.add_argument("--recipe", choices=("fast", "paper"), default="fast")
+    parser.add_argument("--recipe", choices=("fast", "paper"), default="fast",
+                        help="optimiser settings: fast (inputs scaled, batch 1024, lr 2e-2, cosine decay) or "
+                             "paper (the thesis': raw inputs, batch 128, Adam 1e-3, constant lr); default fast")
     parser.add_argument("--steps", type=positive_int, default=20_000, help="training steps (default 20000)")
     parser.add_argument("--batch-size", type=positive_int, default=None,
                         help="data batch (recipe default: fast 1024, paper 128)")
@@ -59,9 +63,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=positive_int, default=1,
                         help="torch CPU threads (default 1: a small MLP gains from a second thread only at "
                              "batch >= 4096, and OpenMP threads spin badly on a shared machine)")
-    parser.add_argument("--seed", type=non_negative_int, default=0)
+    parser.add_argument("--seed", type=non_negative_int, default=0,
+                        help="seed of the weights and the batches (default 0; same seed, same model)")
     parser.add_argument("--data-dir", default=None, help="an existing dataset folder (default: build under --data-root)")
-    parser.add_argument("--data-root", default="data")
+    parser.add_argument("--data-root", default="data",
+                        help="folder the problem's dataset is built under or reused from (default data)")
     parser.add_argument("--n-trajectories", type=positive_int, default=None,
                         help="dataset size when it has to be built")
     parser.add_argument("--resume", default=None, help="a checkpoint folder to continue from")
@@ -123,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
-    print(json.dumps({key: result[key] for key in ("status", "best_val_mean_err", "best_val_max_err", "best_step",
+    print(json.dumps({key: result[key] for key in ("status", "model_selection", "final_full_val_mean_err",
+                                                   "final_full_val_max_err", "best_subset_val_mean_err", "best_step",
                                                    "model_dir") if key in result}, indent=2))
     return 0 if result["status"] == "finished" else 1
 

@@ -1,9 +1,13 @@
 """python -m fhn_automl.post EXPERIMENT: Pareto front, benchmark report, plots and registration after a search.
 
 Writes the report to ``runs/post/EXPERIMENT`` (or ``--out``), logs it as artifacts of a post-stage
-run in the same MLflow experiment, and registers the front as ``<problem>`` with the alias family
-``pareto`` (pull it with ``python -m fhn_automl.pull PROBLEM --to DIR``). Exit 2 on bad input
-(unknown experiment, no finished trials, a backend that is not installed), with nothing written.
+run in the same MLflow experiment, and registers the front as the registered model
+``fhn_automl.<problem>`` (e.g. ``fhn_automl.problem_b_s``) with the alias family ``pareto``, or
+``smoke`` when the search ran at the smoke budget (pull it with ``python -m fhn_automl.pull PROBLEM
+--to DIR``, serve it with ``python -m fhn_automl.serve PROBLEM``). The stage's sizes default to the
+search's own budget (the experiment's ``fhn_automl.budget`` tag), so this reruns what the search's
+post-stage ran. Exit 2 on bad input (unknown experiment, no finished trials, a backend that is not
+installed), with nothing written.
 """
 
 from __future__ import annotations
@@ -24,9 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tracking-uri", default=None,
                         help="default: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlruns/mlflow.db")
     parser.add_argument("--out", default=None, help="report folder (default runs/post/EXPERIMENT)")
-    parser.add_argument("--budget", choices=BUDGET_NAMES, default=DEFAULT_BUDGET,
+    parser.add_argument("--budget", choices=BUDGET_NAMES, default=None,
                         help="sizes of the stage (fhn_automl.post.settings): smoke (CI, < 1 min for a few trials), "
-                             "small (default), paper (the thesis' scale); the options below override single sizes")
+                             "small, paper (the thesis' scale); default: the search's budget (as the search's own "
+                             f"post-stage), {DEFAULT_BUDGET} when the experiment has none; the options below "
+                             "override single sizes")
     parser.add_argument("--backend", choices=BACKENDS, default="auto",
                         help="auto: tensorrt where CUDA + torch_tensorrt exist, else torch.compile, else eager")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="fp16 needs a CUDA device")
@@ -37,15 +43,20 @@ def build_parser() -> argparse.ArgumentParser:
                              "16,000,000 on a GPU, 100,000 on a CPU)")
     parser.add_argument("--n-ref", type=positive_int, default=None,
                         help="ICs whose errors are measured against DOP853")
-    parser.add_argument("--repeats", type=positive_int, default=None, help="timed repetitions (median reported)")
+    parser.add_argument("--repeats", type=positive_int, default=None,
+                        help="timed calls per batch size while tuning (median; default: the budget's)")
+    parser.add_argument("--front-rounds", type=positive_int, default=None,
+                        help="interleaved timings of every model at its batch size, which the front compares "
+                             "(median; min-max = the spread; default: the budget's, smoke 7, small 9, paper 11)")
     parser.add_argument("--tune-points", type=positive_int, default=None,
                         help="points per call while tuning the batch size")
     parser.add_argument("--threads", type=positive_int, default=None,
                         help="CPU threads for both torch and numba (default: the budget's; 1 below paper)")
     parser.add_argument("--time-rtol", type=non_negative_float, default=0.05,
-                        help="times within this fraction tie on the front; multiply-adds decide")
+                        help="times within this fraction tie on the front, as do times whose spreads overlap; "
+                             "multiply-adds then decide (default 0.05)")
     parser.add_argument("--no-register", action="store_true", help="write the report, register nothing")
-    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines (the front is still printed)")
     return parser
 
 
@@ -57,17 +68,15 @@ def main(argv: list[str] | None = None) -> int:
         result = run_post_stage(args.experiment, args.tracking_uri, args.out, budget=args.budget,
                                 backend=args.backend, precision=args.precision, device=args.device,
                                 bench_n=args.bench_n, n_ref=args.n_ref, repeats=args.repeats,
+                                front_rounds=args.front_rounds,
                                 tune_points=args.tune_points, threads=args.threads, time_rtol=args.time_rtol,
                                 register=not args.no_register, quiet=args.quiet)
     except PostStageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    for problem, front in result.fronts.items():
-        print(f"{problem}: {len(front)} Pareto model(s)")
-        for row in front:
-            print(f"  {row['layers']:<32} mean err {row['mean_err']:.3g}  {row['time_per_point_s'] * 1e9:.1f} ns/point "
-                  f"[{row['backend']}]")
-    print(f"report: {result.out_dir}")
+    from fhn_automl.post.console import where_to_look
+
+    print(where_to_look(result, result.tracking_uri or ""))
     return 0
 
 

@@ -160,7 +160,7 @@ def trials_frame(trials: Iterable[Any]) -> "pd.DataFrame":
         for key, value in params.items():
             if key.startswith("option."):
                 row[key.removeprefix("option.")] = value
-        # the search logs a trial's last report both as the history key and as final_<key>
+        # runs logged before the metric vocabulary (issue 17) held the last report as final_<key> too
         for key in ("step_time_ms", "final_full_val_mean_err", "final_full_val_max_err"):
             value = metrics.get(f"final_{key}", metrics.get(key))
             row[key] = float(value) if value is not None else math.nan

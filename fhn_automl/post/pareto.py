@@ -10,6 +10,11 @@ Ties and duplicates, because a grid search produces many:
   only dominated models leave the front;
 - two times within ``time_rtol`` of each other count as equal, so a 1 % timing jitter cannot make a
   model with twice the multiply-adds look "cheaper"; the multiply-adds then decide;
+- so do two times whose measured spreads overlap (``time_range``: the fastest and slowest of the
+  repeated, interleaved timings of each model, ``fhn_automl.post.timing.interleaved_timings``): a
+  difference smaller than the noise of the measurement itself is not a difference. On a quiet GPU the
+  spreads are narrow and time decides; on a loaded CPU they are wide and multiply-adds decide, so the
+  same models give the same front however the load swings;
 - models with identical (error, cost) are all non-dominated and all stay on the front; the second and
   later ones are marked ``duplicate_of`` the first (in input order), so the registry can skip them
   without losing the information that they exist.
@@ -32,6 +37,8 @@ class Candidate:
     mean_err: float
     macs: int
     time_per_point_s: float | None = None
+    #: (fastest, slowest) of the repeated timings; None = no spread measured (only ``time_rtol`` ties)
+    time_range: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -58,11 +65,18 @@ def _cost_compare(a: Candidate, b: Candidate, by_time: bool, time_rtol: float) -
     if by_time:
         ta, tb = a.time_per_point_s, b.time_per_point_s
         assert ta is not None and tb is not None
-        if abs(ta - tb) > time_rtol * max(ta, tb):
+        if abs(ta - tb) > time_rtol * max(ta, tb) and not _spreads_overlap(a, b):
             return -1 if ta < tb else 1
     if a.macs != b.macs:
         return -1 if a.macs < b.macs else 1
     return 0
+
+
+def _spreads_overlap(a: Candidate, b: Candidate) -> bool:
+    """Whether the two models' timing spreads overlap (a difference inside the measurement noise)."""
+    if a.time_range is None or b.time_range is None:
+        return False
+    return a.time_range[0] <= b.time_range[1] and b.time_range[0] <= a.time_range[1]
 
 
 def _dominates(a: Candidate, b: Candidate, by_time: bool, time_rtol: float) -> bool:

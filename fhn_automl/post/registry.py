@@ -3,7 +3,7 @@
 One registered model per problem, ``fhn_automl.<problem>`` (e.g. ``fhn_automl.problem_b_s``). An
 MLflow alias points at one version, and a front has several models, so the front is the alias family
 ``pareto`` (the most accurate model), ``pareto-2``, ``pareto-3``, ... in order of increasing error
-(= decreasing cost). Each version is the trial's MLflow PyTorch model where the search logged one
+(= decreasing cost). Each version is the trial's MLflow (pyfunc) model where the search logged one
 (``mlflow.pyfunc.load_model("models:/fhn_automl.problem_b_s@pareto")`` works), else its ``model/``
 artifact folder (runs logged before MLflow models were). Every version carries tags with its
 validation error, its latency, the backend and the device the latency was measured on.
@@ -39,6 +39,9 @@ from fhn_automl.search.tracking_tags import MLFLOW_MODEL_FILES
 from fhn_automl.post.staging import staged_folder
 
 DEFAULT_ALIAS = "pareto"
+#: The alias family of smoke-budget searches (CI-sized models, errors ~1e-2 to 0.7): the same registered
+#: model, but never ``@pareto``, the deployment name that ``serve`` and ``pull`` default to.
+SMOKE_ALIAS = "smoke"
 TAG_PREFIX = "fhn_automl."
 ENGINE_FILE = "model.engine"
 #: Units of the FHN variables: the thesis' model is dimensionless (it writes time in 'ms' loosely).
@@ -78,6 +81,7 @@ class _Entry:
     mean_err: float
     macs: int
     time_per_point_s: float | None
+    time_range: tuple[float, float] | None     # (min, max) of the interleaved timings, where recorded
     timed_on: tuple[str | None, str | None]    # (device, backend) the latency was measured on
     version: str | None = None                 # set for versions registered before
     request: RegistrationRequest | None = None
@@ -92,6 +96,8 @@ def _entry(tags: dict[str, str], run_id: str, **extra: Any) -> _Entry:
     mean_err, macs = _float(_tag(tags, "val_mean_err")), _int(_tag(tags, "macs"))
     return _Entry(run_id=run_id, mean_err=math.inf if mean_err is None else mean_err,
                   macs=0 if macs is None else macs, time_per_point_s=_float(_tag(tags, "latency_s_per_point")),
+                  time_range=_range(_float(_tag(tags, "latency_s_per_point_min")),
+                                    _float(_tag(tags, "latency_s_per_point_max"))),
                   timed_on=(_tag(tags, "device"), _tag(tags, "backend")), **extra)
 
 
@@ -110,7 +116,8 @@ def merged_front(current: Sequence[_Entry], new: Sequence[_Entry], *, time_rtol:
     reference = {e.timed_on for e in new}
     comparable = len(reference) == 1 and all(e.timed_on in reference for e in entries)
     candidates = [Candidate(key=e.run_id, mean_err=e.mean_err, macs=e.macs,
-                            time_per_point_s=e.time_per_point_s if comparable else None) for e in entries]
+                            time_per_point_s=e.time_per_point_s if comparable else None,
+                            time_range=e.time_range if comparable else None) for e in entries]
     front = pareto_front(candidates, time_rtol=time_rtol)
     return [entries[i] for i in front.unique_front()], front.cost_basis
 
@@ -300,6 +307,10 @@ def model_card(spec: dict[str, Any], tags: dict[str, str], *, alias: str, versio
         "provenance": {"experiment": tag("experiment"), "run_id": tag("run_id"), "post_run_id": tag("post_run_id")},
         "usage": usage,
     }
+
+
+def _range(low: float | None, high: float | None) -> tuple[float, float] | None:
+    return None if low is None or high is None else (low, high)
 
 
 def _float(value: str | None) -> float | None:

@@ -22,9 +22,10 @@ __all__ = ["MODEL_ARTIFACT_PATH", "POST_ROLE", "ROLE_TAG", "STATUS_TAG", "TrialR
            "load_trials", "resolve_tracking_uri"]
 #: The error that ranks and registers a trial is the learning layer's ``REPORTED_ERROR_METRIC``
 #: (``learning.validation``): the saved model, the one at the end of training, on the whole
-#: validation set (every rollout for iterators), the thesis' figure. The search logs it at the last
-#: validation and again with its ``final_`` prefix. Runs from before that figure existed fall back
-#: to the best point on the validation subset (their saved model was that checkpoint).
+#: validation set (every rollout for iterators), the thesis' figure, logged once at the trial's end
+#: (``search.tracking.FINAL_METRICS``; older runs logged it at the last validation and again as
+#: ``final_final_...``). Runs from before that figure existed fall back to the best point on the
+#: validation subset (their saved model was that checkpoint).
 MEAN_ERR_KEYS = ("final_full_val_mean_err", "final_final_full_val_mean_err",
                  "final_best_val_mean_err", "best_val_mean_err", "final_val_mean_err", "val_mean_err")
 MAX_ERR_KEYS = ("final_full_val_max_err", "final_final_full_val_max_err",

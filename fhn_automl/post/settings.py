@@ -37,7 +37,9 @@ class PostSettings:
     tune_points: int                           # points per timed call while tuning the batch size
     batch_sizes: tuple[int, ...] | None        # candidates; None = powers of two 256 .. device maximum
     warmup: int                                # untimed calls before every timing
-    repeats: int                               # timed calls (median reported)
+    repeats: int                               # timed calls per batch size while tuning (median)
+    front_rounds: int                          # interleaved timings of every model at its batch (median
+                                               # reported, min-max = the spread the front's ties read)
     eager_full_tuning: bool                    # eager baseline tuned over all candidates, or only at the compiled best
     bench_n_cpu: int                           # initial conditions of the benchmark on a CPU
     bench_n_gpu: int                           # ... on a GPU (the thesis: 16,000,000)
@@ -60,15 +62,15 @@ class PostSettings:
 PRESETS: dict[str, PostSettings] = {
     # CI / the README's `make smoke`: the whole post-stage of a 3-trial search in well under a minute.
     "smoke": PostSettings("smoke", tune_points=16_384, batch_sizes=(1_024, 4_096, 16_384), warmup=1, repeats=3,
-                          eager_full_tuning=False, bench_n_cpu=10_000, bench_n_gpu=1_000_000, n_ref=64,
+                          front_rounds=7, eager_full_tuning=False, bench_n_cpu=10_000, bench_n_gpu=1_000_000, n_ref=64,
                           euler_dts=(0.1, 0.05, 0.02, 0.01), max_bench_models=2, threads=1),
     # a laptop: the sizes the post-stage had before the presets, with one pinned thread on the CPU.
     "small": PostSettings("small", tune_points=65_536, batch_sizes=None, warmup=1, repeats=3,
-                          eager_full_tuning=True, bench_n_cpu=100_000, bench_n_gpu=16_000_000, n_ref=256,
+                          front_rounds=9, eager_full_tuning=True, bench_n_cpu=100_000, bench_n_gpu=16_000_000, n_ref=256,
                           euler_dts=DEFAULT_EULER_DTS, max_bench_models=4, threads=1),
     # the thesis' scale: 16M ICs on a GPU (1M on a CPU), more repetitions, every core.
     "paper": PostSettings("paper", tune_points=262_144, batch_sizes=None, warmup=2, repeats=5,
-                          eager_full_tuning=True, bench_n_cpu=1_000_000, bench_n_gpu=16_000_000, n_ref=1_024,
+                          front_rounds=11, eager_full_tuning=True, bench_n_cpu=1_000_000, bench_n_gpu=16_000_000, n_ref=1_024,
                           euler_dts=DEFAULT_EULER_DTS, max_bench_models=6, threads=None),
 }
 

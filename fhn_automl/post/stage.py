@@ -3,13 +3,16 @@
 After a search (the search layer calls it) or on demand (``python -m fhn_automl.post EXPERIMENT``):
 
 1. read the experiment's finished trials and download their models;
-2. compile each (TensorRT -> torch.compile -> eager), tune its batch size, time it per point;
-3. Pareto front per problem over (validation mean error, time per point; multiply-adds on ties);
+2. compile each (TensorRT -> torch.compile -> eager), tune its batch size, then time all of them per
+   point in interleaved rounds (median, and the min-max spread);
+3. Pareto front per problem over (validation mean error, time per point); times within ``time_rtol``
+   or with overlapping spreads tie, and multiply-adds decide, so timing noise cannot flip the front;
 4. benchmark the front against Euler at several dt on the thesis workload (``bench_n`` ICs);
 5. ANOVA tables, notable models, plots;
 6. log everything as artifacts of a post-stage run (tag ``fhn_automl.role=post``) in the same
    experiment and register the front (``fhn_automl.<problem>`` registered model, alias family
-   ``pareto``, merged with the front registered before: ``fhn_automl.post.registry``).
+   ``pareto``, or ``smoke`` for a smoke-budget search, merged with the front registered before:
+   ``fhn_automl.post.registry``).
 
 An experiment of untrained networks (the search layer's ``kind: untrained`` sweep) gets the inference
 sweep report (Tables 12-13, Figures 39-40) instead of a front. Everything is written to a temporary
@@ -53,6 +56,8 @@ class PostStageResult:
     registered: list[dict[str, Any]] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     phase_seconds: dict[str, float] = field(default_factory=dict)
+    experiment_id: str | None = None
+    tracking_uri: str | None = None
 
 
 def _log(quiet: bool, message: str) -> None:
@@ -115,6 +120,52 @@ def _time_trial(model_dir: Path, *, backend: str, precision: str, device: str, s
     return result
 
 
+def _time_interleaved(handles: dict[str, dict[str, Any]], *, settings: PostSettings,
+                      device: str) -> dict[str, dict[str, float]]:
+    """Every model's time per point at its tuned batch size from interleaved rounds (median, min, max).
+
+    The batch-size tuning times one model after another, so a burst of load can land on one model
+    only; these rounds are what the front compares (``fhn_automl.post.timing.interleaved_timings``).
+    """
+    from fhn_automl.post.compile import _sample_batch, evaluate_in_batches
+    from fhn_automl.post.timing import interleaved_timings
+
+    calls = {}
+    for run_id, handle in handles.items():
+        compiled, batch = handle["_compiled"], int(handle["batch_size"])
+        x = _sample_batch(compiled.n_in, settings.tune_points, device)
+        out = evaluate_in_batches(compiled, x, batch)
+        calls[run_id] = (lambda c=compiled, x=x, b=batch, o=out: evaluate_in_batches(c, x, b, o))
+    timings = interleaved_timings(calls, rounds=settings.front_rounds, warmup=settings.warmup, device=device)
+    n = settings.tune_points
+    return {run_id: {"time_per_point_s": t.median_s / n, "time_min_s": t.min_s / n, "time_max_s": t.max_s / n}
+            for run_id, t in timings.items()}
+
+
+def _search_budget(tracking_uri: str, experiment_id: str) -> str | None:
+    """The budget the search ran at (its parent run's ``fhn_automl.budget`` tag); None when unknown.
+    Several parents (searches resumed under other settings) at different budgets: the smallest, so a
+    mixed experiment is never taken for a deployment-grade one."""
+    from mlflow.tracking import MlflowClient
+
+    from fhn_automl.post.settings import BUDGET_NAMES
+    from fhn_automl.search.tracking_tags import BUDGET_TAG, SEARCH_ROLE
+
+    parents = MlflowClient(tracking_uri=tracking_uri).search_runs(
+        [experiment_id], filter_string=f"tags.`{ROLE_TAG}` = '{SEARCH_ROLE}'", max_results=100)
+    budgets = {run.data.tags.get(BUDGET_TAG) for run in parents} & set(BUDGET_NAMES)
+    return min(budgets, key=BUDGET_NAMES.index) if budgets else None
+
+
+def _registry_alias(search_budget: str | None) -> str:
+    """``pareto`` for the deployment front; ``smoke`` for a smoke-budget search (CI-sized models must
+    never become what ``models:/fhn_automl.<problem>@pareto`` serves). The budget is the search's
+    own, so ``post --budget`` (the stage's sizes) does not change it."""
+    from fhn_automl.post.registry import DEFAULT_ALIAS, SMOKE_ALIAS
+
+    return SMOKE_ALIAS if search_budget == "smoke" else DEFAULT_ALIAS
+
+
 def _pick_evenly(items: list, k: int) -> list:
     if len(items) <= k:
         return items
@@ -125,13 +176,16 @@ def _pick_evenly(items: list, k: int) -> list:
 def run_post_stage(experiment_name: str, tracking_uri: str | None = None, out_dir: str | os.PathLike | None = None, *,
                    budget: str | PostSettings | None = None, backend: str = "auto", precision: str = "fp32",
                    device: str | None = None, bench_n: int | None = None, n_ref: int | None = None,
-                   repeats: int | None = None, tune_points: int | None = None, time_rtol: float = 0.05,
+                   repeats: int | None = None, tune_points: int | None = None, front_rounds: int | None = None,
+                   time_rtol: float = 0.05,
                    max_bench_models: int | None = None, threads: int | None = None, register: bool = True,
                    quiet: bool = False) -> PostStageResult:
     """Run the whole post-stage on one search experiment; see the module docstring.
 
-    ``budget``: smoke | small | paper (default small) or a ``PostSettings``; ``bench_n``, ``n_ref``,
-    ``repeats``, ``tune_points``, ``max_bench_models`` and ``threads`` override single fields of it.
+    ``budget``: smoke | small | paper (default: the search's budget, its parent run's tag, else small)
+    or a ``PostSettings``; ``bench_n``, ``n_ref``, ``repeats``, ``tune_points``, ``front_rounds``,
+    ``max_bench_models`` and ``threads`` override single fields of it. The front compares the models' medians of ``front_rounds`` interleaved timings; two times tie
+    (multiply-adds decide) when within ``time_rtol`` or when their min-max spreads overlap.
     ``backend``: auto | tensorrt | compile | eager (a named backend that cannot run raises
     ``BackendNotInstalledError``). ``bench_n``: initial conditions of the benchmark (the preset's CPU
     or GPU size). ``time_rtol``: times within this fraction count as tied on the front (multiply-adds
@@ -143,8 +197,6 @@ def run_post_stage(experiment_name: str, tracking_uri: str | None = None, out_di
     from fhn_automl.post.timing import pin_cpu_threads, restore_cpu_threads
 
     started = time.perf_counter()
-    settings = post_settings(budget).replace(n_ref=n_ref, repeats=repeats, tune_points=tune_points,
-                                             max_bench_models=max_bench_models, threads=threads)
     device = device or default_device()
     try:
         check_compile_request(backend, precision, device)  # fail before any work when the backend cannot run
@@ -157,6 +209,10 @@ def run_post_stage(experiment_name: str, tracking_uri: str | None = None, out_di
     phases = _Phases()
     with phases("read experiment"):
         experiment_id, trials = load_trials(experiment_name, tracking_uri, require_error=False)
+        search_budget = _search_budget(tracking_uri, experiment_id)
+    settings = post_settings(budget if budget is not None else search_budget).replace(
+        n_ref=n_ref, repeats=repeats, tune_points=tune_points, front_rounds=front_rounds,
+        max_bench_models=max_bench_models, threads=threads)
     trained = [t for t in trials if t.mean_err is not None]
     mode = "pareto" if trained else "inference_sweep"
     staging = new_staging_folder(target)
@@ -179,16 +235,26 @@ def run_post_stage(experiment_name: str, tracking_uri: str | None = None, out_di
             timing = _time_trial(model_dir, backend=backend, precision=precision, device=device, settings=settings,
                                  build_engine=backend == "tensorrt" and mode == "pareto", also_eager=True,
                                  phases=phases)
-            handles[trial.run_id] = timing
+            handles[trial.run_id] = {**timing, "_layers": trial.layers}
             timed_rows.append({**trial.as_row(), **{k: v for k, v in timing.items() if not k.startswith("_")}})
             _log(quiet, f"timed {position}/{len(trained or trials)} {trial.layers}: "
                         f"{timing['time_per_point_s'] * 1e9:.1f} ns/point [{timing['backend']}, batch {timing['batch_size']}]")
+        if mode == "pareto":
+            with phases("front timing"):
+                spreads = _time_interleaved(handles, settings=settings, device=device)
+            for row in timed_rows:
+                row.update(spreads[row["run_id"]])
+            _log(quiet, f"timed all {len(spreads)} at their batch sizes, {settings.front_rounds} interleaved rounds: "
+                        + ", ".join(f"{handles[k]['_layers']} {v['time_per_point_s'] * 1e9:.1f} "
+                                    f"[{v['time_min_s'] * 1e9:.1f}-{v['time_max_s'] * 1e9:.1f}] ns/point"
+                                    for k, v in spreads.items()))
         table = pd.DataFrame(timed_rows)
         post_run = client.create_run(experiment_id, run_name=f"post-{experiment_name}",
                                      tags={ROLE_TAG: POST_ROLE, "fhn_automl.post.mode": mode,
                                            "fhn_automl.post.device": device})
         post_run_id = post_run.info.run_id
-        result = PostStageResult(experiment=experiment_name, out_dir=target, post_run_id=post_run_id, mode=mode)
+        result = PostStageResult(experiment=experiment_name, out_dir=target, post_run_id=post_run_id, mode=mode,
+                                 experiment_id=experiment_id, tracking_uri=tracking_uri)
         if mode == "inference_sweep":
             _sweep_mode(table, staging, device=device, bench_n=bench_n, settings=settings, quiet=quiet)
         else:
@@ -246,7 +312,8 @@ def _pareto_mode(table, handles, trained: list[TrialRecord], staging: Path, resu
     for problem, group in table.groupby("problem", sort=True):
         indices = list(group.index)
         candidates = [Candidate(key=table.at[i, "run_id"], mean_err=float(table.at[i, "mean_err"]),
-                                macs=int(table.at[i, "macs"]), time_per_point_s=float(table.at[i, "time_per_point_s"]))
+                                macs=int(table.at[i, "macs"]), time_per_point_s=float(table.at[i, "time_per_point_s"]),
+                                time_range=(float(table.at[i, "time_min_s"]), float(table.at[i, "time_max_s"])))
                       for i in indices]
         front = pareto_front(candidates, time_rtol=time_rtol)
         for local in front.front:
@@ -255,8 +322,8 @@ def _pareto_mode(table, handles, trained: list[TrialRecord], staging: Path, resu
             table.at[indices[local], "duplicate_of"] = table.at[indices[first], "run_id"]
         unique = [indices[i] for i in front.unique_front()]
         result.fronts[problem] = [
-            {k: table.at[i, k] for k in ("run_id", "layers", "mean_err", "max_err", "time_per_point_s", "macs",
-                                         "neurons", "backend", "batch_size")} for i in unique]
+            {k: table.at[i, k] for k in ("run_id", "layers", "mean_err", "max_err", "time_per_point_s", "time_min_s",
+                                         "time_max_s", "macs", "neurons", "backend", "batch_size")} for i in unique]
         _log(quiet, f"{problem}: Pareto front of {len(unique)} model(s) from {len(indices)} (cost basis {front.cost_basis})")
         # benchmark a few front models spread along the front
         chosen = _pick_evenly(unique, settings.max_bench_models)
@@ -301,7 +368,9 @@ def _pareto_mode(table, handles, trained: list[TrialRecord], staging: Path, resu
                        table.at[i, "backend"], table.at[i, "batch_size"], table.at[i, "run_id"]] for i in unique]
         (staging / f"pareto_{problem}.md").write_text(
             f"# Pareto front, {problem}\n\nCost: time per point at the tuned batch size on {device_name} "
-            f"(ties within {time_rtol:.0%} -> multiply-adds; basis used: {front.cost_basis}).\n\n"
+            f"(median of {settings.front_rounds} interleaved rounds; two times tie when they are within "
+            f"{time_rtol:.0%} or their min-max spreads overlap, and multiply-adds decide; basis used: "
+            f"{front.cost_basis}).\n\n"
             + markdown_table(["layers", "val mean err", "val max err", "time / point (s)", "MACs", "neurons",
                               "backend", "batch", "run"], front_rows) + "\n")
         phases.add("analysis and plots", time.perf_counter() - analysis_started)
@@ -319,6 +388,7 @@ def _pareto_mode(table, handles, trained: list[TrialRecord], staging: Path, resu
             tags = {f"fhn_automl.{k}": str(v) for k, v in {
                 "val_mean_err": table.at[i, "mean_err"], "val_max_err": table.at[i, "max_err"],
                 "latency_s_per_point": table.at[i, "time_per_point_s"], "batch_size": table.at[i, "batch_size"],
+                "latency_s_per_point_min": table.at[i, "time_min_s"], "latency_s_per_point_max": table.at[i, "time_max_s"],
                 "backend": table.at[i, "backend"], "device": device_name, "cost_basis": front.cost_basis,
                 "macs": table.at[i, "macs"], "neurons": table.at[i, "neurons"], "layers": table.at[i, "layers"],
                 "experiment": experiment_name, "run_id": run_id, "post_run_id": post_run.info.run_id}.items()}
@@ -329,13 +399,14 @@ def _pareto_mode(table, handles, trained: list[TrialRecord], staging: Path, resu
     analysis_parts.append(thesis_analyses_markdown(trials_frame(trained)))  # eq. 4.1, Tables 5-7, t-tests
     (staging / "analysis.md").write_text("\n".join(analysis_parts))
     if register:
+        alias = _registry_alias(_search_budget(tracking_uri, post_run.info.experiment_id))
         if any(r.engine_source for rs in requests_by_problem.values() for r in rs):
             client.log_artifacts(post_run.info.run_id, str(staging / "engines"), "post/engines")
         for problem, requests in requests_by_problem.items():
             with phases("registry"):
-                merged = register_front(tracking_uri, problem, requests, time_rtol=time_rtol)
+                merged = register_front(tracking_uri, problem, requests, time_rtol=time_rtol, alias=alias)
             result.registered += merged
-            _log(quiet, f"{problem}: alias family 'pareto' of {merged[0]['name'] if merged else problem} now holds "
+            _log(quiet, f"{problem}: alias family '{alias}' of {merged[0]['name'] if merged else problem} now holds "
                         f"{len(merged)} model(s), {sum(r['new'] for r in merged)} of {len(requests)} from this "
                         "search (merged with the registered front)")
 

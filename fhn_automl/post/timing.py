@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -58,6 +58,36 @@ def time_call(fn: Callable[[], Any], *, warmup: int = 1, repeats: int = 5, devic
         samples.append(time.perf_counter() - start)
     return Timing(median_s=statistics.median(samples), min_s=min(samples), max_s=max(samples),
                   repeats=repeats, warmup=warmup, device=device, transfers=transfers)
+
+
+def interleaved_timings(fns: Mapping[str, Callable[[], Any]], *, rounds: int = 7, warmup: int = 1,
+                        device: str = "cpu", transfers: str = "none (CPU)") -> dict[str, Timing]:
+    """Each ``fns[key]()`` timed ``rounds`` times, the calls of different keys interleaved.
+
+    Timing models one after another lets a burst of load from another process land on one model
+    only, which then looks slower (a 1.8x swing for one model between two post-stages was seen on
+    the shared 2-core machine). Round-robin rounds, each starting one model later than the last,
+    spread the load over every model alike; the per-key min and max are the spread the Pareto
+    front's tie rule reads (``fhn_automl.post.pareto``).
+    """
+    if rounds < 1 or warmup < 0:
+        raise ValueError(f"need rounds >= 1 and warmup >= 0, got {rounds} and {warmup}")
+    keys = list(fns)
+    sync = synchronizer(device)
+    for key in keys:
+        for _ in range(warmup):
+            fns[key]()
+    sync()
+    samples: dict[str, list[float]] = {key: [] for key in keys}
+    for round_index in range(rounds):
+        offset = round_index % max(len(keys), 1)
+        for key in keys[offset:] + keys[:offset]:
+            start = time.perf_counter()
+            fns[key]()
+            sync()
+            samples[key].append(time.perf_counter() - start)
+    return {key: Timing(median_s=statistics.median(values), min_s=min(values), max_s=max(values), repeats=rounds,
+                        warmup=warmup, device=device, transfers=transfers) for key, values in samples.items()}
 
 
 def describe_device(device: str) -> str:

@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="scale of the run: smoke (CI, ~3 min on 2 CPUs), small (laptop), "
                         "paper (the thesis: 1M steps per model, whole grids). Default: smoke")
     parser.add_argument("--dry-run", action="store_true",
-                        help="print the number of trials and the first few, start nothing")
+                        help="print the number of trials, the first few and the cost (model-steps, and a time "
+                        "estimated from steps/s measured on this machine in ~1 s), start nothing")
     parser.add_argument("--show", type=non_negative_int, default=5, metavar="N",
                         help="trials listed by --dry-run (default 5)")
     parser.add_argument("--study", metavar="NAME",
@@ -62,12 +63,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "local Ray with this machine's resources")
     parser.add_argument("--storage", metavar="PATH_OR_URI",
                         help="where Tune state and checkpoints go (default ./runs/ray); on a "
-                        "multi-node cluster a path every node sees, or s3://...")
+                        "multi-node cluster a path every node sees, or s3://...; required (absolute) under "
+                        "`ray job submit --working-dir`, whose copy of the folder Ray deletes")
     parser.add_argument("--tracking-uri", metavar="URI",
                         help="MLflow tracking store (default MLFLOW_TRACKING_URI, else "
-                        "sqlite:///<cwd>/mlruns/mlflow.db with artifacts in mlruns/artifacts)")
+                        "sqlite:///<cwd>/mlruns/mlflow.db with artifacts in mlruns/artifacts); under "
+                        "`ray job submit --working-dir` one of the two is required: a server or an absolute "
+                        "sqlite:////path")
     parser.add_argument("--data-root", default="data", metavar="DIR",
-                        help="folder of the generated datasets (default ./data)")
+                        help="folder of the generated datasets (default ./data; under `ray job submit` a "
+                        "relative one is taken under --storage)")
     parser.add_argument("--max-concurrent", type=positive_int, metavar="N",
                         help="at most N trials at once (default: as many as the cluster fits)")
     parser.add_argument("--executor", choices=EXECUTORS,
@@ -85,8 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def dry_run(space, budget, trials, show: int) -> None:
-    """Print the trial count per study and the first ``show`` trials; starts nothing."""
+def dry_run(space, budget, trials, show: int, *, measure: bool = True) -> None:
+    """Print the trial count per study, the first ``show`` trials and the cost (model-steps and a time
+    from steps/s measured here, ``fhn_automl.search.cost``); starts no Ray."""
     per_study = Counter(t.study for t in trials)
     algorithm = space.search.algorithm
     print(f"{space.path.name} at budget {budget.name}: {len(trials)} trial(s) in the grid"
@@ -99,6 +105,19 @@ def dry_run(space, budget, trials, show: int) -> None:
               f"batch_size={trial.batch_size} steps={trial.steps}")
     if len(trials) > show:
         print(f"  ... {len(trials) - show} more")
+    if not measure:
+        return
+    from fhn_automl.search.cost import estimate_cost
+
+    run = trials
+    if algorithm != "grid":
+        # a model-based search runs num_samples of the grid: estimate with an even spread of them
+        from fhn_automl.search.grid import evenly_spaced
+
+        run = evenly_spaced(trials, min(len(trials), budget.num_samples or space.search.num_samples))
+        print(f"  ({algorithm}: {len(run)} of them run; the cost below is for an even spread of {len(run)})")
+    for line in estimate_cost(run, space.resources).lines():
+        print(line)
 
 
 def run_search_command(args: argparse.Namespace) -> tuple[int, SearchSummary | None]:
@@ -131,9 +150,16 @@ def run_search_command(args: argparse.Namespace) -> tuple[int, SearchSummary | N
     from fhn_automl.search.replay import NoSearchRecordError, sync_tracking
     from fhn_automl.search.runner import NothingToResumeError, run_search
 
+    from fhn_automl.search.job_records import JobRecordsNotKeptError, check_job_records, job_data_root
+
+    try:  # under `ray job submit`, records must not stay in Ray's temporary copy of the working dir
+        job_copy = check_job_records(args.tracking_uri, args.storage)
+    except JobRecordsNotKeptError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2, None
     options = SearchOptions(space=space, budget=budget, address=args.address, storage=args.storage,
                             tracking_uri=args.tracking_uri, resume=args.resume,
-                            data_root=args.data_root, study=args.study,
+                            data_root=job_data_root(args.data_root, args.storage, job_copy), study=args.study,
                             max_concurrent=args.max_concurrent, max_failures=args.max_failures,
                             strict_tracking=args.strict_tracking, quiet=args.quiet)
     try:

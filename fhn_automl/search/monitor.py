@@ -22,6 +22,8 @@ from fhn_automl.search.trial import trial_figures
 #: search that ended without ``detach()`` does not keep its MLflow client alive.
 _LIVE_MONITORS: weakref.WeakValueDictionary[str, SearchMonitor] = weakref.WeakValueDictionary()
 logger = logging.getLogger(__name__)
+#: seconds between two live lines of the same trial (its first result is always shown)
+PROGRESS_EVERY_S = 10.0
 
 
 class SearchMonitor(Callback):
@@ -38,7 +40,8 @@ class SearchMonitor(Callback):
     """
 
     def __init__(self, tracker: SearchTracker, *, key: str, total: int, metric: str, quiet: bool,
-                 trial_lookup: Callable[[Mapping[str, Any]], TrialSpec], background: bool = False) -> None:
+                 trial_lookup: Callable[[Mapping[str, Any]], TrialSpec], background: bool = False,
+                 progress_every_s: float = PROGRESS_EVERY_S) -> None:
         self.key = key
         self.tracker = tracker
         self.queue = TrackingQueue(tracker) if background else None
@@ -58,6 +61,11 @@ class SearchMonitor(Callback):
         self.worker_sessions: dict[str, set[float]] = {}
         #: finished trials whose model could not be found (tagged; the Tune folder still has it)
         self.missing_models: list[str] = []
+        #: live per-trial lines: at most one per trial every ``progress_every_s`` seconds
+        self.progress_every_s = progress_every_s
+        self.last_line_at: dict[str, float] = {}
+        #: trial name -> (driver time, step) of its previous result, for the step rate
+        self.last_step: dict[str, tuple[float, int]] = {}
         _LIVE_MONITORS[key] = self
 
     def __reduce__(self):  # see the class docstring
@@ -107,6 +115,41 @@ class SearchMonitor(Callback):
         if isinstance(value, (int, float)) and math.isfinite(value):
             if self.best is None or value < self.best[0]:
                 self.best = (float(value), spec.name)
+        if not result.get("final"):
+            self._trial_progress(spec, result)
+
+    def _trial_progress(self, spec: TrialSpec, result: Mapping[str, Any]) -> None:
+        """One live line for a trial: step, its current validation error, steps/s and ETA.
+
+        Results arrive at the trial's validation points; a line is printed for the first and then at
+        most every ``progress_every_s`` seconds per trial, so many small trials do not flood the log
+        (``ray job logs -f`` shows the same lines). The rate is measured here, between two results
+        of the trial (validation and reporting included), so the ETA is wall time, not step time.
+        """
+        step = result.get("step")
+        if not isinstance(step, (int, float)):
+            return
+        now = time.perf_counter()
+        previous = self.last_step.get(spec.name)
+        self.last_step[spec.name] = (now, int(step))
+        rate = None
+        if previous is not None and now > previous[0] and step > previous[1]:
+            rate = (step - previous[1]) / (now - previous[0])
+        elif isinstance(result.get("step_time_ms"), (int, float)) and result["step_time_ms"] > 0:
+            rate = 1000.0 / result["step_time_ms"]  # first result: the trainer's own step time
+        if self.quiet or now - self.last_line_at.get(spec.name, -math.inf) < self.progress_every_s:
+            return
+        self.last_line_at[spec.name] = now
+        total = int(getattr(spec, "steps", 0) or 0)
+        error = result.get("val_mean_err")
+        parts = [f"step {int(step)}/{total}" if total else f"step {int(step)}",
+                 f"val_mean_err {error:.3e}" if isinstance(error, (int, float)) else "val_mean_err n/a"]
+        if rate:
+            parts.append(f"{rate:,.0f} steps/s")
+            if total > step:
+                parts.append(f"ETA {_duration((total - step) / rate)}")
+        elapsed = now - self.started
+        print(f"[search {elapsed:6.0f}s]   {spec.name}: " + " | ".join(parts), flush=True)
 
     def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any,
                       **info: Any) -> None:
@@ -167,6 +210,16 @@ class SearchMonitor(Callback):
         elapsed = time.perf_counter() - self.started
         print(f"[search {elapsed:6.0f}s] done {done} / running {running} / left {left} | "
               f"best {self.metric} {best} | {event}", flush=True)
+
+
+def _duration(seconds: float) -> str:
+    """``42 s``, ``3 min 5 s``, ``2 h 10 min``: an ETA a person reads at a glance."""
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min {int(seconds % 60)} s"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
 
 
 def live_monitor(key: str) -> SearchMonitor | None:

@@ -18,11 +18,14 @@ trainables), ``worker`` (the training loop on a worker), ``monitor`` (the Tune c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import shutil
 import time
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 from fhn_automl.search.budgets import Budget
@@ -40,6 +43,8 @@ from fhn_automl.search.tracking import (SearchTracker, environment_tags, experim
 from fhn_automl.search.trial import function_trial, trial_driver, trial_from_config
 
 logger = logging.getLogger(__name__)
+#: The Optuna study of a model-based search, in its Tune folder: ``optuna-dashboard sqlite:///<that file>``.
+OPTUNA_DB = "optuna.db"
 
 
 
@@ -168,7 +173,14 @@ def _run_search(options: SearchOptions) -> SearchSummary:
                  "max_failures": options.max_failures,
                  "threads": max(1, int(plan.per_worker["CPU"])),
                  "data_root": str(Path(options.data_root).resolve())}
-    param_space, tune_config, total = tune_setup(space, budget, trials, plan_dict, concurrent)
+    # a model-based search's Optuna study lives beside Tune's state (a fresh start removes both above);
+    # with remote --storage it stays in memory, inside Tune's searcher state
+    optuna_storage = None
+    if space.search.algorithm != "grid" and state_file is not None:
+        Path(tune_path).mkdir(parents=True, exist_ok=True)
+        optuna_storage = f"sqlite:///{Path(tune_path) / OPTUNA_DB}"
+    param_space, tune_config, total = tune_setup(space, budget, trials, plan_dict, concurrent,
+                                                 optuna_storage=optuna_storage, optuna_study=tune_name)
     # MLflow calls on a background thread: Tune starts no trial while a callback runs (TrackingQueue)
     monitor = SearchMonitor(tracker, key=tune_name, total=total, metric=space.search.metric, quiet=options.quiet,
                             trial_lookup=trial_from_config, background=True)
@@ -187,6 +199,12 @@ def _run_search(options: SearchOptions) -> SearchSummary:
             trainable = tune.with_resources(packed_trial, trial_resources)
     else:
         trainable = tune.with_resources(trial_driver, {"cpu": 0, "memory": 1})
+    # Tune's own result files (result.json, which --sync-tracking replays, and progress.csv), but not
+    # its TensorBoard logger: its pointer named the driver's temporary staging folder, not the files,
+    # and MLflow holds the same curves (TUNE_DISABLE_AUTO_CALLBACK_LOGGERS is set around fit())
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    callbacks += [JsonLoggerCallback(), CSVLoggerCallback()]
     run_config = tune.RunConfig(
         name=tune_name, storage_path=str(storage), callbacks=callbacks, verbose=0,
         failure_config=tune.FailureConfig(max_failures=options.max_failures))
@@ -205,7 +223,8 @@ def _run_search(options: SearchOptions) -> SearchSummary:
     replayed = None
     try:
         t0 = time.perf_counter()
-        tuner.fit()
+        with _no_default_tune_loggers():
+            tuner.fit()
         timings["tune_fit_seconds"] = time.perf_counter() - t0
         monitor.drain()  # the replay below reads what the queued calls write (which trials are closed)
         if resuming and state_file is not None:
@@ -257,13 +276,35 @@ def _run_search(options: SearchOptions) -> SearchSummary:
                          tracking_problem=tracking_problem, models_missing=models_missing)
 
 
+@contextlib.contextmanager
+def _no_default_tune_loggers() -> Iterator[None]:
+    """Tune adds CSV, JSON and TensorBoard loggers unless this variable says not to; the search
+    passes the first two itself (see ``_run_search``). Put back afterwards: it is process-wide."""
+    key = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"
+    before = os.environ.get(key)
+    os.environ[key] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = before
+
+
 def _is_uri(value: str | None) -> bool:
     return bool(value) and "://" in str(value)
 
 
 def tune_setup(space: SearchSpace, budget: Budget, trials: list[TrialSpec],
-                plan: dict[str, Any], concurrent: int) -> tuple[dict, Any, int]:
-    """Param space, ``TuneConfig`` and trial count for the file's algorithm and scheduler."""
+               plan: dict[str, Any], concurrent: int, *, optuna_storage: str | None = None,
+               optuna_study: str = "fhn_automl") -> tuple[dict, Any, int]:
+    """Param space, ``TuneConfig`` and trial count for the file's algorithm and scheduler.
+
+    ``optuna_storage``: an Optuna RDB URL (``sqlite:///<search folder>/optuna.db``) where a model-based
+    search keeps its study ``optuna_study``, so ``optuna-dashboard`` and ``optuna.load_study`` open it;
+    None keeps it in memory (inside Tune's searcher state only).
+    """
     from ray import tune
 
     metric = space.search.metric
@@ -310,11 +351,17 @@ def tune_setup(space: SearchSpace, budget: Budget, trials: list[TrialSpec],
         if len(values) > 1:
             dimensions[f"option.{key}"] = tune.choice(values)
     num_samples = budget.num_samples or space.search.num_samples
+    storage = None
+    if optuna_storage is not None:
+        import optuna
+
+        storage = optuna.storages.RDBStorage(optuna_storage)
+    study = {"storage": storage, "study_name": optuna_study} if storage is not None else {}
     if space.search.algorithm == "multi_objective":
         searcher = OptunaSearch(metric=[metric, space.search.cost_metric], mode=["min", "min"],
-                                seed=space.search.seed)
+                                seed=space.search.seed, **study)
     else:
-        searcher = OptunaSearch(metric=metric, mode="min", seed=space.search.seed)
+        searcher = OptunaSearch(metric=metric, mode="min", seed=space.search.seed, **study)
     def index_trial(trial: Any) -> str:
         # Tune numbers trials ``<run id>_<counter>`` in creation order, across restores too; the
         # counter makes the Optuna trial's name (and the name its MLflow child run is found by).

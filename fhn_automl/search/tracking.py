@@ -8,10 +8,12 @@ Layout (the post-stage reads exactly this):
 - one nested child run per trial (tag ``mlflow.parentRunId``), tag ``fhn_automl.role=trial`` and
   ``fhn_automl.trial_status`` = ``finished`` | ``diverged`` | ``error``; params (problem, kind, layers,
   depth, widths, activations, shape_class, neurons, parameters, macs, pinn, batch_size, extra_region,
-  window, seed, ...); metric histories at each validation (``val_mean_err``, ``val_max_err``,
-  ``loss``, ``loss_<term>``, ``lr``, ``step_time_ms`` ..., MLflow step = training step); final metrics;
+  window, seed, ...); the tags of the parent's environment (user, source, git commit, versions);
+  a small metric vocabulary (``FINAL_METRICS``, the reported error ``final_full_val_mean_err`` first;
+  curves ``CURVE_METRICS`` at each validation, MLflow step = training step) and everything else a
+  trial reports (timings, counts, best step) in one artifact, ``trial_result.json``;
   the learning layer's model files under the artifact path ``model/`` (``spec.json``, ``weights.pt``,
-  ``model.ts``), and the same model as an MLflow PyTorch model linked to the run (the UI's "Models"
+  ``model.ts``), and the same model as an MLflow pyfunc model (outputs named) linked to the run (the UI's "Models"
   column; ``mlflow.pyfunc.load_model`` / ``mlflow models serve``), see :func:`log_mlflow_model`;
 - the experiment tagged ``mlflow.experimentKind=custom_model_development``, the UI's own mark of a
   training (not GenAI) experiment. MLflow 3.17's UI uses it only where its sidebar's GenAI / Model
@@ -30,6 +32,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 import os
 import platform
 import re
@@ -64,6 +67,35 @@ _RAY_RESULT_KEYS = {
 }
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# The metric vocabulary of a trial's run (README, "What a trial's run holds"). Each trial reports ~40
+# numbers; a run page shows only these, the rest go to one JSON artifact (RESULT_ARTIFACT).
+#: Logged once when the trial ends, the reported error first: the model at training end on the whole
+#: validation set (the figure the post-stage ranks and registers by), then the last validation on
+#: the validation subset, the best subset point during training, and the training seconds.
+FINAL_METRICS = ("final_full_val_mean_err", "final_full_val_max_err", "final_val_mean_err", "final_val_max_err",
+                 "best_subset_val_mean_err", "best_subset_val_max_err", "train_seconds")
+#: Curves, at every validation (MLflow step = training step); also ``loss_<term>`` and, for
+#: iterators, ``val_step_*_err`` / ``val_rollout_*_err`` (and their ``final_full_`` figures at the end).
+CURVE_METRICS = ("val_mean_err", "val_max_err", "loss", "lr", "step_time_ms")
+_CURVE_PATTERN = re.compile(r"loss_\w+|val_(step|rollout)_(mean|max)_err")
+_FINAL_PATTERN = re.compile(r"final_full_val_(step|rollout)_(mean|max)_err")
+#: The whole final result of a trial (timings, counts, best step, every figure) as one JSON file.
+RESULT_ARTIFACT = "trial_result.json"
+
+
+def curve_metrics(result: Mapping[str, Any]) -> dict[str, float]:
+    """The curve metrics of one validation result (see ``CURVE_METRICS``)."""
+    return {k: v for k, v in _numeric(result).items() if k in CURVE_METRICS or _CURVE_PATTERN.fullmatch(k)}
+
+
+def final_metrics(final: Mapping[str, Any]) -> dict[str, float]:
+    """The end-of-trial metrics of a final result (see ``FINAL_METRICS``): the last validation's
+    subset errors get the ``final_`` prefix; the figures the trainer computes at the end keep their names."""
+    numbers = _numeric(final)
+    out = {f"final_{k}": numbers[k] for k in ("val_mean_err", "val_max_err") if k in numbers}
+    out.update({k: v for k, v in numbers.items() if k in FINAL_METRICS or _FINAL_PATTERN.fullmatch(k)})
+    return {k: out[k] for k in sorted(out, key=lambda k: (FINAL_METRICS + (k,)).index(k))}
 
 
 def default_tracking_uri(cwd: str | Path | None = None) -> str:
@@ -109,6 +141,17 @@ def _forgiving(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _json_ready(result: Mapping[str, Any]) -> dict[str, Any]:
+    """The scalar entries of a result for JSON (non-finite numbers as strings, e.g. ``"nan"``)."""
+    out: dict[str, Any] = {}
+    for key, value in result.items():
+        if isinstance(value, bool) or value is None or isinstance(value, str):
+            out[key] = value
+        elif isinstance(value, (int, float)):
+            out[key] = value if math.isfinite(value) else str(value)
+    return out
+
+
 def _numeric(metrics: Mapping[str, Any]) -> dict[str, float]:
     """The finite-or-not numeric entries of a result (MLflow stores NaN/inf; strings are tags)."""
     out = {}
@@ -141,6 +184,8 @@ class SearchTracker:
         #: steps; the history keeps the first pass)
         self.last_step: dict[str, int] = {}
         self.logging_seconds = 0.0
+        #: tags of the parent run's environment, repeated on every child run (see :meth:`start_search`)
+        self.provenance_tags: dict[str, str] = {}
         #: problem -> dataset folder (see :meth:`start_search`)
         self.dataset_dirs: dict[str, Path] = {}
         #: (device, inode) of a local SQLite store once it is open: a file deleted or replaced
@@ -159,6 +204,9 @@ class SearchTracker:
         trial run of that problem in :meth:`start_trial`.
         """
         started = time.perf_counter()
+        # the child runs carry the parent's source, user, commit and environment tags too, so a
+        # trial's page says where it came from without a trip to the parent
+        self.provenance_tags = dict(tags)
         self.dataset_dirs = {problem: Path(folder) for problem, folder in (datasets or {}).items()}
         experiment = self.client.get_experiment_by_name(self.experiment)
         self._store_identity = _sqlite_identity(self.tracking_uri)
@@ -222,7 +270,8 @@ class SearchTracker:
         started = time.perf_counter()
         run = self.client.create_run(
             self.experiment_id, run_name=trial_name,
-            tags={ROLE_TAG: TRIAL_ROLE, TRIAL_NAME_TAG: trial_name, PARENT_TAG: self.parent_run_id})
+            tags={**self.provenance_tags, ROLE_TAG: TRIAL_ROLE, TRIAL_NAME_TAG: trial_name,
+                  PARENT_TAG: self.parent_run_id})
         self.child_runs[trial_name] = run.info.run_id
         self._log_params(run.info.run_id, params)
         dataset_dir = self.dataset_dirs.get(str(params.get("problem")))
@@ -241,7 +290,7 @@ class SearchTracker:
         if step <= self.last_step.get(run_id, -1) or result.get("final"):
             return
         started = time.perf_counter()
-        self.client.log_batch(run_id, metrics=_metric_entities(_numeric(result), step))
+        self.client.log_batch(run_id, metrics=_metric_entities(curve_metrics(result), step))
         self.last_step[run_id] = step
         self.logging_seconds += time.perf_counter() - started
 
@@ -249,15 +298,15 @@ class SearchTracker:
     def finish_trial(self, trial_name: str, status: str, final: Mapping[str, Any] | None = None,
                      model_dir: Path | None = None, error: str | None = None,
                      restarts: int = 0) -> None:
-        """Final metrics (``final_<metric>``), status tag, model artifacts and the MLflow model;
-        at most once per trial."""
+        """Final metrics (``FINAL_METRICS``), the whole final result as ``trial_result.json``, status
+        tag, model artifacts and the MLflow model; at most once per trial."""
         run_id = self.child_runs.get(trial_name)
         if run_id is None or trial_name in self.closed:
             return
         started = time.perf_counter()
         if final:
-            finals = {f"final_{k}": v for k, v in _numeric(final).items()}
-            self.client.log_batch(run_id, metrics=_metric_entities(finals, int(final.get("step", 0))))
+            self.client.log_batch(run_id, metrics=_metric_entities(final_metrics(final), int(final.get("step", 0))))
+            self.client.log_dict(run_id, _json_ready(final), RESULT_ARTIFACT)
         if model_dir is not None and Path(model_dir).is_dir():
             self.client.log_artifacts(run_id, str(model_dir), MODEL_ARTIFACT_PATH)
             log_mlflow_model(self.client, self.experiment_id, run_id, Path(model_dir),
@@ -423,16 +472,16 @@ def _param_text(value: Any) -> str:
 
 def log_mlflow_model(client: Any, experiment_id: str, run_id: str, model_dir: Path, *,
                      name: str = "model", step: int = 0) -> str:
-    """Log a saved surrogate (``model_io.save_model``'s folder) as an MLflow PyTorch model of ``run_id``.
+    """Log a saved surrogate (``model_io.save_model``'s folder) as an MLflow model of ``run_id``.
 
-    What is logged is the folder's TorchScript module: MLflow's pytorch flavor writes a scripted
-    module with ``torch.jit.save`` (its "pickle" format; no Python pickle is involved), so the model
-    loads with plain torch + mlflow, fhn_automl not installed, for every model kind (split and
-    chained windows included, which ``torch.export``'s "pt2" format cannot trace: their control flow
-    depends on the data). The signature names the raw inputs in the spec's order (pyfunc reorders
-    DataFrame columns to it) and the outputs; the input example is three float32 points inside the
-    input ranges; the spec is the model's metadata, and the folder's own files (``spec.json``,
-    ``weights.pt``, ``model.ts``) ride along under ``fhn_automl/`` for ``pull``.
+    The model is a pyfunc model from code (``mlflow_surrogate_model.py``, copied into the model) around
+    the folder's TorchScript module: it loads with plain torch + mlflow, fhn_automl not installed, for
+    every model kind (split and chained windows included, which ``torch.export`` cannot trace), and it
+    returns its outputs by name (``u``, ``w``; MLflow's pytorch flavor would return columns ``0``,
+    ``1``). The signature names the raw inputs in the spec's order (pyfunc reorders DataFrame columns
+    to it) and the outputs; the input example is three float32 points inside the input ranges; the
+    spec is the model's metadata, and the folder's own files (``spec.json``, ``weights.pt``,
+    ``model.ts``) ride along under ``fhn_automl/`` for ``pull``.
 
     Done with explicit ids, as everything here: the logged model is created in ``experiment_id``,
     linked to the run as an output (the UI's "Models" column), filled and marked READY. Returns its
@@ -441,7 +490,7 @@ def log_mlflow_model(client: Any, experiment_id: str, run_id: str, model_dir: Pa
     import shutil
     import tempfile
 
-    import mlflow.pytorch
+    import mlflow.pyfunc
     import numpy as np
     import pandas as pd
     import torch
@@ -459,26 +508,26 @@ def log_mlflow_model(client: Any, experiment_id: str, run_id: str, model_dir: Pa
               "fhn_automl.layers": spec["layers"]})
     try:
         # inputs declared double so that pandas' default float64 frames are accepted (a float
-        # signature refuses them as an unsafe cast); the flavor's pyfunc wrapper hands the network
-        # float32 either way, and float32 frames pass too (a safe cast)
+        # signature refuses them as an unsafe cast); the model hands the network float32 either
+        # way, and float32 frames pass too (a safe cast)
         signature = ModelSignature(inputs=Schema([ColSpec("double", n) for n in spec["inputs"]]),
                                    outputs=Schema([ColSpec("float", n) for n in spec["outputs"]]))
         low = np.array([spec["ranges"][n][0] for n in spec["inputs"]])
         high = np.array([spec["ranges"][n][1] for n in spec["inputs"]])
         rows = low + (high - low) * np.array([[0.1], [0.5], [0.9]])
         example = pd.DataFrame(rows.astype(np.float32), columns=spec["inputs"])
-        scripted = torch.jit.load(str(model_dir / "model.ts"), map_location="cpu")
         torch_version = torch.__version__.split("+")[0]
         with tempfile.TemporaryDirectory(prefix="fhn_mlflow_model_") as tmp:
             local = Path(tmp) / "model"
-            with _quiet_pickle_warning():
-                mlflow.pytorch.save_model(
-                    scripted, str(local), serialization_format="pickle", signature=signature,
-                    input_example=example, metadata={"fhn_automl_spec": spec},
-                    # explicit, because inferring them starts a subprocess (seconds per trial)
-                    pip_requirements=[f"torch=={torch_version}"],
-                    mlflow_model=Model(artifact_path=logged.artifact_location, run_id=run_id,
-                                       model_uuid=logged.model_id, model_id=logged.model_id))
+            mlflow.pyfunc.save_model(
+                str(local), python_model=str(Path(__file__).with_name("mlflow_surrogate_model.py")),
+                artifacts={"model_ts": str(model_dir / "model.ts")},
+                model_config={"inputs": list(spec["inputs"]), "outputs": list(spec["outputs"])},
+                signature=signature, input_example=example, metadata={"fhn_automl_spec": spec},
+                # explicit, because inferring them starts a subprocess (seconds per trial)
+                pip_requirements=[f"torch=={torch_version}", "pandas"],
+                mlflow_model=Model(artifact_path=logged.artifact_location, run_id=run_id,
+                                   model_uuid=logged.model_id, model_id=logged.model_id))
             (local / MLFLOW_MODEL_FILES).mkdir()
             for file_name in MODEL_FILE_NAMES:
                 if (model_dir / file_name).exists():
@@ -493,19 +542,6 @@ def log_mlflow_model(client: Any, experiment_id: str, run_id: str, model_dir: Pa
             pass
         raise
     return logged.model_id
-
-
-class _quiet_pickle_warning:
-    """Silence MLflow's warning that "pickle" format may run code: for a TorchScript module it
-    writes a TorchScript archive, not a pickle, and the warning would repeat for every trial."""
-
-    def __enter__(self) -> None:
-        self.logger = logging.getLogger("mlflow.pytorch")
-        self.level = self.logger.level
-        self.logger.setLevel(logging.ERROR)
-
-    def __exit__(self, *exc: object) -> None:
-        self.logger.setLevel(self.level)
 
 
 def trial_model_id(client: Any, run_id: str) -> str | None:
@@ -589,6 +625,11 @@ def environment_tags(device: str) -> dict[str, str]:
             tags[f"fhn_automl.version.{package}"] = metadata.version(package)
         except metadata.PackageNotFoundError:
             tags[f"fhn_automl.version.{package}"] = "absent"
+    # who ran it and from what, as MLflow's own fluent runs record it (the UI's User and Source columns)
+    from mlflow.tracking.context.registry import resolve_tags
+
+    tags.update({k: v for k, v in resolve_tags().items() if k in ("mlflow.user", "mlflow.source.name",
+                                                                   "mlflow.source.type")})
     commit = git_commit(mark_dirty=True)
     if commit:
         tags["fhn_automl.git_commit"] = commit

@@ -22,6 +22,10 @@ def test_cli_trains_and_writes_model_and_metrics(b_s_data, tmp_path, capsys):
     assert "step      200/200" in printed and "val mean" in printed
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["final"]["status"] == "finished"
+    # as --help says: DIR/model is the model at the end of training, and the figure printed is its own
+    assert metrics["final"]["model_selection"] == "final"
+    summary = json.loads(printed[printed.rindex("{"):])
+    assert summary["final_full_val_mean_err"] == metrics["final"]["final_full_val_mean_err"]
     for name in ("spec.json", "weights.pt", "model.ts"):
         assert (tmp_path / "model" / name).exists()
     x = torch.tensor([[3.0, 0.7, 0.01]])

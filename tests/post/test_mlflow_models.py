@@ -49,7 +49,9 @@ def _pyfunc_matches_torchscript(model_uri: str, model_ts: Path, x: np.ndarray) -
     for dtype in (np.float32, np.float64):
         # the signature puts the columns back in the spec's order
         frame = pd.DataFrame(x.astype(dtype), columns=["t", "u0", "w0"])[["w0", "t", "u0"]]
-        predicted = np.asarray(loaded.predict(frame))
+        answer = loaded.predict(frame)
+        assert list(answer.columns) == ["u", "w"]  # named as the signature says, not 0, 1
+        predicted = np.asarray(answer)
         assert predicted.shape == (len(x), 2)
         np.testing.assert_array_equal(predicted, expected)
 
@@ -64,16 +66,41 @@ def test_tracker_logs_an_mlflow_model_the_datasets_and_the_training_view(tiny_ex
     uri = store["uri"]
     dataset_dir = tiny_experiment["dataset_dir"]
     tracker = SearchTracker(uri, "tracked-smoke", strict=True)
-    parent = tracker.start_search(search_name="tracked", budget="smoke", params={"n_trials": 1}, tags={},
+    from fhn_automl.search.tracking import environment_tags
+
+    environment = environment_tags("cpu")
+    parent = tracker.start_search(search_name="tracked", budget="smoke", params={"n_trials": 1}, tags=environment,
                                   search_file=None, datasets={"problem_b_s": dataset_dir})
     run_id = tracker.start_trial("trial_0", _params(ARCHITECTURES[0]))
     model_dir = Path(tiny_experiment["root"]) / "train0" / "model"
-    tracker.finish_trial("trial_0", "finished", final={"step": 300, "best_val_mean_err": 0.01}, model_dir=model_dir)
+    # what a trial reports (issue 17 item 4: ~40 numbers, of which the run page shows a few)
+    internals = {"best_val_mean_err": 0.01, "best_step": 200, "ts_worker_process": 1.7e9, "report_seconds_total": 0.2,
+                 "n_neurons": 8, "train_call_seconds": 3.0}
+    tracker.log_result("trial_0", {"step": 200, "val_mean_err": 0.02, "val_max_err": 0.3, "loss": 1e-3,
+                                   "loss_data": 1e-3, "lr": 1e-2, "step_time_ms": 0.5, **internals})
+    final = {"step": 300, "val_mean_err": 0.018, "val_max_err": 0.25, "final_full_val_mean_err": 0.017,
+             "final_full_val_max_err": 0.4, "best_subset_val_mean_err": 0.01, "best_subset_val_max_err": 0.2,
+             "train_seconds": 2.5, "status": "finished", **internals}
+    tracker.finish_trial("trial_0", "finished", final=final, model_dir=model_dir)
 
     client = MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name("tracked-smoke")
     assert experiment.tags[EXPERIMENT_KIND_TAG] == TRAINING_EXPERIMENT_KIND == "custom_model_development"
     run = client.get_run(run_id)
+    # the metric vocabulary: curves and the end-of-trial figures, the rest in one JSON artifact
+    assert set(run.data.metrics) == {"val_mean_err", "val_max_err", "loss", "loss_data", "lr", "step_time_ms",
+                                     "final_full_val_mean_err", "final_full_val_max_err", "final_val_mean_err",
+                                     "final_val_max_err", "best_subset_val_mean_err", "best_subset_val_max_err",
+                                     "train_seconds"}
+    assert run.data.metrics["final_full_val_mean_err"] == 0.017 and run.data.metrics["final_val_mean_err"] == 0.018
+    result = json.loads(Path(client.download_artifacts(run_id, "trial_result.json", str(tmp_path / "result"))).read_text())
+    assert result["ts_worker_process"] == 1.7e9 and result["best_step"] == 200 and result["status"] == "finished"
+    # the child carries the parent's source, user and commit tags
+    parent_tags = client.get_run(parent).data.tags
+    for key in ("mlflow.user", "mlflow.source.name", "fhn_automl.host"):
+        assert run.data.tags[key] == parent_tags[key] == environment[key]
+    if "mlflow.source.git.commit" in environment:
+        assert run.data.tags["mlflow.source.git.commit"] == environment["mlflow.source.git.commit"]
     # the model: linked to the run (the UI's Models column), READY, with fhn_automl's files inside
     [output] = run.outputs.model_outputs
     logged = client.get_logged_model(output.model_id)
@@ -82,7 +109,8 @@ def test_tracker_logs_an_mlflow_model_the_datasets_and_the_training_view(tiny_ex
     local = Path(client.download_artifacts(run_id, "model", str(tmp_path / "run_files"))).parent
     mlflow_model = Path(logged.artifact_location.removeprefix("file://"))
     mlmodel = (mlflow_model / "MLmodel").read_text()
-    assert "pytorch" in mlmodel and '"name": "t"' in mlmodel and "fhn_automl_spec" in mlmodel
+    assert "python_function" in mlmodel and "mlflow_surrogate_model.py" in mlmodel
+    assert '"name": "t"' in mlmodel and '"name": "u"' in mlmodel and "fhn_automl_spec" in mlmodel
     example = json.loads((mlflow_model / "input_example.json").read_text())
     assert example["columns"] == ["t", "u0", "w0"] and len(example["data"]) == 3
     for name in ("spec.json", "weights.pt", "model.ts"):  # the run's model/ folder is kept, and copied inside

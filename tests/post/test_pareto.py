@@ -54,3 +54,31 @@ def test_non_finite_errors_never_enter_and_single_point_is_a_front():
     assert pareto_front([]).front == ()
     with pytest.raises(ValueError):
         pareto_front(points, time_rtol=-1)
+
+
+def test_times_whose_spreads_overlap_tie_and_multiply_adds_decide():
+    """Issue 17 item 2: a difference inside the measurement's own spread is not a difference."""
+    # the bigger model (more multiply-adds) measured faster by 40 %, far beyond time_rtol
+    small = Candidate("small", mean_err=2e-3, macs=100, time_per_point_s=1.4e-7, time_range=(0.9e-7, 2.0e-7))
+    big = Candidate("big", mean_err=1e-3, macs=400, time_per_point_s=1.0e-7, time_range=(0.8e-7, 1.5e-7))
+    # spreads overlap: tied in time, the small model is cheaper by multiply-adds, so both stay
+    assert pareto_front([small, big], time_rtol=0.05).front == (1, 0)
+    # the same medians with narrow, separate spreads: the big model is really faster and dominates
+    small_narrow = Candidate("small", 2e-3, 100, 1.4e-7, time_range=(1.35e-7, 1.45e-7))
+    big_narrow = Candidate("big", 1e-3, 400, 1.0e-7, time_range=(0.98e-7, 1.02e-7))
+    assert pareto_front([small_narrow, big_narrow], time_rtol=0.05).front == (1,)
+    # without spreads only time_rtol ties, as before
+    assert pareto_front([Candidate("small", 2e-3, 100, 1.4e-7), Candidate("big", 1e-3, 400, 1.0e-7)],
+                        time_rtol=0.05).front == (1,)
+
+
+def test_interleaved_timings_time_every_key_in_every_round():
+    from fhn_automl.post.timing import interleaved_timings
+
+    calls: list[str] = []
+    timings = interleaved_timings({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                                  rounds=3, warmup=1)
+    # warm-up a, b; then rounds a b | b a | a b (each round starts one model later)
+    assert calls == ["a", "b", "a", "b", "b", "a", "a", "b"]
+    assert {k: t.repeats for k, t in timings.items()} == {"a": 3, "b": 3}
+    assert all(t.min_s <= t.median_s <= t.max_s for t in timings.values())

@@ -24,15 +24,24 @@ def test_overrides_change_single_fields_and_none_keeps_the_preset():
     assert isinstance(tuned, PostSettings) and tuned.repeats == 7 and tuned.n_ref == PRESETS["smoke"].n_ref
 
 
-def test_the_search_passes_its_budget_to_the_post_stage(monkeypatch):
+def test_the_search_passes_its_budget_to_the_post_stage(monkeypatch, capsys):
+    from types import SimpleNamespace
+
     import fhn_automl.post
     from fhn_automl import pipeline
 
     calls = []
-    monkeypatch.setattr(fhn_automl.post, "run_post_stage", lambda *a, **k: calls.append((a, k)))
+
+    def post_stage(*args, **kwargs):
+        calls.append((args, kwargs))
+        return SimpleNamespace(fronts={}, registered=[], out_dir="runs/post/problem_b_s-smoke", experiment_id="3")
+
+    monkeypatch.setattr(fhn_automl.post, "run_post_stage", post_stage)
     assert pipeline.run_post_stage("problem_b_s-smoke", "sqlite:///x.db", "smoke") == 0
     (args, kwargs), = calls
     assert args == ("problem_b_s-smoke", "sqlite:///x.db") and post_settings(kwargs["budget"]) == PRESETS["smoke"]
+    assert kwargs["out_dir"] is None  # not a Ray job: the stage's own default folder
+    assert "report:      runs/post/problem_b_s-smoke" in capsys.readouterr().out  # and where to look
 
 
 def test_the_post_cli_takes_a_budget():

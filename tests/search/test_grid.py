@@ -85,6 +85,25 @@ def test_dry_run_prints_count_and_first_trials(capsys):
     out = capsys.readouterr().out
     assert "252 trial(s)" in out
     assert "t0000-architecture" in out and "... 250 more" in out
+    # the cost: 252 trials x the paper budget's steps, and a time from steps/s measured here
+    steps = sum(t.steps for t in load_search_space("problem_b_s").select_trials("paper", "architecture"))
+    assert f"cost: {steps:,} model-steps" in out
+    assert "steps/s" in out and "estimated training time:" in out
+
+
+def test_the_cost_estimate_adds_the_steps_and_times_them_at_the_measured_rates():
+    from fhn_automl.search.cost import estimate_cost
+
+    space = load_search_space("problem_b_s")
+    trials = space.trials("smoke")
+    estimate = estimate_cost(trials, space.resources, seconds=0.1, cpus=2)
+    assert estimate.model_steps == sum(t.steps for t in trials) == 6_000
+    assert estimate.pinn_steps == sum(t.steps for t in trials if t.kind == "pinn")
+    rates = [rate for _, _, rate in estimate.measured]
+    assert len(rates) == len({(t.layers, t.batch_size) for t in trials}) and all(r > 0 for r in rates)
+    # every trial is timed at a rate between the slowest and the fastest measured
+    assert estimate.model_steps / max(rates) * 0.999 <= estimate.compute_seconds <= estimate.model_steps / min(rates) * 1.001
+    assert estimate.concurrent == 2 and estimate.wall_seconds == estimate.compute_seconds / 2
 
 
 def test_problem_a_runs_the_tables_two_million_steps_and_the_sweep_the_thesis_909_networks():

@@ -105,3 +105,30 @@ def test_multi_objective_optuna_samples_dimensions(tmp_path):
                               "sampled": {"layers": "tanh-8,silu-8", "batch_size": 512}})
     assert spec.name.startswith("t0003-") and spec.layers == "tanh-8,silu-8"
     assert spec.batch_size == 512
+
+
+def test_a_model_based_search_keeps_its_optuna_study_in_an_rdb_file_optuna_opens(tmp_path):
+    """Issue 17 item 6: the study is in sqlite:///<search folder>/optuna.db, readable by Optuna's tools."""
+    import optuna
+
+    space = _space(tmp_path, "{algorithm: multi_objective, num_samples: 6, cost_metric: macs}")
+    trials = space.trials("paper")
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    param_space, config, _ = tune_setup(space, space.budget("paper"), trials, PLAN, 2, optuna_storage=url,
+                                        optuna_study="tiny-paper")
+    searcher = config.search_alg
+    assert searcher.set_search_properties(None, None, {"sampled": param_space["sampled"]})
+    for number in range(2):
+        suggested = searcher.suggest(f"trial_{number}")
+        assert set(suggested["sampled"]) == {"layers", "batch_size"}
+        searcher.on_trial_complete(f"trial_{number}", {space.search.metric: 0.1 / (number + 1), "macs": 100 + number})
+    study = optuna.load_study(study_name="tiny-paper", storage=url)  # what optuna-dashboard opens
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 2
+    assert [t.values for t in study.trials] == [[0.1, 100.0], [0.05, 101.0]]
+    assert {p for t in study.trials for p in t.params} == {"sampled/layers", "sampled/batch_size"}
+    # Tune saves its searcher with the experiment state (--resume): the storage travels as its URL
+    import pickle
+
+    restored = pickle.loads(pickle.dumps(searcher))
+    restored.suggest("trial_2")
+    assert len(optuna.load_study(study_name="tiny-paper", storage=url).trials) == 3

@@ -35,6 +35,7 @@ def test_smoke_search_leaves_parent_and_child_runs(local_ray, tmp_path, tracking
     from fhn_automl.search.runner import run_search
 
     path = make_search_file(tmp_path, ["silu-16,tanh-16"], options="{lr: [0.01, 1.0e+30]}")
+    tune_env_before = os.environ.get("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS")
     summary = run_search(_options(path, tmp_path, tracking_uri, data_root))
 
     assert not summary.interrupted
@@ -68,6 +69,20 @@ def test_smoke_search_leaves_parent_and_child_runs(local_ray, tmp_path, tracking
     for key in ("val_max_err", "loss", "loss_data", "lr", "step_time_ms"):
         assert len(client.get_metric_history(finished.info.run_id, key)) == 3
     assert finished.data.metrics["final_val_mean_err"] < 1.0
+    # issue 17 item 4: the run page holds the documented vocabulary only, the rest is one JSON artifact
+    from fhn_automl.search.tracking import CURVE_METRICS, FINAL_METRICS, RESULT_ARTIFACT
+
+    assert set(finished.data.metrics) <= set(CURVE_METRICS) | set(FINAL_METRICS) | {"loss_data"}
+    assert {"final_full_val_mean_err", "best_subset_val_mean_err"} <= set(finished.data.metrics)
+    assert not [key for key in finished.data.metrics if key.startswith(("final_final_", "final_ts_", "best_val_"))]
+    assert RESULT_ARTIFACT in {a.path for a in client.list_artifacts(finished.info.run_id)}
+    for key in ("mlflow.user", "mlflow.source.name", "fhn_automl.version.torch"):
+        assert finished.data.tags[key] == parent.data.tags[key]
+    # issue 17 item 6: Tune keeps result.json (--sync-tracking replays it) but writes no TensorBoard
+    # files, so it prints no pointer to a staging folder that does not keep them
+    assert list((tmp_path / "ray").rglob("result.json"))
+    assert not list((tmp_path / "ray").rglob("events.out.tfevents*"))
+    assert os.environ.get("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS") == tune_env_before  # put back after the search
     artifacts = {a.path for a in client.list_artifacts(finished.info.run_id, MODEL_ARTIFACT_PATH)}
     assert artifacts == {"model/spec.json", "model/weights.pt", "model/model.ts"}
     assert diverged.data.params["option.lr"] == "1e+30"
