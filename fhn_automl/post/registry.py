@@ -300,7 +300,12 @@ def model_card(spec: dict[str, Any], tags: dict[str, str], *, alias: str, versio
                                            "problem's whole validation set (iterators: every rollout to "
                                            "t = 50), of this model: the weights at the end of training",
                        "error_metric": "final_full_val_mean_err / final_full_val_max_err (the thesis' "
-                                       "figure; fhn_automl.learning.validation.REPORTED_ERROR_METRIC)"},
+                                       "figure; fhn_automl.learning.validation.REPORTED_ERROR_METRIC)",
+                       "code_mean_err": _float(tag("val_code_mean_err")),
+                       "code_max_err": _float(tag("val_code_max_err")),
+                       "code_error_definition": "the thesis' public code's measure of the same model: mean of "
+                                                "|out - true| over points and both outputs (half of mean_err), "
+                                                "largest single component (fhn_automl.physics.error_measures)"},
         "latency": {"seconds_per_point": _float(tag("latency_s_per_point")), "batch_size": _int(tag("batch_size")),
                     "backend": tag("backend"), "device": tag("device"), "cost_basis": tag("cost_basis")},
         "size": {"neurons": _int(tag("neurons")), "macs_per_point": _int(tag("macs"))},
@@ -327,6 +332,8 @@ def card_markdown(card: dict[str, Any]) -> str:
              f"- kind: {card['kind']}; layers: `{card['layers']}`; neurons: {card['size']['neurons']}; "
              f"multiply-adds per point: {card['size']['macs_per_point']}",
              f"- validation error (mean / max of |du| + |dw|): {val['mean_err']} / {val['max_err']}",
+             f"- the same in the thesis code's measure (mean of |out - true| over points and outputs / largest "
+             f"component): {val.get('code_mean_err')} / {val.get('code_max_err')}",
              f"- latency: {lat['seconds_per_point']} s per point at batch {lat['batch_size']}, backend "
              f"`{lat['backend']}`, measured on {lat['device']}",
              f"- {card['input_scaling']}", "", "## Inputs", ""]

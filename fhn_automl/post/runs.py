@@ -49,6 +49,9 @@ class TrialRecord:
     mean_err: float | None
     max_err: float | None
     params: dict[str, str] = field(default_factory=dict)
+    #: the same model in the thesis code's measure (physics.error_measures; None for older runs)
+    code_mean_err: float | None = None
+    code_max_err: float | None = None
     #: the run's latest value of every metric (the analysis reads step times and the error variants)
     metrics: dict[str, float] = field(default_factory=dict)
     #: the search file's study the trial belongs to (analyses never pool over studies)
@@ -141,6 +144,8 @@ def load_trials(experiment_name: str, tracking_uri: str, *, require_error: bool 
         trials.append(TrialRecord(run_id=run.info.run_id, name=run.info.run_name or run.info.run_id,
                                   problem=params["problem"], kind=params.get("kind", "ddnn"),
                                   mean_err=mean_err, max_err=_first_metric(run.data.metrics, MAX_ERR_KEYS),
+                                  code_mean_err=_first_metric(run.data.metrics, ("final_full_val_code_mean_err",)),
+                                  code_max_err=_first_metric(run.data.metrics, ("final_full_val_code_max_err",)),
                                   params=params, metrics=dict(run.data.metrics), study=params.get("study", ""),
                                   **_figures(params)))
     if not trials:

@@ -70,7 +70,8 @@ def tiny_experiment(tmp_path_factory: pytest.TempPathFactory) -> dict:
                         "device": "cpu", "threads": 1, "seed": position})
         dataset_dir = result["dataset_dir"]
         metrics = {key: result[key] for key in ("val_mean_err", "val_max_err", "best_val_mean_err", "best_val_max_err",
-                                                "final_full_val_mean_err", "final_full_val_max_err")}
+                                                "final_full_val_mean_err", "final_full_val_max_err",
+                                                "final_full_val_code_mean_err", "final_full_val_code_max_err")}
         run_id = log_trial(client, experiment_id, parent.info.run_id, f"trial_{position}", layers, "finished",
                            metrics, Path(result["model_dir"]))
         trials[run_id] = {"layers": layers, **metrics}

@@ -54,6 +54,9 @@ def test_pull_gives_a_folder_usable_with_plain_torch(post_result, tiny_experimen
         card = json.loads((folder / "model_card.json").read_text())
         assert [i["name"] for i in card["inputs"]] == ["t", "u0", "w0"] and card["inputs"][0]["range"] == [0.0, 50.0]
         assert card["latency"]["device"] and card["latency"]["backend"] == "eager-fp32@cpu"
+        # both error measures of the same model (issue 16): the thesis code's mean is half the eq. 3.3 mean
+        assert card["validation"]["code_mean_err"] == pytest.approx(card["validation"]["mean_err"] / 2)
+        assert card["validation"]["mean_err"] / 2 <= card["validation"]["code_max_err"] <= card["validation"]["max_err"]
         assert {"model.ts", "spec.json", "model_card.md"} <= {p.name for p in folder.iterdir()}
         # a simulator's process: plain torch, fhn_automl made unimportable
         script = textwrap.dedent(f"""
