@@ -16,7 +16,9 @@
 - a path ending in ``.mmt`` (Myokit) or ``.cellml`` / ``.xml`` (CellML 1.0/1.1/2.0): parsed by Myokit
   (optional dependency, offline). Myokit's ``pace`` binding becomes the stimulus input (its level:
   1 during a pulse), the file's ``[[protocol]]`` (if any) the stimulus protocol, every literal constant
-  a parameter, and the state labelled ``membrane_potential`` (else one named ``V``) the voltage.
+  a parameter, and the state labelled ``membrane_potential`` (else Myokit's guess) the voltage. A CellML
+  file's stimulus hard-coded as a periodic function of time becomes pace + protocol through
+  ``myokit.lib.guess.remove_embedded_protocol``; other uses of time are refused (``ModelFileError``).
 """
 
 from __future__ import annotations
@@ -181,6 +183,12 @@ def load_model_file(path: str | Path) -> IonicModel:
                 raise ModelFileError(f"{path}: the file has no [[model]] section")
         else:
             model = myokit.formats.importer("cellml").model(str(path))
+        if model.binding("pace") is None:
+            # CellML has no pacing binding: files hard-code the stimulus as a periodic function of
+            # time. Myokit's guess module recognises that pattern and turns it into pace + protocol.
+            import myokit.lib.guess
+
+            protocol = myokit.lib.guess.remove_embedded_protocol(model) or protocol
         model.validate()
     except ModelFileError:
         raise
@@ -208,7 +216,9 @@ def _from_myokit(model: Any, protocol: Any, *, name: str, source: str) -> IonicM
     time = model.time()
     voltage = model.label("membrane_potential")
     if voltage is None:
-        voltage = next((s for s in states if s.name() in ("V", "v", "Vm", "V_m")), None)
+        import myokit.lib.guess
+
+        voltage = myokit.lib.guess.membrane_potential(model)
     if voltage is None:
         raise ModelFileError(f"{source}: no state is labelled membrane_potential or named V")
     literal_parameters = [v for v in model.variables(deep=True, const=True)
