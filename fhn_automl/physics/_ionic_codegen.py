@@ -183,9 +183,9 @@ def numba_step_source(model: IonicModel) -> str:
 def cuda_kernel_source(model: IonicModel) -> str:
     """A CUDA C++ kernel stepping one cell per thread; entry points ``<prefix>_f32`` and ``<prefix>_f64``.
 
-    Arguments: ``(y0[n_states*n], params[n_params*n], Y[n_saved*n_states*n], n, n_saved, save_every,
-    dt, t0, stim_amplitude, stim_start, stim_duration, stim_period, rush_larsen)``; arrays state-major
-    (``y0[k*n + i]``) so a warp's loads and stores coalesce; time and the stimulus test in double, with
+    Arguments: ``(initial[n_states*n], parameters[n_params*n], saved[n_saved*n_states*n], n, n_saved,
+    save_every, dt, time0, stim_amplitude, stim_start, stim_duration, stim_period, rush_larsen)``; arrays state-major
+    (``initial[k*n + i]``) so a warp's loads and stores coalesce; time and the stimulus test in double, with
     the formula of :meth:`StimulusProtocol.current`.
     """
     replacements, reduced, names = _assignments(model, True)
@@ -204,18 +204,18 @@ def cuda_kernel_source(model: IonicModel) -> str:
     body.append("        } else {")
     body += [f"            y{i} = y{i} + dt * d{i};" for i in range(n_states)]
     body.append("        }")
-    loads = [f"    T y{i} = y0[{i}LL * n + i];" for i in range(n_states)]
-    loads += [f"    const T p{k} = params[{k}LL * n + i];" for k in range(n_params)]
-    stores = [f"        Y[((long long)row * {n_states} + {i}) * n + i] = y{i};" for i in range(n_states)]
+    loads = [f"    T y{i} = initial[{i}LL * n + i];" for i in range(n_states)]
+    loads += [f"    const T p{k} = parameters[{k}LL * n + i];" for k in range(n_params)]
+    stores = [f"        saved[((long long)row * {n_states} + {i}) * n + i] = y{i};" for i in range(n_states)]
     first = [line.replace("(long long)row", "0LL").replace("        ", "    ", 1) for line in stores]
     entry = """
 extern "C" __global__ void {prefix}_{suffix}(
-    const {t}* __restrict__ y0, const {t}* __restrict__ params, {t}* __restrict__ Y,
-    const long long n, const int n_saved, const int save_every, const {t} dt, const double t0,
+    const {t}* __restrict__ initial, const {t}* __restrict__ parameters, {t}* __restrict__ saved,
+    const long long n, const int n_saved, const int save_every, const {t} dt, const double time0,
     const double stim_amplitude, const double stim_start, const double stim_duration,
     const double stim_period, const int rush_larsen)
 {{
-    {prefix}_cell<{t}>(y0, params, Y, n, n_saved, save_every, dt, t0, stim_amplitude, stim_start,
+    {prefix}_cell<{t}>(initial, parameters, saved, n, n_saved, save_every, dt, time0, stim_amplitude, stim_start,
                        stim_duration, stim_period, rush_larsen);
 }}
 """
@@ -225,8 +225,8 @@ extern "C" __global__ void {prefix}_{suffix}(
 
 template <typename T>
 __device__ __forceinline__ void {prefix}_cell(
-    const T* __restrict__ y0, const T* __restrict__ params, T* __restrict__ Y,
-    const long long n, const int n_saved, const int save_every, const T dt, const double t0,
+    const T* __restrict__ initial, const T* __restrict__ parameters, T* __restrict__ saved,
+    const long long n, const int n_saved, const int save_every, const T dt, const double time0,
     const double stim_amplitude, const double stim_start, const double stim_duration,
     const double stim_period, const int rush_larsen)
 {{
@@ -239,12 +239,12 @@ __device__ __forceinline__ void {prefix}_cell(
     long long k = 0;
     for (int row = 1; row < n_saved; ++row) {{
       for (int s = 0; s < save_every; ++s, ++k) {{
-        const double t = t0 + (double)k * (double)dt;
-        double since = t - stim_start;
+        const double now = time0 + (double)k * (double)dt;
+        double since = now - stim_start;
         if (stim_period > 0.0) {{
             since = since - floor(since / stim_period) * stim_period;
         }}
-        const T i_stim = (t >= stim_start && since < stim_duration) ? T(stim_amplitude) : T(0.0);
+        const T i_stim = (now >= stim_start && since < stim_duration) ? T(stim_amplitude) : T(0.0);
 {chr(10).join(body)}
       }}
 {chr(10).join(stores)}
