@@ -14,10 +14,10 @@ how they parenthesise and write literals, which would break the same-operations 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from fhn_automl.physics.ionic_model import IonicModel
+#: the symbol the equations use for the stimulus current (ionic_model re-exports it)
+STIMULUS_SYMBOL = "i_stim"
 
 #: math functions the printer knows, by SymPy name: (array-module name, scalar Python name, C name)
 _FUNCTIONS = {
@@ -126,11 +126,9 @@ class _Printer:
         return f"({self(condition)} ? {self(value)} : {otherwise})"
 
 
-def _assignments(model: IonicModel, with_gate_slopes: bool) -> tuple[list[tuple[Any, Any]], list[Any], dict]:
+def _assignments(model: Any, with_gate_slopes: bool) -> tuple[list[tuple[Any, Any]], list[Any], dict]:
     """(common subexpressions, final expressions, symbol -> generated name)."""
     import sympy
-
-    from fhn_automl.physics.ionic_model import STIMULUS_SYMBOL
 
     key = ("cse", with_gate_slopes)
     if key not in model._cache:
@@ -146,7 +144,7 @@ def _assignments(model: IonicModel, with_gate_slopes: bool) -> tuple[list[tuple[
     return model._cache[key]
 
 
-def compile_xp_function(model: IonicModel, *, with_gate_slopes: bool) -> Any:
+def compile_xp_function(model: Any, *, with_gate_slopes: bool) -> Any:
     """``f(xp, y0..y{n-1}, i_stim, p0..p{m-1}) -> [dy/dt..., (gate slopes...)]`` over array module ``xp``."""
     replacements, reduced, names = _assignments(model, with_gate_slopes)
     printer = _Printer("xp", names)
@@ -158,7 +156,7 @@ def compile_xp_function(model: IonicModel, *, with_gate_slopes: bool) -> Any:
     return _exec("\n".join(lines), "generated", f"<{model.name} xp rhs>", {})
 
 
-def numba_step_source(model: IonicModel) -> str:
+def numba_step_source(model: Any) -> str:
     """Source of ``step(y, p, i_stim, dt, rush_larsen)``: one explicit step of one cell, in place on the
     1-D state array ``y``; ``rush_larsen`` picks exact steps for the gates (else forward Euler)."""
     replacements, reduced, names = _assignments(model, True)
@@ -180,7 +178,7 @@ def numba_step_source(model: IonicModel) -> str:
     return "\n".join(lines) + "\n"
 
 
-def cuda_kernel_source(model: IonicModel) -> str:
+def cuda_kernel_source(model: Any) -> str:
     """A CUDA C++ kernel stepping one cell per thread; entry points ``<prefix>_f32`` and ``<prefix>_f64``.
 
     Arguments: ``(initial[n_states*n], parameters[n_params*n], saved[n_saved*n_states*n], n, n_saved,

@@ -28,6 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from fhn_automl.physics import _ionic_codegen as _codegen
+from fhn_automl.physics._ionic_codegen import STIMULUS_SYMBOL
+
 __all__ = ["CellModelError", "IonicModel", "Parameter", "ParameterRangeError", "StateVariable",
            "StimulusProtocol", "UnknownCellModelError", "ModelFileError"]
 
@@ -230,11 +233,9 @@ class IonicModel:
 
     def _xp_functions(self) -> tuple[Any, Any]:
         if "xp" not in self._cache:
-            from fhn_automl.physics import _ionic_codegen
-
             self._cache["xp"] = (
-                _ionic_codegen.compile_xp_function(self, with_gate_slopes=False),
-                _ionic_codegen.compile_xp_function(self, with_gate_slopes=True),
+                _codegen.compile_xp_function(self, with_gate_slopes=False),
+                _codegen.compile_xp_function(self, with_gate_slopes=True),
             )
         return self._cache["xp"]
 
@@ -242,17 +243,13 @@ class IonicModel:
     def numba_source(self) -> str:
         """Python source of ``step(y, out, i_stim, p, dt, rush_larsen)`` on scalars for the numba twin."""
         if "numba" not in self._cache:
-            from fhn_automl.physics import _ionic_codegen
-
-            self._cache["numba"] = _ionic_codegen.numba_step_source(self)
+            self._cache["numba"] = _codegen.numba_step_source(self)
         return self._cache["numba"]
 
     def cuda_source(self) -> str:
         """CUDA C++ source: entry points ``<prefix>_f32`` / ``<prefix>_f64`` (see ``_ionic_codegen``)."""
         if "cuda" not in self._cache:
-            from fhn_automl.physics import _ionic_codegen
-
-            self._cache["cuda"] = _ionic_codegen.cuda_kernel_source(self)
+            self._cache["cuda"] = _codegen.cuda_kernel_source(self)
         return self._cache["cuda"]
 
     @property
@@ -264,8 +261,6 @@ class IonicModel:
                 f"{len(self.gates)} Rush-Larsen gates, source={self.source!r})")
 
 
-#: the symbol the equations use for the stimulus current
-STIMULUS_SYMBOL = "i_stim"
 
 
 def _unstack(values: Any, count: int) -> list[Any]:

@@ -13,6 +13,9 @@
   Euler updates, its Rush-Larsen gates and its analytic calcium-buffering updates alike. The endocardial
   TP06 variant is not built in: the package carries only the epicardial ``s`` gate, and the endocardial
   cell differs in that gate's equations, not only in a parameter. Load it from a model file instead.
+- a path ending in ``.json``: a bundle written by :func:`save_model_bundle` (the resolved model with its
+  equations as SymPy ``srepr`` text): needs only SymPy to load, so a GPU host without Myokit or the
+  finitewave packages runs any model resolved elsewhere.
 - a path ending in ``.mmt`` (Myokit) or ``.cellml`` / ``.xml`` (CellML 1.0/1.1/2.0): parsed by Myokit
   (optional dependency, offline). Myokit's ``pace`` binding becomes the stimulus input (its level:
   1 during a pulse), the file's ``[[protocol]]`` (if any) the stimulus protocol, every literal constant
@@ -38,9 +41,12 @@ from fhn_automl.physics.ionic_model import (STIMULUS_SYMBOL, IonicModel, ModelFi
                                             StateVariable, StimulusProtocol, UnknownCellModelError,
                                             default_range)
 
-__all__ = ["BUILT_IN_CELL_MODELS", "MODEL_FILE_SUFFIXES", "load_model_file", "resolve_cell_model"]
+__all__ = ["BUILT_IN_CELL_MODELS", "MODEL_FILE_SUFFIXES", "load_model_bundle", "load_model_file", "resolve_cell_model",
+           "save_model_bundle"]
 
-MODEL_FILE_SUFFIXES = (".mmt", ".cellml", ".xml")
+MODEL_FILE_SUFFIXES = (".mmt", ".cellml", ".xml", ".json")
+#: bumped when the JSON bundle's layout changes
+BUNDLE_FORMAT_VERSION = 1
 
 #: TP06 units (the paper's): the package's docstrings give them, its code carries none
 _TP06_UNITS = {"u": "mV", "cai": "mM", "casr": "mM", "cass": "mM", "nai": "mM", "ki": "mM"}
@@ -158,7 +164,7 @@ def resolve_cell_model(name_or_path: str | Path | IonicModel) -> IonicModel:
     if path.suffix.lower() in MODEL_FILE_SUFFIXES:
         if not path.is_file():
             raise UnknownCellModelError(f"cell-model file {path} does not exist")
-        return load_model_file(path)
+        return load_model_bundle(path) if path.suffix.lower() == ".json" else load_model_file(path)
     raise UnknownCellModelError(
         f"unknown cell model {text!r}: built in are {', '.join(BUILT_IN_CELL_MODELS)}; or give the path of "
         f"a model file ({', '.join(MODEL_FILE_SUFFIXES)})")
@@ -259,3 +265,58 @@ def _from_myokit(model: Any, protocol: Any, *, name: str, source: str) -> IonicM
                          for v in literal_parameters),
         stimulus=stimulus, voltage=voltage.qname(), derivatives=tuple(derivatives), source=source,
         time_unit=str(time.unit() or ""))
+
+
+# --------------------------------------------------------------------------------------- JSON bundles
+
+
+def save_model_bundle(model: IonicModel, path: str | Path) -> Path:
+    """Write ``model`` as a JSON bundle that :func:`resolve_cell_model` reads back with SymPy alone."""
+    import json
+
+    import sympy
+
+    from fhn_automl._atomic import write_text
+
+    record = {
+        "format": BUNDLE_FORMAT_VERSION, "name": model.name, "description": model.description,
+        "source": model.source, "voltage": model.voltage, "time_unit": model.time_unit,
+        "default_dt": model.default_dt, "varied": list(model.varied),
+        "states": [[s.name, s.unit, s.default] for s in model.states],
+        "parameters": [[p.name, p.unit, p.default, list(p.range)] for p in model.parameters],
+        "stimulus": [model.stimulus.amplitude, model.stimulus.duration, model.stimulus.period, model.stimulus.start],
+        "derivatives": [sympy.srepr(d) for d in model.derivatives],
+    }
+    path = Path(path)
+    write_text(path, json.dumps(record, indent=1) + "\n")
+    return path
+
+
+def load_model_bundle(path: str | Path) -> IonicModel:
+    """The model of a JSON bundle (:func:`save_model_bundle`); ``ModelFileError`` if it is not one."""
+    import json
+
+    import sympy
+
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text())
+        if record.get("format") != BUNDLE_FORMAT_VERSION:
+            raise ValueError(f"bundle format {record.get('format')!r}, expected {BUNDLE_FORMAT_VERSION}")
+        # srepr text is evaluated with SymPy's own constructors only (no builtins)
+        namespace = {name: getattr(sympy, name) for name in dir(sympy) if not name.startswith("_")}
+        from sympy.functions.elementary.piecewise import ExprCondPair
+
+        namespace.update(ExprCondPair=ExprCondPair, __builtins__={})
+        derivatives = tuple(eval(text, namespace) for text in record["derivatives"])  # noqa: S307
+        return IonicModel(
+            name=record["name"], description=record["description"], source=f"{record['source']} via bundle {path}",
+            states=tuple(StateVariable(n, u, float(d)) for n, u, d in record["states"]),
+            parameters=tuple(Parameter(n, u, float(d), (float(r[0]), float(r[1]))) for n, u, d, r in record["parameters"]),
+            stimulus=StimulusProtocol(*(float(x) for x in record["stimulus"])), voltage=record["voltage"],
+            derivatives=derivatives, time_unit=record["time_unit"], default_dt=float(record["default_dt"]),
+            varied=tuple(record["varied"]))
+    except ModelFileError:
+        raise
+    except Exception as error:  # JSON, key, SymPy and type errors alike: the file is not a bundle
+        raise ModelFileError(f"{path} is not a cell-model bundle: {type(error).__name__}: {error}") from None

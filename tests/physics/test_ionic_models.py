@@ -269,3 +269,18 @@ def test_cell_model_dataset_through_the_cli(tmp_path: Path) -> None:
     before = {name: (out / name).stat().st_mtime_ns for name in manifest["files"]}
     assert data_cli.main(arguments) == 0  # same request: reused, not rewritten
     assert before == {name: (out / name).stat().st_mtime_ns for name in manifest["files"]}
+
+
+def test_json_bundle_round_trips_the_model(ms, tmp_path: Path) -> None:
+    from fhn_automl.physics.ionic_sources import save_model_bundle
+
+    path = save_model_bundle(ms, tmp_path / "ms.json")
+    loaded = resolve_cell_model(str(path))
+    assert loaded.digest == ms.digest and loaded.gates == ms.gates and loaded.stimulus == ms.stimulus
+    y = np.array([[0.3, 0.9], [0.6, 0.1]])
+    np.testing.assert_array_equal(np.array(loaded.rhs(y, 0.1, loaded.parameter_values())),
+                                  np.array(ms.rhs(y, 0.1, ms.parameter_values())))
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps({"format": 1, "name": "x", "derivatives": ["__import__('os')"]}))
+    with pytest.raises(ModelFileError, match="broken.json is not a cell-model bundle"):
+        resolve_cell_model(str(broken))
