@@ -134,3 +134,30 @@ def test_kernel_body_on_the_cpu_matches_numpy(name: str, method: str, dt: float,
     scale = np.abs(expected).max(axis=(0, 2), keepdims=True)
     np.testing.assert_allclose(Y / scale, expected / scale, rtol=0, atol=1e-10)
     assert np.abs(Y[-1, model.voltage_index] - Y[0, model.voltage_index]).max() > 1e-3  # the cells moved
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name, method, dt", [("mitchell_schaeffer", "rush_larsen", 0.05), ("tp06_epi", "rush_larsen", 0.01),
+                                              ("tp06_epi", "euler", 0.001)])
+def test_generated_kernel_on_the_gpu_matches_numpy(name: str, method: str, dt: float) -> None:
+    """CuPy's own compile and launch of the generated kernel (FMA-contracted: a tolerance, not bitwise).
+    Uses the committed bundles, so it runs on a GPU host without the finitewave packages."""
+    from fhn_automl.physics import _euler_cuda
+
+    reason = _euler_cuda.cuda_unavailable_reason()
+    if reason is not None:
+        pytest.skip(f"no CUDA here: {reason}")
+    model = resolve_cell_model(str(Path(__file__).resolve().parents[2] / "benchmarks" / "models" / f"{name}.json"))
+    n, n_steps = 300, int(round(3.0 / dt))
+    rng = np.random.default_rng(9)
+    params = np.repeat(model.parameter_values()[:, None], n, axis=1)
+    params[model.parameter_names.index(model.varied[0])] *= rng.uniform(0.8, 1.2, n)
+    y0 = np.repeat(model.default_state()[:, None], n, axis=1)
+    protocol = StimulusProtocol(model.stimulus.amplitude, 1.0, 1000.0, start=0.5)
+    for dtype, atol in ((np.float64, 1e-8), (np.float32, 2e-3)):
+        _, actual = integrate_cells(model, y0, params, dt=dt, n_steps=n_steps, save_every=50, method=method,
+                                    backend="cuda", protocol=protocol, dtype=dtype)
+        _, expected = integrate_cells(model, y0, params, dt=dt, n_steps=n_steps, save_every=50, method=method,
+                                      backend="numpy", protocol=protocol)
+        scale = np.abs(expected).max(axis=(0, 2), keepdims=True)
+        np.testing.assert_allclose(actual / scale, expected / scale, rtol=0, atol=atol, err_msg=str(dtype))

@@ -284,3 +284,10 @@ def test_json_bundle_round_trips_the_model(ms, tmp_path: Path) -> None:
     broken.write_text(json.dumps({"format": 1, "name": "x", "derivatives": ["__import__('os')"]}))
     with pytest.raises(ModelFileError, match="broken.json is not a cell-model bundle"):
         resolve_cell_model(str(broken))
+
+
+@pytest.mark.parametrize("name", ["tp06_epi", "tp06_m", "mitchell_schaeffer"])
+def test_committed_bundles_equal_the_built_in_models(name: str) -> None:
+    """benchmarks/models/*.json (what the GPU hosts run) are the built-ins, not a stale copy."""
+    bundle = Path(__file__).resolve().parents[2] / "benchmarks" / "models" / f"{name}.json"
+    assert resolve_cell_model(str(bundle)).digest == resolve_cell_model(name).digest
