@@ -169,7 +169,7 @@ step cuda_source 120 "$PYTHON" -m pytest tests/physics/test_cuda_source.py -m "n
     --junitxml="$RESULTS/junit-cuda_source.xml"
 
 if ((HAVE_GPU != 0)); then
-    for name in gpu_tests euler_cuda bench_cuda train_step_cuda packed_cuda post_compile_test euler_cpu_same_host; do
+    for name in gpu_tests euler_cuda bench_cuda train_step_cuda packed_cuda cell_solvers_cuda post_compile_test euler_cpu_same_host; do
         record "$name" "skipped" "-" 0 "no GPU: ${GPU_REASON//$'\n'/ }"
     done
 else
@@ -192,6 +192,11 @@ else
     #     models in 2 packs (one per depth), every 21st model also trained alone, each pack beside its share
     step packed_cuda 150 "$PYTHON" benchmarks/packed.py --device cuda --interleave --steps 300 --pack-sizes 252 \
         --single-every 21 --n-trajectories 100
+    # 4c. N-state cell models (issue 18): the CUDA kernel generated from TP06 (from the committed bundle,
+    #     so neither Myokit nor the finitewave packages are needed here; SymPy is) against the BDF reference
+    #     on the host; its gpu-marked kernel tests ran in step 1
+    step cell_solvers_cuda 200 "$PYTHON" benchmarks/cell_solvers.py --cell-model benchmarks/models/tp06_epi.json \
+        --beats 20 --cells 16384 --device cuda --json "$RESULTS/cell_solvers_cuda.json"
     # 5. the post-stage compile test (TensorRT; skips without torch_tensorrt), if it imports here
     if import_error="$("$PYTHON" -c 'import fhn_automl.post.compile, fhn_automl.post.sweep' 2>&1)"; then
         step post_compile_test 180 "$PYTHON" -m pytest tests/post/test_compile.py -q -p no:cacheprovider -rs \
