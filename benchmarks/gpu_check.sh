@@ -184,7 +184,7 @@ fi
 step cuda_source 120 "$PYTHON" -m pytest tests/physics/test_cuda_source.py -m "not gpu" -q -p no:cacheprovider -rs \
     --junitxml="$RESULTS/junit-cuda_source.xml"
 
-GPU_STEPS="gpu_tests euler_cuda bench_cuda train_step_cuda packed_cuda euler_cpu_same_host"
+GPU_STEPS="gpu_tests euler_cuda bench_cuda train_step_cuda packed_cuda cell_solvers_cuda euler_cpu_same_host"
 if ((HAVE_GPU != 0)); then
     for name in $GPU_STEPS; do
         wanted "$name" && record "$name" "skipped" "-" 0 "no GPU: ${GPU_REASON//$'\n'/ }"
@@ -221,6 +221,11 @@ else
         --single-every 21 --n-trajectories 100 --mode-pack-size 216 --mode-steps 100 --activation-mode best
     # 5. training steps on the GPU: DDNN, PINN (forward tangent and autograd), iterator
     step train_step_cuda 90 "$PYTHON" benchmarks/train_step.py steps --device cuda --repeats 2 --n-steps 500
+    # 5b. N-state cell models (issue 18): the CUDA kernel generated from TP06 (from the committed bundle,
+    #     so neither Myokit nor the finitewave packages are needed here; SymPy is) against the BDF reference
+    #     on the host; its gpu-marked kernel tests ran in step 1
+    step cell_solvers_cuda 200 "$PYTHON" benchmarks/cell_solvers.py --cell-model benchmarks/models/tp06_epi.json \
+        --beats 20 --cells 16384 --device cuda --json "$RESULTS/cell_solvers_cuda.json"
     # 6. the numba baseline on this host's CPUs, for a same-machine speed-up
     step euler_cpu_same_host 60 "$PYTHON" benchmarks/euler.py --backends cpu --repeats 1
 fi

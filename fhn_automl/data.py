@@ -4,6 +4,11 @@ Samples initial states (Latin hypercube; problem A's single fixed state), solves
 Euler (dt = 0.01, a state kept every 0.1 time unit) and writes ``train.parquet``, ``val.parquet``
 (+ problem A's ``scarce`` / ``complete``, the iterator's ``rollout``) and ``manifest.json`` into DIR.
 Running it again with the same arguments reuses valid files and rebuilds missing or corrupted ones.
+
+N-state cell models: ``python -m fhn_automl.data --cell-model NAME_OR_PATH --out DIR`` (no problem name)
+writes one pre-paced beat per cell, cells differing in their parameters (``physics.cell_datasets``).
+NAME is a built-in model (fhn, tp06_epi, tp06_m, mitchell_schaeffer) or the path of a Myokit ``.mmt`` or
+CellML ``.cellml`` file.
 """
 
 from __future__ import annotations
@@ -13,29 +18,61 @@ import sys
 
 from fhn_automl._cli import non_negative_int, positive_int
 from fhn_automl.physics.datasets import DatasetError, build_dataset, read_manifest
-from fhn_automl.physics.euler import CudaUnavailableError
+from fhn_automl.physics.euler import CudaUnavailableError, resolve_backend
+from fhn_automl.physics.ionic_model import CellModelError
 from fhn_automl.physics.problems import PROBLEMS, UnknownProblemError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m fhn_automl.data", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("problem", help=f"one of: {', '.join(sorted(PROBLEMS))}")
+    parser.add_argument("problem", nargs="?", help=f"one of: {', '.join(sorted(PROBLEMS))} (omit with --cell-model)")
     parser.add_argument("--out", required=True, help="folder for the Parquet files and manifest.json")
     parser.add_argument("--n-trajectories", type=positive_int, default=None,
                         help="trajectories over train + val (iterator: pairs); default: the thesis' sizes")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="sampling seed (same seed -> same bytes)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="where Euler runs: cuda needs CuPy and a GPU; auto picks cuda when present")
-    return parser.parse_args(argv)
+    cell = parser.add_argument_group("N-state cell models (--cell-model)")
+    cell.add_argument("--cell-model", default=None,
+                      help="built-in name (fhn, tp06_epi, tp06_m, mitchell_schaeffer) or a .mmt / .cellml path")
+    cell.add_argument("--beats", type=non_negative_int, default=10, help="pre-pacing beats before the stored beat")
+    cell.add_argument("--method", choices=("rush_larsen", "euler"), default="rush_larsen", help="explicit solver")
+    cell.add_argument("--dt", type=float, default=None, help="solver step (default: the model's)")
+    args = parser.parse_args(argv)
+    if (args.problem is None) == (args.cell_model is None):
+        parser.error("give either a problem name or --cell-model, not both or neither")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.cell_model is not None:
+        return _cell_model_dataset(args)
     try:
         out = build_dataset(args.problem, args.out, n_trajectories=args.n_trajectories, seed=args.seed,
                             device=args.device)
     except (UnknownProblemError, DatasetError, CudaUnavailableError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    manifest = read_manifest(out)
+    for name, record in sorted(manifest["files"].items()):
+        print(f"{out / name}  {record['rows']:,} rows  sha256 {record['sha256'][:12]}")
+    return 0
+
+
+def _cell_model_dataset(args: argparse.Namespace) -> int:
+    from fhn_automl.physics.cell_datasets import build_cell_dataset
+    from fhn_automl.physics.ionic_sources import resolve_cell_model
+
+    backend = {"auto": "numba", "cpu": "numba", "cuda": "cuda"}[args.device]
+    try:
+        if backend == "cuda":
+            resolve_backend("cuda")  # CudaUnavailableError (what to install) before any work
+        model = resolve_cell_model(args.cell_model)  # parsed once, here; the object flows down
+        out = build_cell_dataset(model, args.out, n_cells=args.n_trajectories or 64, seed=args.seed,
+                                 n_beats_prepace=args.beats, dt=args.dt, method=args.method, backend=backend)
+    except (CellModelError, DatasetError, CudaUnavailableError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     manifest = read_manifest(out)
