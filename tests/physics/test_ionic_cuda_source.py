@@ -154,7 +154,11 @@ def test_generated_kernel_on_the_gpu_matches_numpy(name: str, method: str, dt: f
     params[model.parameter_names.index(model.varied[0])] *= rng.uniform(0.8, 1.2, n)
     y0 = np.repeat(model.default_state()[:, None], n, axis=1)
     protocol = StimulusProtocol(model.stimulus.amplitude, 1.0, 1000.0, start=0.5)
-    for dtype, atol in ((np.float64, 1e-8), (np.float32, 1e-2)):  # float32: it runs and stays close
+    # float64: the kernel itself (passed at 1e-8 on an H200, 2026-12-04). float32: it runs and stays close
+    # to the float64 reference; measured there for TP06 Rush-Larsen at dt 0.01: up to 0.042 of a state's
+    # scale on 3.7 % of the saved values, all in the upstroke after the stimulus (a float32 timing shift
+    # of the steep rise), so the bound is 0.05, not the 0.01 first guessed
+    for dtype, atol in ((np.float64, 1e-8), (np.float32, 5e-2)):
         _, actual = integrate_cells(model, y0, params, dt=dt, n_steps=n_steps, save_every=50, method=method,
                                     backend="cuda", protocol=protocol, dtype=dtype)
         _, expected = integrate_cells(model, y0, params, dt=dt, n_steps=n_steps, save_every=50, method=method,
