@@ -40,7 +40,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from fhn_automl.physics.cell_models import FitzHughNagumo  # noqa: E402
-from fhn_automl._cli import positive_int  # noqa: E402
+from fhn_automl._cli import comma_list, positive_int  # noqa: E402
 from fhn_automl.physics.euler import (  # noqa: E402
     CudaUnavailableError, euler_trajectories, iter_euler_chunks, n_saved_states, resolve_backend)
 
@@ -236,14 +236,8 @@ def report(label: str, n: int, seconds: list[float], flops: int, nbytes: int, pe
 BENCH_BACKENDS = ("cpu", "numpy", "cuda")
 
 
-def backend_list(text: str) -> list[str]:
-    """``--backends``: a comma-separated subset of :data:`BENCH_BACKENDS`."""
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in BENCH_BACKENDS]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(f"must be a comma-separated list of {', '.join(BENCH_BACKENDS)}, "
-                                         f"got {text!r}")
-    return names
+#: ``--backends``: a comma-separated subset of :data:`BENCH_BACKENDS`
+backend_list = comma_list(BENCH_BACKENDS)
 
 
 def main(argv: list[str] | None = None) -> int:

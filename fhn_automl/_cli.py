@@ -59,6 +59,19 @@ def _number(text: str) -> float:
     return value
 
 
+def comma_list(choices: tuple[str, ...]):
+    """An argparse type: a comma-separated, non-empty list of ``choices`` (repeats dropped, order kept)."""
+
+    def parse(text: str) -> list[str]:
+        names = [name.strip() for name in text.split(",") if name.strip()]
+        unknown = [name for name in names if name not in choices]
+        if unknown or not names:
+            raise argparse.ArgumentTypeError(f"must be a comma-separated list of {', '.join(choices)}, got {text!r}")
+        return list(dict.fromkeys(names))
+
+    return parse
+
+
 def device_name(text: str) -> str:
     """``cpu``, ``cuda`` or ``cuda:N`` (whether a GPU is there is checked by the command itself)."""
     if text == "cpu" or text == "cuda" or (text.startswith("cuda:") and text[5:].isdigit()):

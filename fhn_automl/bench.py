@@ -23,7 +23,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from fhn_automl._cli import device_name, non_negative_int, positive_float, positive_int
+from fhn_automl._cli import comma_list, device_name, non_negative_int, positive_float, positive_int
 from fhn_automl.physics.problems import PROBLEMS
 
 REFERENCE_ARCHITECTURE = "silu-32,tanh-32,silu-32"
@@ -31,14 +31,8 @@ REFERENCE_ARCHITECTURE = "silu-32,tanh-32,silu-32"
 BACKENDS = ("auto", "tensorrt", "compile", "eager", "cudagraph", "compile-cudagraph")
 
 
-def backend_list(text: str) -> list[str]:
-    """``--backend``: one of :data:`BACKENDS` or a comma-separated list of them."""
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in BACKENDS]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(f"unknown backend {', '.join(unknown) or repr(text)}; choose from "
-                                         f"{', '.join(BACKENDS)} (comma-separated for several)")
-    return list(dict.fromkeys(names))
+#: ``--backend``: one of :data:`BACKENDS` or a comma-separated list of them
+backend_list = comma_list(BACKENDS)
 
 
 def build_parser() -> argparse.ArgumentParser:
