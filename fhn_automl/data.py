@@ -17,9 +17,11 @@ import argparse
 import sys
 
 from fhn_automl._cli import non_negative_int, positive_int
+from fhn_automl.physics.cell_datasets import build_cell_dataset
 from fhn_automl.physics.datasets import DatasetError, build_dataset, read_manifest
 from fhn_automl.physics.euler import CudaUnavailableError, resolve_backend
 from fhn_automl.physics.ionic_model import CellModelError
+from fhn_automl.physics.ionic_sources import resolve_cell_model
 from fhn_automl.physics.problems import PROBLEMS, UnknownProblemError
 
 
@@ -62,13 +64,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _cell_model_dataset(args: argparse.Namespace) -> int:
-    from fhn_automl.physics.cell_datasets import build_cell_dataset
-    from fhn_automl.physics.ionic_sources import resolve_cell_model
-
-    backend = {"auto": "numba", "cpu": "numba", "cuda": "cuda"}[args.device]
     try:
-        if backend == "cuda":
-            resolve_backend("cuda")  # CudaUnavailableError (what to install) before any work
+        # CudaUnavailableError (saying what to install) before any work; auto: the GPU when there is one
+        backend = {"cpu": "numba", "cuda": "cuda"}[resolve_backend(args.device)]
         model = resolve_cell_model(args.cell_model)  # parsed once, here; the object flows down
         out = build_cell_dataset(model, args.out, n_cells=args.n_trajectories or 64, seed=args.seed,
                                  n_beats_prepace=args.beats, dt=args.dt, method=args.method, backend=backend)
