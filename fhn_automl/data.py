@@ -41,6 +41,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     cell.add_argument("--beats", type=non_negative_int, default=10, help="pre-pacing beats before the stored beat")
     cell.add_argument("--method", choices=("rush_larsen", "euler"), default="rush_larsen", help="explicit solver")
     cell.add_argument("--dt", type=float, default=None, help="solver step (default: the model's)")
+    cell.add_argument("--vary", default=None,
+                      help="comma-separated parameters drawn per cell (+-30 %%; default: the model's own list, "
+                           "none for model files)")
     args = parser.parse_args(argv)
     if (args.problem is None) == (args.cell_model is None):
         parser.error("give either a problem name or --cell-model, not both or neither")
@@ -69,7 +72,8 @@ def _cell_model_dataset(args: argparse.Namespace) -> int:
         backend = {"cpu": "numba", "cuda": "cuda"}[resolve_backend(args.device)]
         model = resolve_cell_model(args.cell_model)  # parsed once, here; the object flows down
         out = build_cell_dataset(model, args.out, n_cells=args.n_trajectories or 64, seed=args.seed,
-                                 n_beats_prepace=args.beats, dt=args.dt, method=args.method, backend=backend)
+                                 n_beats_prepace=args.beats, dt=args.dt, method=args.method, backend=backend,
+                                 vary=None if args.vary is None else tuple(filter(None, args.vary.split(","))))
     except (CellModelError, DatasetError, CudaUnavailableError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
