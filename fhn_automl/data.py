@@ -17,9 +17,11 @@ import argparse
 import sys
 
 from fhn_automl._cli import non_negative_int, positive_int
+from fhn_automl.physics.cell_datasets import build_cell_dataset
 from fhn_automl.physics.datasets import DatasetError, build_dataset, read_manifest
 from fhn_automl.physics.euler import CudaUnavailableError, resolve_backend
 from fhn_automl.physics.ionic_model import CellModelError
+from fhn_automl.physics.ionic_sources import resolve_cell_model
 from fhn_automl.physics.problems import PROBLEMS, UnknownProblemError
 
 
@@ -39,6 +41,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     cell.add_argument("--beats", type=non_negative_int, default=10, help="pre-pacing beats before the stored beat")
     cell.add_argument("--method", choices=("rush_larsen", "euler"), default="rush_larsen", help="explicit solver")
     cell.add_argument("--dt", type=float, default=None, help="solver step (default: the model's)")
+    cell.add_argument("--vary", default=None,
+                      help="comma-separated parameters drawn per cell (+-30 %%; default: the model's own list, "
+                           "none for model files)")
     args = parser.parse_args(argv)
     if (args.problem is None) == (args.cell_model is None):
         parser.error("give either a problem name or --cell-model, not both or neither")
@@ -62,16 +67,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _cell_model_dataset(args: argparse.Namespace) -> int:
-    from fhn_automl.physics.cell_datasets import build_cell_dataset
-    from fhn_automl.physics.ionic_sources import resolve_cell_model
-
-    backend = {"auto": "numba", "cpu": "numba", "cuda": "cuda"}[args.device]
     try:
-        if backend == "cuda":
-            resolve_backend("cuda")  # CudaUnavailableError (what to install) before any work
+        # CudaUnavailableError (saying what to install) before any work; auto: the GPU when there is one
+        backend = {"cpu": "numba", "cuda": "cuda"}[resolve_backend(args.device)]
         model = resolve_cell_model(args.cell_model)  # parsed once, here; the object flows down
         out = build_cell_dataset(model, args.out, n_cells=args.n_trajectories or 64, seed=args.seed,
-                                 n_beats_prepace=args.beats, dt=args.dt, method=args.method, backend=backend)
+                                 n_beats_prepace=args.beats, dt=args.dt, method=args.method, backend=backend,
+                                 vary=None if args.vary is None else tuple(filter(None, args.vary.split(","))))
     except (CellModelError, DatasetError, CudaUnavailableError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

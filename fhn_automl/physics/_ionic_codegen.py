@@ -153,7 +153,7 @@ def compile_xp_function(model: Any, *, with_gate_slopes: bool) -> Any:
     lines = [f"def generated({arguments}):"]
     lines += [f"    {names[symbol]} = {printer(value)}" for symbol, value in replacements]
     lines.append("    return [" + ", ".join(printer(e) for e in reduced) + "]")
-    return _exec("\n".join(lines), "generated", f"<{model.name} xp rhs>", {})
+    return exec_generated("\n".join(lines), "generated", f"<{model.name} xp rhs>", {})
 
 
 def numba_step_source(model: Any) -> str:
@@ -251,7 +251,7 @@ __device__ __forceinline__ void {prefix}_cell(
 {entry.format(prefix=prefix, suffix="f32", t="float")}{entry.format(prefix=prefix, suffix="f64", t="double")}"""
 
 
-def _exec(source: str, name: str, filename: str, namespace: dict) -> Any:
+def exec_generated(source: str, name: str, filename: str, namespace: dict) -> Any:
     code = compile(source, filename, "exec")
     exec(code, namespace)  # noqa: S102 -- our own generated source, from the model's SymPy equations
     return namespace[name]

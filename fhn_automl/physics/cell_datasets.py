@@ -2,7 +2,7 @@
 
 ``python -m fhn_automl.data --cell-model NAME_OR_PATH --out DIR`` calls :func:`build_cell_dataset`:
 
-1. draw ``n_cells`` parameter sets: the model's ``varied`` parameters by Latin hypercube in
+1. draw ``n_cells`` parameter sets: the model's ``varied`` parameters (or ``--vary``) by Latin hypercube in
    ``default * (1 +- spread)`` (clipped to their declared ranges), the others at their defaults;
 2. pre-pace every cell ``n_beats_prepace`` beats (:mod:`prepacing`, cached in ``DIR/prepaced``);
 3. solve one more beat per cell (Rush-Larsen by default, at the model's default dt), keeping a state
@@ -63,8 +63,13 @@ def sample_parameters(model: IonicModel, n_cells: int, *, seed: int, spread: flo
 
 def build_cell_dataset(model: IonicModel, out_dir: str | os.PathLike, *, n_cells: int = 64, seed: int = 0,
                        n_beats_prepace: int = 10, save_dt: float = 1.0, dt: float | None = None,
-                       method: str = "rush_larsen", backend: str = "numba", spread: float = 0.3) -> Path:
-    """Write (or reuse) the dataset; returns its absolute path. See the module docstring."""
+                       method: str = "rush_larsen", backend: str = "numba", spread: float = 0.3,
+                       vary: tuple[str, ...] | None = None) -> Path:
+    """Write (or reuse) the dataset; returns its absolute path. See the module docstring.
+
+    ``vary``: the parameters drawn per cell (default ``model.varied``; models from files declare none,
+    so their cells differ only if this names some)."""
+    vary = model.varied if vary is None else tuple(vary)
     if n_cells < 2:
         raise DatasetError(f"--n-trajectories must be at least 2 (train and validation), got {n_cells}")
     dt = model.default_dt if dt is None else dt
@@ -77,20 +82,20 @@ def build_cell_dataset(model: IonicModel, out_dir: str | os.PathLike, *, n_cells
     n_steps = int(round(period / dt))
     request = {"format": CELL_DATASET_FORMAT_VERSION, "model": model.name, "model_digest": model.digest,
                "n_cells": n_cells, "seed": seed, "n_beats_prepace": n_beats_prepace, "save_dt": save_dt, "dt": dt,
-               "method": method, "spread": spread, "varied": list(model.varied)}
+               "method": method, "spread": spread, "varied": list(vary)}
     out = Path(out_dir)
     reused = _reusable(out, request)
     if reused is not None:
         return reused
     # everything in memory first: a bad dt or parameter raises before anything is written
-    params = sample_parameters(model, n_cells, seed=seed, spread=spread)
+    params = sample_parameters(model, n_cells, seed=seed, spread=spread, vary=vary)
     state = prepace(model, n_beats=n_beats_prepace, params=params, dt=dt, method=method, backend=backend)
     t, Y = integrate_cells(model, state, params, dt=dt, n_steps=n_steps, save_every=save_every, method=method,
                            backend=backend)
     tables = {}
     half = n_cells // 2
     for split, cells in (("train", range(0, half)), ("val", range(half, n_cells))):
-        tables[f"{split}.parquet"] = _table(model, t, Y, params, list(cells))
+        tables[f"{split}.parquet"] = _table(model, t, Y, params, list(cells), vary)
     out = prepare_output_dir(out)
     files = {}
     for name, table in tables.items():
@@ -115,12 +120,13 @@ def _save_states(path: Path, state: np.ndarray, params: np.ndarray, model: Ionic
                  parameter_names=np.array(model.parameter_names))
 
 
-def _table(model: IonicModel, t: np.ndarray, Y: np.ndarray, params: np.ndarray, cells: list[int]) -> pa.Table:
+def _table(model: IonicModel, t: np.ndarray, Y: np.ndarray, params: np.ndarray, cells: list[int],
+           vary: tuple[str, ...]) -> pa.Table:
     n_t = t.size
     columns: dict[str, Any] = {"traj": np.repeat(np.asarray(cells, dtype=np.int64), n_t),
                                "t": np.tile(t.astype(np.float32), len(cells))}
     names = model.parameter_names
-    for name in model.varied:
+    for name in vary:
         columns[name] = np.repeat(params[names.index(name), cells].astype(np.float32), n_t)
     for k, state in enumerate(model.state_names):
         columns[state] = Y[:, k, cells].T.reshape(-1).astype(np.float32)

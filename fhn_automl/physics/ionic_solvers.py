@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from fhn_automl.physics._ionic_codegen import exec_generated
 from fhn_automl.physics.ionic_model import CellModelError, IonicModel, StimulusProtocol
 
 __all__ = ["BACKENDS", "METHODS", "UnstableStepError", "integrate_cells", "n_saved_states"]
@@ -135,10 +136,9 @@ def _numba_kernel(model: IonicModel) -> Any:
         import numba
     except ImportError:
         raise RuntimeError("the numba backend needs numba: pip install numba") from None
-    from fhn_automl.physics._ionic_codegen import _exec
 
     step = numba.njit(inline="always", fastmath=False)(
-        _exec(model.numba_source, "step", f"<{model.name} numba step>", {"math": math}))
+        exec_generated(model.numba_source, "step", f"<{model.name} numba step>", {"math": math}))
     n_states = model.n_states
 
     @numba.njit(parallel=True, nogil=True)

@@ -36,6 +36,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from fhn_automl._atomic import write_text
 from fhn_automl.physics.cell_models import FitzHughNagumo
 from fhn_automl.physics.ionic_model import (STIMULUS_SYMBOL, IonicModel, ModelFileError, Parameter,
                                             StateVariable, StimulusProtocol, UnknownCellModelError,
@@ -275,8 +276,6 @@ def save_model_bundle(model: IonicModel, path: str | Path) -> Path:
     import json
 
     import sympy
-
-    from fhn_automl._atomic import write_text
 
     record = {
         "format": BUNDLE_FORMAT_VERSION, "name": model.name, "description": model.description,

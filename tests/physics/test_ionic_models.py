@@ -130,7 +130,8 @@ def test_bad_model_inputs_raise_named_errors(tmp_path: Path, ms) -> None:
 
 def test_cli_errors_exit_2_and_write_nothing(tmp_path: Path, capsys) -> None:
     cases = [["--cell-model", "nosuch"], ["--cell-model", str(tmp_path / "x.cellml")],
-             ["--cell-model", "mitchell_schaeffer", "--method", "euler", "--dt", "5", "--beats", "0"]]
+             ["--cell-model", "mitchell_schaeffer", "--method", "euler", "--dt", "5", "--beats", "0"],
+             ["--cell-model", "mitchell_schaeffer", "--vary", "tau_in,bogus"]]
     for i, arguments in enumerate(cases):
         out = tmp_path / f"out{i}"
         assert data_cli.main([*arguments, "--out", str(out), "--n-trajectories", "2"]) == 2
