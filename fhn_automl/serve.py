@@ -22,6 +22,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from fhn_automl._cli import positive_int
+
 
 def server_command(model_uri: str, *, host: str, port: int) -> tuple[list[str], dict[str, str]]:
     """The ``mlflow models serve`` command line and an environment whose PATH finds this venv's uvicorn."""
@@ -43,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
                              "smoke for a smoke-budget search")
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1: this "
                         "machine only; the server has no authentication)")
-    parser.add_argument("--port", type=int, default=5001, help="port (default 5001; the MLflow UI takes 5000)")
+    parser.add_argument("--port", type=positive_int, default=5001, help="port (default 5001; the MLflow UI takes 5000)")
     parser.add_argument("--tracking-uri", default=None,
                         help="default: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlruns/mlflow.db")
     args = parser.parse_args(argv)

@@ -184,12 +184,12 @@ def run_post_stage(experiment_name: str, tracking_uri: str | None = None, out_di
 
     ``budget``: smoke | small | paper (default: the search's budget, its parent run's tag, else small)
     or a ``PostSettings``; ``bench_n``, ``n_ref``, ``repeats``, ``tune_points``, ``front_rounds``,
-    ``max_bench_models`` and ``threads`` override single fields of it. The front compares the models' medians of ``front_rounds`` interleaved timings; two times tie
-    (multiply-adds decide) when within ``time_rtol`` or when their min-max spreads overlap.
-    ``backend``: auto | tensorrt | compile | eager (a named backend that cannot run raises
-    ``BackendNotInstalledError``). ``bench_n``: initial conditions of the benchmark (the preset's CPU
-    or GPU size). ``time_rtol``: times within this fraction count as tied on the front (multiply-adds
-    decide). ``out_dir`` default: ``runs/post/<experiment>``.
+    ``max_bench_models`` and ``threads`` override single fields of it. ``backend``: auto | tensorrt |
+    compile | eager (a named backend that cannot run raises ``BackendNotInstalledError``). ``bench_n``:
+    initial conditions of the benchmark (the preset's CPU or GPU size). The front compares the models'
+    medians of ``front_rounds`` interleaved timings; two times tie (multiply-adds decide) when within
+    ``time_rtol`` of each other or when their min-max spreads overlap. ``out_dir`` default:
+    ``runs/post/<experiment>``.
     """
     import pandas as pd
 
