@@ -1,10 +1,11 @@
 """Post-stage: Pareto front, compile (TensorRT -> torch.compile -> eager), benchmark against Euler,
 ANOVA and plots, model registry and pull.
 
-``run_post_stage(experiment_name, tracking_uri=None, out_dir=None, ...)`` is the one entry point the
-search layer calls after a search (with ``budget=<the search's budget>``, which picks the sizes from
-``fhn_automl.post.settings.PRESETS``); ``python -m fhn_automl.post EXPERIMENT [--budget NAME]`` is the
-same from a shell.
+``run_post_stage(experiment_name, tracking_uri=None, out_dir=None, ...)`` is the one entry point:
+``fhn_automl.pipeline`` (what ``python -m fhn_automl.search`` runs) calls it after a search, with
+``budget=<the search's budget>``, which picks the sizes from ``fhn_automl.post.settings.PRESETS``; the
+search layer itself never imports this package. ``python -m fhn_automl.post EXPERIMENT [--budget NAME]``
+is the same from a shell.
 Heavy and optional packages (mlflow, statsmodels, matplotlib, torch_tensorrt) are imported inside
 functions, so importing this package costs only torch.
 """

@@ -1,6 +1,6 @@
 """The post-stage in one call: ``run_post_stage(experiment_name, tracking_uri=None, out_dir=None, ...)``.
 
-After a search (the search layer calls it) or on demand (``python -m fhn_automl.post EXPERIMENT``):
+After a search (``fhn_automl.pipeline`` calls it) or on demand (``python -m fhn_automl.post EXPERIMENT``):
 
 1. read the experiment's finished trials and download their models;
 2. compile each (TensorRT -> torch.compile -> eager), tune its batch size, then time all of them per
@@ -14,7 +14,7 @@ After a search (the search layer calls it) or on demand (``python -m fhn_automl.
    ``pareto``, or ``smoke`` for a smoke-budget search, merged with the front registered before:
    ``fhn_automl.post.registry``).
 
-An experiment of untrained networks (the search layer's ``kind: untrained`` sweep) gets the inference
+An experiment of untrained networks (a search file's ``kind: untrained`` sweep) gets the inference
 sweep report (Tables 12-13, Figures 39-40) instead of a front. Everything is written to a temporary
 folder beside ``out_dir`` and renamed into place only after the registry is updated, so a failure
 leaves no half-written report (and the versions this run created are deleted again).
