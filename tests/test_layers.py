@@ -8,6 +8,8 @@ under ``TYPE_CHECKING``.
 from __future__ import annotations
 
 import ast
+
+import pytest
 from pathlib import Path
 
 import fhn_automl
@@ -122,3 +124,36 @@ def test_no_import_cycles():
             visit(node)
     assert not cycles, "modules that import each other in a circle:\n" + \
         "\n".join(" <-> ".join(cycle) for cycle in cycles)
+
+
+def test_the_layer_notation_has_one_parser():
+    """``activation-width`` is parsed in one place, ``learning.architecture.parse_layer`` (issue 15): no
+    other module splits a token at its dash or keeps its own token pattern, so a search file takes
+    exactly what the trainer takes."""
+    own_parsers = []
+    for name, path in MODULES.items():
+        if name == "fhn_automl.learning.architecture":
+            continue
+        source = path.read_text()
+        # the shapes a second parser took before (search/space.py's token regex, search/grid.py's split)
+        for sign in ('rpartition("-")', "rpartition('-')", "_LAYER_TOKEN", "-[1-9][0-9]*", r"-(\d+)"):
+            if sign in source:
+                own_parsers.append(f"{name}: {sign}")
+    assert own_parsers == []
+
+
+def test_search_files_take_every_spelling_the_trainer_takes(tmp_path):
+    from fhn_automl.learning.architecture import parse_layers
+    from fhn_automl.search.grid import layer_width
+    from fhn_automl.search.space import SearchSpaceError, load_search_space
+
+    path = tmp_path / "s.yaml"
+    path.write_text("problem: problem_b_s\nkind: ddnn\nlayers:\n  choices: [SiLU-32, swish-16, tanh-8]\n"
+                    "  depths: [1]\n")
+    choices = load_search_space(path).studies[0].layers.choices
+    assert choices == ("silu-32", "silu-16", "tanh-8")  # canonical, as the trainer names them
+    assert [str(layer) for layer in parse_layers("SiLU-32,swish-16,tanh-8")] == list(choices)
+    assert layer_width("swish-16") == 16
+    path.write_text("problem: problem_b_s\nkind: ddnn\nlayers:\n  choices: [silu-32, relu6-x]\n  depths: [1]\n")
+    with pytest.raises(SearchSpaceError, match=r"layers\.choices.*relu6-x"):
+        load_search_space(path)

@@ -64,6 +64,12 @@ class LayerSpec:
 _TOKEN = re.compile(r"^\s*([A-Za-z_.]+)\s*[-–:]\s*(\S+?)\s*$")
 
 
+def parse_layer(token: str) -> LayerSpec:
+    """One ``activation-width`` token (``'silu-32'``, ``'SiLU-32'``, ``'swish-32'``) -> ``LayerSpec``: the
+    one parser of the layer notation (search files, the grid, the trainer and the CLI all use it)."""
+    return _parse_token(token)
+
+
 def _parse_token(token: str) -> LayerSpec:
     cleaned = token.strip().strip("()[]").strip()
     match = _TOKEN.match(cleaned)

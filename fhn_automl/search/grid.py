@@ -11,6 +11,8 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
+from fhn_automl.learning.architecture import parse_layer
+
 #: One layer as written in search files and layer strings: ``"silu-32"``.
 LayerToken = str
 
@@ -38,9 +40,8 @@ def layer_sequences(choices: Sequence[LayerToken], depths: Iterable[int], *,
 
 
 def layer_width(token: LayerToken) -> int:
-    """The width of one ``activation-width`` token (``"tanh-32"`` -> 32)."""
-    _, _, width = token.rpartition("-")
-    return int(width)
+    """The width of one ``activation-width`` token (``"tanh-32"`` -> 32), by the notation's one parser."""
+    return parse_layer(token).width
 
 
 def count_layer_sequences(n_choices: int, depths: Iterable[int]) -> int:

@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 from fhn_automl._package_data import package_data_dir
-from fhn_automl.learning.architecture import ACTIVATIONS, SHAPE_CLASSES, shape_class
+from fhn_automl.learning.architecture import SHAPE_CLASSES, LayerNotationError, parse_layer, shape_class
 from fhn_automl.learning.config import TrainConfig, parse_extra_region
 from fhn_automl.learning.windows import parse_window
 from fhn_automl.physics.problems import PROBLEMS, get_problem
@@ -47,7 +47,6 @@ SCHEDULERS = ("fifo", "asha")
 COST_METRICS = ("macs", "parameters", "neurons")
 USE_GPU = ("auto", "always", "never")
 EXECUTORS = ("train", "function", "packed")
-_LAYER_TOKEN = re.compile(r"^[a-z][a-z0-9_]*-[1-9][0-9]*$")
 
 #: The grid axes other than the layer sequence: file key -> trial parameter name.
 AXES = {"problem": "problem", "kind": "kind", "batch_size": "batch_size",
@@ -534,16 +533,14 @@ def _parse_layers(check: _Checker, field_name: str, raw: Any) -> LayerGrid:
         if "choices" in raw or "depths" in raw:
             raise check.error(field_name, "takes either 'sequences' or 'choices' + 'depths'", None)
         sequences = check.as_list(field_name + ".sequences", raw["sequences"])
-        for sequence in sequences:
-            tokens = str(sequence).replace(" ", "").split(",")
-            for token in tokens:
-                _check_layer_token(check, field_name + ".sequences", token)
-        return LayerGrid(sequences=tuple(str(s).replace(" ", "") for s in sequences))
+        canonical = [",".join(_check_layer_token(check, field_name + ".sequences", token)
+                              for token in str(sequence).replace(" ", "").split(","))
+                     for sequence in sequences]
+        return LayerGrid(sequences=tuple(canonical))
     if "choices" not in raw or "depths" not in raw:
         raise check.error(field_name, "needs both 'choices' and 'depths' (or 'sequences')", None)
-    choices = [str(c).replace(" ", "") for c in check.as_list(field_name + ".choices", raw["choices"])]
-    for token in choices:
-        _check_layer_token(check, field_name + ".choices", token)
+    choices = [_check_layer_token(check, field_name + ".choices", str(c).replace(" ", ""))
+               for c in check.as_list(field_name + ".choices", raw["choices"])]
     if len(set(choices)) != len(choices):
         raise check.error(field_name + ".choices", "lists a layer twice", choices)
     depths = [check.positive_int(field_name + ".depths", d)
@@ -563,13 +560,13 @@ def _parse_layers(check: _Checker, field_name: str, raw: Any) -> LayerGrid:
     return grid
 
 
-def _check_layer_token(check: _Checker, field_name: str, token: str) -> None:
-    if not _LAYER_TOKEN.match(token):
-        raise check.error(field_name, "layers are written activation-width, e.g. silu-32", token)
-    activation = token.rpartition("-")[0]
-    if activation not in ACTIVATIONS:
-        raise check.error(field_name, f"unknown activation {activation!r}; known: "
-                          f"{', '.join(sorted(ACTIVATIONS))}", token)
+def _check_layer_token(check: _Checker, field_name: str, token: str) -> str:
+    """The canonical form of one layer token (``SiLU-32`` -> ``silu-32``), parsed by the learning layer's
+    one parser of the notation, so a search file takes exactly what the trainer takes."""
+    try:
+        return str(parse_layer(token))
+    except LayerNotationError as error:
+        raise check.error(field_name, f"is not a layer (activation-width, e.g. silu-32): {error}", token) from None
 
 
 def _parse_search(check: _Checker, raw: Any) -> SearchAlgorithm:
