@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from fhn_automl._cli import positive_int
 from fhn_automl.physics.error_measures import ERROR_KEYS
+from fhn_automl.search.budgets import BUDGET_NAMES
 from fhn_automl.search.tracking_tags import REPRODUCE_ROLE, ROLE_TAG, THESIS_TABLE_TAG
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
 
     from fhn_automl.post.thesis_tables import ThesisTable
 
-BUDGETS = ("smoke", "small", "paper")
+BUDGETS = BUDGET_NAMES  # the search's budgets (fhn_automl.search.budgets)
 #: Seed of the fresh initial states: the datasets draw theirs with seed 0 (Latin hypercube).
 FRESH_IC_SEED = 20_260_917
 #: Fresh initial states per budget. One vectorised DOP853 solve over the whole window, measured on the

@@ -24,8 +24,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from fhn_automl.post.benchmark import DEFAULT_EULER_DTS
+from fhn_automl.search.budgets import BUDGET_NAMES as SEARCH_BUDGET_NAMES
 
-BUDGET_NAMES: tuple[str, ...] = ("smoke", "small", "paper")
+#: the search's budget names (one home: fhn_automl.search.budgets); each has a preset here
+BUDGET_NAMES: tuple[str, ...] = SEARCH_BUDGET_NAMES
 DEFAULT_BUDGET = "small"
 
 

@@ -59,3 +59,13 @@ def test_the_stage_records_its_settings_phases_and_thread_count(post_result):
     assert {"compile", "tune batch size", "benchmark"} <= set(summary["phase_seconds"])
     benchmark = next(post_result.out_dir.glob("benchmark_*.md")).read_text()
     assert "torch threads 1" in benchmark and "time / point (s)" in benchmark
+
+
+def test_budget_names_have_one_home():
+    """The search's budgets are the post-stage's and reproduce's (issue 15 item 4): a preset per budget."""
+    from fhn_automl.post.settings import BUDGET_NAMES, PRESETS
+    from fhn_automl.reproduce import BUDGETS
+    from fhn_automl.search.budgets import BUDGET_NAMES as SEARCH_BUDGETS, DEFAULT_BUDGETS
+
+    assert BUDGET_NAMES is SEARCH_BUDGETS and BUDGETS is SEARCH_BUDGETS
+    assert set(PRESETS) == set(DEFAULT_BUDGETS) == set(SEARCH_BUDGETS)
