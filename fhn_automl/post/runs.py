@@ -73,7 +73,7 @@ def resolve_tracking_uri(tracking_uri: str | None) -> str:
     from fhn_automl.search.endpoints import TrackingStoreUnreachableError, check_tracking_store
     from fhn_automl.search.tracking import resolve_tracking_uri as search_default
 
-    uri = search_default(tracking_uri)
+    uri = search_default(tracking_uri, create=False)
     try:
         check_tracking_store(uri, must_exist=True)
     except TrackingStoreUnreachableError as exc:

@@ -112,10 +112,14 @@ def default_artifact_root(tracking_uri: str) -> str | None:
     return None
 
 
-def resolve_tracking_uri(cli_value: str | None = None) -> str:
-    """``--tracking-uri``, else ``MLFLOW_TRACKING_URI``, else the local default under ``mlruns/``."""
+def resolve_tracking_uri(cli_value: str | None = None, *, create: bool = True) -> str:
+    """``--tracking-uri``, else ``MLFLOW_TRACKING_URI``, else the local default under ``mlruns/``.
+
+    ``create``: make a local SQLite store's folder (a search writes there); readers (post, pull, bench,
+    serve) pass False, so a store that is not there is reported without leaving an empty ``mlruns/``.
+    """
     uri = cli_value or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
-    if uri.startswith("sqlite:///"):
+    if create and uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     return uri
 

@@ -67,3 +67,18 @@ def test_post_bad_input(argv, words, tmp_path, capsys):
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", [["fhn_automl.post", "some-experiment"], ["fhn_automl.pull", "problem_b_s", "--to", "out"],
+                                     ["fhn_automl.serve", "problem_b_s"]])
+def test_readers_without_a_store_write_nothing(command, tmp_path, monkeypatch):
+    """A reader pointed at a folder with no MLflow store says so (exit 2) and leaves no empty mlruns/ behind."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in __import__("os").environ.items() if k != "MLFLOW_TRACKING_URI"}
+    run = subprocess.run([sys.executable, "-m", *command], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert "Traceback" not in run.stderr
+    assert list(tmp_path.iterdir()) == []
