@@ -91,6 +91,7 @@ def _surrogates(args: argparse.Namespace, device: str, scratch: Path) -> list:
 
         models = []
         for name, folder, untrained in folders:
+            _check_pulled_folder(folder)
             model = load_model(folder)
             models.append((format_layers(model.spec.layers) if name == "model" else name, model, untrained))
     for name, model, untrained in models:
@@ -104,6 +105,23 @@ def _surrogates(args: argparse.Namespace, device: str, scratch: Path) -> list:
                                       batch_size=tuning.best, untrained=untrained))
     del torch
     return entries
+
+
+def _check_pulled_folder(folder: Path) -> None:
+    """A folder written by ``pull`` carries its files' digests in ``model_card.json``: a file changed
+    since is refused (``ModelDigestError``). Other folders are the user's own and loaded as given."""
+    import json
+
+    from fhn_automl.post.integrity import verify_model_files
+
+    card = folder / "model_card.json"
+    if card.is_file():
+        try:
+            expected = json.loads(card.read_text()).get("sha256")
+        except (ValueError, AttributeError, UnicodeDecodeError):
+            expected = None
+        if isinstance(expected, dict):
+            verify_model_files(folder, expected, what=f"--model-dir {folder} (pulled; digests in model_card.json)")
 
 
 def _run_benchmark(args: argparse.Namespace, device: str, staging: Path) -> None:

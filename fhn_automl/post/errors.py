@@ -37,3 +37,8 @@ class InvalidRequestError(PostStageError):
 
 class TrackingStoreError(PostStageError):
     """The MLflow tracking store does not answer, or names no store (no such SQLite file)."""
+
+
+class ModelDigestError(PostStageError):
+    """A model file (``model.ts``, ``weights.pt``, ``spec.json``) differs from the digest recorded when
+    the model was logged: it was changed or swapped since, and is not loaded."""

@@ -41,7 +41,8 @@ from typing import Any, TypeVar
 
 from fhn_automl._provenance import git_commit
 from fhn_automl.search.tracking_tags import (BUDGET_TAG, EXPERIMENT_KIND_TAG, MLFLOW_MODEL_FILES,
-                                             MODEL_ARTIFACT_PATH, MODEL_MISSING_TAG, PARENT_TAG, ROLE_TAG,
+                                             MODEL_ARTIFACT_PATH, MODEL_DIGESTS_TAG, MODEL_MISSING_TAG, PARENT_TAG,
+                                             ROLE_TAG,
                                              SEARCH_ROLE, SEARCH_TAG, STATUS_TAG, TRAINING_EXPERIMENT_KIND,
                                              TRIAL_NAME_TAG, TRIAL_ROLE, TRIAL_STATUSES, STOPPED_EARLY_TAG)
 
@@ -259,6 +260,7 @@ class SearchTracker:
             finals = {f"final_{k}": v for k, v in _numeric(final).items()}
             self.client.log_batch(run_id, metrics=_metric_entities(finals, int(final.get("step", 0))))
         if model_dir is not None and Path(model_dir).is_dir():
+            self._record_digests(run_id, Path(model_dir))
             self.client.log_artifacts(run_id, str(model_dir), MODEL_ARTIFACT_PATH)
             log_mlflow_model(self.client, self.experiment_id, run_id, Path(model_dir),
                              name=trial_name, step=int((final or {}).get("step", 0)))
@@ -307,10 +309,18 @@ class SearchTracker:
     def attach_model(self, trial_name: str, model_dir: Path, step: int = 0) -> None:
         """The model of a closed trial that reached MLflow without it (replayed from the Tune folder)."""
         run_id = self.child_runs[trial_name]
+        self._record_digests(run_id, Path(model_dir))
         self.client.log_artifacts(run_id, str(model_dir), MODEL_ARTIFACT_PATH)
         log_mlflow_model(self.client, self.experiment_id, run_id, Path(model_dir), name=trial_name, step=step)
         if MODEL_MISSING_TAG in self.client.get_run(run_id).data.tags:
             self.client.delete_tag(run_id, MODEL_MISSING_TAG)
+
+    def _record_digests(self, run_id: str, model_dir: Path) -> None:
+        """The model files' SHA-256, as a run tag, before the files go up: whoever reads the model back
+        (post-stage, pull, bench) checks the artifact store's copy against this record."""
+        from fhn_automl.learning.digests import file_digests
+
+        self.client.set_tag(run_id, MODEL_DIGESTS_TAG, json.dumps(file_digests(model_dir), sort_keys=True))
 
     def _log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param

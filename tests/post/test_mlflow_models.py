@@ -87,6 +87,11 @@ def test_tracker_logs_an_mlflow_model_the_datasets_and_the_training_view(tiny_ex
     assert example["columns"] == ["t", "u0", "w0"] and len(example["data"]) == 3
     for name in ("spec.json", "weights.pt", "model.ts"):  # the run's model/ folder is kept, and copied inside
         assert (mlflow_model / MLFLOW_MODEL_FILES / name).read_bytes() == (local / "model" / name).read_bytes()
+    # the files' digests recorded on the run when logged: what pull / post / bench check (issue 21)
+    from fhn_automl.learning.digests import file_digests
+
+    recorded = json.loads(run.data.tags["fhn_automl.model_sha256"])
+    assert recorded == file_digests(local / "model") and set(recorded) == {"spec.json", "weights.pt", "model.ts"}
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     _pyfunc_matches_torchscript(f"models:/{logged.model_id}", model_dir / "model.ts",
                                 _validation_inputs(dataset_dir))
