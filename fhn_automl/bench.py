@@ -177,12 +177,21 @@ def set_cpu_threads(threads: int | None) -> None:
 
 def _check_inputs(parser: argparse.ArgumentParser, args: argparse.Namespace, device: str) -> None:
     """What argparse cannot judge alone, before any work: folders, Euler steps, backend vs device."""
+    from fhn_automl.learning.model_io import ModelFolderError, load_model
     from fhn_automl.post.benchmark import make_workload
     from fhn_automl.post.compile import check_compile_request
 
     for folder in args.model_dir:
         if not (Path(folder) / "spec.json").is_file():
             parser.error(f"--model-dir {folder}: not a saved model folder (no spec.json there)")
+        _check_pulled_folder(Path(folder))  # digests first: nothing changed since pull is loaded
+        try:
+            spec = load_model(folder).spec  # the whole folder, before any work: spec, problem, weights
+        except ModelFolderError as exc:
+            parser.error(f"--model-dir {folder}: {exc}")
+        if spec.problem != args.problem:  # a B_S model timed on C's workload would report a meaningless error
+            parser.error(f"--model-dir {folder}: the model is for {spec.problem} (spec.json field 'problem'), "
+                         f"but --problem is {args.problem}; pass --problem {spec.problem}")
     eval_every = make_workload(args.problem, 1).eval_every
     for dt in args.dts or ():
         steps = eval_every / dt

@@ -31,7 +31,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -90,6 +90,7 @@ def build_dataset(problem: str | Problem, out_dir: str | os.PathLike, *, n_traje
     """
     problem = get_problem(problem) if isinstance(problem, str) else problem
     plan = _plan(problem, DatasetRequest(problem.name, _check_size(n_trajectories), _check_seed(seed)))
+    _check_memory(problem, plan.sizes)
     backend = resolve_backend(device)
     out = prepare_output_dir(Path(out_dir))
     with _build_lock(out):
@@ -400,6 +401,27 @@ def _check_size(n_trajectories: int | None) -> int | None:
     if isinstance(n_trajectories, bool) or int(n_trajectories) != n_trajectories or n_trajectories < 1:
         raise DatasetError(f"n_trajectories must be a positive integer, got {n_trajectories!r}")
     return int(n_trajectories)
+
+
+def available_memory_bytes() -> int | None:
+    """Physical memory free now (POSIX ``sysconf``); None where the platform does not say."""
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _check_memory(problem: Problem, sizes: Mapping[str, int]) -> None:
+    """Refuse a dataset whose arrays cannot fit in memory before any is allocated: 1e15 trajectories
+    once went straight to numpy's allocator. The estimate counts each kept state as 8 float64 columns
+    (the solver's output and the Parquet columns built from it)."""
+    kept = int(round((problem.t_span[1] - problem.t_span[0]) / 0.1)) + 1 if problem.kind == "trajectory" else 2
+    rows = sum(int(v) for v in sizes.values()) * kept
+    needed = rows * 8 * 8
+    available = available_memory_bytes()
+    if available is not None and needed > available:
+        raise DatasetError(f"n_trajectories {sum(int(v) for v in sizes.values())}: about {needed / 2**30:.3g} GiB of "
+                           f"arrays ({rows:.3g} rows), more than the {available / 2**30:.1f} GiB free; ask for fewer")
 
 
 def _check_seed(seed: int) -> int:

@@ -254,7 +254,8 @@ def _run_search(options: SearchOptions) -> SearchSummary:
                          best_trial=None if best is None else best[1],
                          best_value=None if best is None else best[0], wall_seconds=wall,
                          interrupted=interrupted, tune_path=tune_path, timings=timings,
-                         tracking_problem=tracking_problem, models_missing=models_missing)
+                         tracking_problem=tracking_problem, models_missing=models_missing,
+                         trial_errors=dict(monitor.errors))
 
 
 def _is_uri(value: str | None) -> bool:
