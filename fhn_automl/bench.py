@@ -175,6 +175,24 @@ def set_cpu_threads(threads: int | None) -> None:
     pin_cpu_threads(threads or torch.get_num_threads())
 
 
+def _check_memory(parser: argparse.ArgumentParser, args: argparse.Namespace, device: str, n_times: int) -> None:
+    """``--n`` / ``--n-ref`` against the memory free now, before any array exists (``--n 1e13`` once went
+    straight to the allocator). Per initial condition: the Euler states and a surrogate's outputs at
+    every evaluation time (float32 u, w each), the inputs; per reference IC DOP853's float64 dense states."""
+    from fhn_automl.physics.datasets import available_memory_bytes
+
+    available = available_memory_bytes()
+    if available is None or device.startswith("cuda"):  # GPU memory is the limit there, checked by CUDA itself
+        return
+    n = args.n or 100_000
+    n_ref = min(args.n_ref, n)  # the reference ICs are the first n_ref of the workload
+    for option, count, per_ic in (("--n", n, n_times * 2 * 4 * 2 + 64), ("--n-ref", n_ref, n_times * 2 * 8 * 4)):
+        needed = count * per_ic
+        if needed > available:
+            parser.error(f"{option} {count:,}: about {needed / 2**30:.3g} GiB of arrays, more than the "
+                         f"{available / 2**30:.1f} GiB free; ask for fewer")
+
+
 def _check_inputs(parser: argparse.ArgumentParser, args: argparse.Namespace, device: str) -> None:
     """What argparse cannot judge alone, before any work: folders, Euler steps, backend vs device."""
     from fhn_automl.learning.model_io import ModelFolderError, load_model
@@ -192,7 +210,9 @@ def _check_inputs(parser: argparse.ArgumentParser, args: argparse.Namespace, dev
         if spec.problem != args.problem:  # a B_S model timed on C's workload would report a meaningless error
             parser.error(f"--model-dir {folder}: the model is for {spec.problem} (spec.json field 'problem'), "
                          f"but --problem is {args.problem}; pass --problem {spec.problem}")
-    eval_every = make_workload(args.problem, 1).eval_every
+    probe = make_workload(args.problem, 1)
+    eval_every = probe.eval_every
+    _check_memory(parser, args, device, len(probe.eval_times))
     for dt in args.dts or ():
         steps = eval_every / dt
         if abs(steps - round(steps)) > 1e-6 * steps:  # the Euler states must land on the evaluation times

@@ -109,9 +109,9 @@ def load_model(model_dir: str | os.PathLike, *, map_location: str | torch.device
         state = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise ModelFolderError(f"{path}: no such file; the model's weights are missing") from None
-    except pickle.UnpicklingError as exc:
+    except pickle.UnpicklingError:
         raise ModelFolderError(f"{path}: holds Python objects, not only tensors; refused unloaded "
-                               f"(weights_only) ({str(exc).splitlines()[0][:200]})") from None
+                               f"(weights_only)") from None
     except (EOFError, RuntimeError, OSError, ValueError) as exc:
         raise ModelFolderError(f"{path}: not a readable weights file (empty or truncated?): "
                                f"{str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}") from None

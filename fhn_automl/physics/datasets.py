@@ -31,7 +31,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -148,6 +148,46 @@ def iter_split(dataset_dir: str | os.PathLike, split: str, columns: tuple[str, .
             values = batch.column(name).to_numpy(zero_copy_only=False)
             out[name] = values.astype(np.float32, copy=False) if values.dtype.kind == "f" else values
         yield out
+
+
+def check_dataset_dir(dataset_dir: str | os.PathLike, problem_name: str, splits: Iterable[str]) -> Path:
+    """A dataset folder given by the user (``--data-dir``), judged before training reads it.
+
+    It must be a folder with a readable ``manifest.json`` of ``problem_name``, and each of ``splits``
+    (a split name; Parquet paths are left to the reader) must be there and, when the manifest lists
+    it, match its SHA-256. ``DatasetError`` names the folder, the file and what is wrong.
+    """
+    path = Path(dataset_dir)
+    if not path.is_dir():
+        raise DatasetError(f"data_dir {path}: {'not a folder' if path.exists() else 'no such folder'}")
+    manifest_path = path / MANIFEST_NAME
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except FileNotFoundError:
+        raise DatasetError(f"data_dir {path}: no {MANIFEST_NAME}, so not a dataset written by "
+                           f"python -m fhn_automl.data") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise DatasetError(f"{manifest_path}: not readable JSON ({exc})") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        raise DatasetError(f"{manifest_path}: field 'files' is missing; the manifest is broken")
+    recorded = manifest.get("problem")
+    if recorded is not None and recorded != problem_name:
+        raise DatasetError(f"data_dir {path}: its manifest says problem {recorded!r}, not {problem_name!r}")
+    files = manifest["files"]
+    for split in splits:
+        if str(split).endswith(".parquet"):
+            continue
+        name = f"{split}.parquet"
+        entry = files.get(name)
+        if entry is None:
+            if not (path / name).is_file():
+                available = sorted(n.removesuffix(".parquet") for n in files)
+                raise DatasetError(f"data_dir {path}: no split {split!r}; available: {', '.join(available) or 'none'}")
+            continue  # a set added beside the dataset (not in its manifest): read as it is
+        if not isinstance(entry, dict) or not _file_matches(path / name, str(entry.get("sha256"))):
+            raise DatasetError(f"{path / name}: missing, or its SHA-256 differs from {MANIFEST_NAME} "
+                               f"(changed or truncated); rebuild it with python -m fhn_automl.data")
+    return path
 
 
 def read_manifest(dataset_dir: str | os.PathLike) -> dict[str, Any]:

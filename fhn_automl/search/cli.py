@@ -127,7 +127,7 @@ def run_search_command(args: argparse.Namespace) -> tuple[int, SearchSummary | N
         return 0, None
 
     from fhn_automl.search.endpoints import EndpointUnreachableError
-    from fhn_automl.search.lock import SearchLockedError
+    from fhn_automl.search.lock import SearchLockedError, StorageNotWritableError
     from fhn_automl.search.resources import UnsatisfiableResourcesError
     from fhn_automl.search.replay import NoSearchRecordError, sync_tracking
     from fhn_automl.search.runner import NothingToResumeError, run_search
@@ -140,7 +140,7 @@ def run_search_command(args: argparse.Namespace) -> tuple[int, SearchSummary | N
     try:
         summary = (sync_tracking if args.sync_tracking else run_search)(options)
     except (UnsatisfiableResourcesError, NothingToResumeError, NoSearchRecordError, EndpointUnreachableError,
-            SearchLockedError, ValueError) as exc:
+            SearchLockedError, StorageNotWritableError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2, None
     if summary.tracking_problem or summary.models_missing:
