@@ -131,6 +131,7 @@ def run_search_command(args: argparse.Namespace) -> tuple[int, SearchSummary | N
     from fhn_automl.search.resources import UnsatisfiableResourcesError
     from fhn_automl.search.replay import NoSearchRecordError, sync_tracking
     from fhn_automl.search.runner import NothingToResumeError, run_search
+    from fhn_automl.search.tune_state import UntrustedTuneStateError
 
     options = SearchOptions(space=space, budget=budget, address=args.address, storage=args.storage,
                             tracking_uri=args.tracking_uri, resume=args.resume,
@@ -140,7 +141,7 @@ def run_search_command(args: argparse.Namespace) -> tuple[int, SearchSummary | N
     try:
         summary = (sync_tracking if args.sync_tracking else run_search)(options)
     except (UnsatisfiableResourcesError, NothingToResumeError, NoSearchRecordError, EndpointUnreachableError,
-            SearchLockedError, StorageNotWritableError, ValueError) as exc:
+            SearchLockedError, StorageNotWritableError, UntrustedTuneStateError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2, None
     if summary.tracking_problem or summary.models_missing:

@@ -170,14 +170,27 @@ def _read_results(path: Path) -> list[dict[str, Any]]:
 
 def _tune_trial_statuses(root: Path) -> dict[str, str]:
     """Tune's status of each trial (``TERMINATED``, ``ERROR``, ``PENDING`` ...) by trial folder name,
-    from the newest experiment state; empty when there is none (a driver killed before the first one)."""
+    from the newest experiment state, read as plain JSON; empty when there is none (a driver killed before
+    the first one)."""
     if not root.is_dir():
         return {}
+    # Plain JSON only: Tune's own reader (ExperimentAnalysis) unpickles the cloudpickle blobs the file
+    # holds, which would run code planted in a shared --storage. The status and the folder name of each
+    # trial are plain JSON fields of its state (a JSON document inside the file's ``trial_data``).
+    states = sorted(root.glob("experiment_state-*.json"))
+    if not states:
+        return {}
     try:
-        from ray.tune import ExperimentAnalysis
-
-        return {Path(trial.path).name: str(trial.status) for trial in ExperimentAnalysis(str(root.resolve())).trials}
-    except Exception as error:  # no or unreadable state: the results' own ``done`` flag still tells
+        document = json.loads(states[-1].read_text())
+        statuses = {}
+        for entry in document.get("trial_data", []):
+            state = json.loads(entry[0] if isinstance(entry, (list, tuple)) else entry)
+            folder = state.get("relative_logdir")
+            if isinstance(folder, str) and isinstance(state.get("status"), str):
+                statuses[Path(folder).name] = state["status"]
+        return statuses
+    except (OSError, ValueError, TypeError, AttributeError, IndexError) as error:
+        # unreadable state: the results' own ``done`` flag still tells
         logger.info("no Tune experiment state read at %s (%s)", root, error)
         return {}
 
