@@ -13,7 +13,7 @@ import sys
 
 from fhn_automl._cli import device_name, non_negative_float, positive_int
 from fhn_automl.post.compile import BACKENDS, PRECISIONS
-from fhn_automl.post.errors import PostStageError
+from fhn_automl.post.errors import PostStageError, tracking_failure
 from fhn_automl.post.settings import BUDGET_NAMES, DEFAULT_BUDGET
 
 
@@ -61,6 +61,12 @@ def main(argv: list[str] | None = None) -> int:
                                 register=not args.no_register, quiet=args.quiet)
     except PostStageError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # MLflow that stalls or fails mid-way: named, not a traceback
+        reason = tracking_failure(exc)
+        if reason is None:
+            raise
+        print(f"error: {reason}", file=sys.stderr)
         return 2
     for problem, front in result.fronts.items():
         print(f"{problem}: {len(front)} Pareto model(s)")

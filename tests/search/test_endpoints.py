@@ -129,3 +129,49 @@ def test_an_http2_server_passes_the_probe():
     server, port = _listener(b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
     with server:
         check_ray_address(f"127.0.0.1:{port}", timeout_s=2)
+
+
+class _Stalls(BaseHTTPRequestHandler):
+    """An MLflow server that answers /health and then stalls on every API call."""
+
+    def do_GET(self):  # noqa: N802
+        if self.path == "/health":
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"OK")
+        else:
+            threading.Event().wait(3)
+
+    do_POST = do_GET  # noqa: N815
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("command", ["post", "pull"])
+def test_post_and_pull_name_an_mlflow_that_stalls(command, tmp_path, monkeypatch, capsys):
+    """Issue 21 item 5: the search exited 3; post and pull ended in raw MlflowException tracebacks."""
+    from http.server import ThreadingHTTPServer
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Stalls)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    uri = f"http://127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "1")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    try:
+        if command == "post":
+            from fhn_automl.post.__main__ import main
+
+            code = main(["some-smoke", "--tracking-uri", uri, "--out", str(tmp_path / "out"), "--device", "cpu",
+                         "--backend", "eager", "--quiet"])
+        else:
+            from fhn_automl.pull import main
+
+            code = main(["problem_b_s", "--to", str(tmp_path / "out"), "--tracking-uri", uri])
+    finally:
+        server.shutdown()
+        server.server_close()
+    err = capsys.readouterr().err
+    assert code == 2 and "the MLflow tracking store did not answer" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
