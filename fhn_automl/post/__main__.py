@@ -62,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     except PostStageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # the stage removed its staging folder and rolled back a registration in progress
+        print("post-stage interrupted: no report written, no registration left half-done", file=sys.stderr)
+        return 130
     except Exception as exc:  # MLflow that stalls or fails mid-way: named, not a traceback
         reason = tracking_failure(exc)
         if reason is None:

@@ -202,7 +202,7 @@ def register_front(tracking_uri: str, problem: str, requests: Sequence[Registrat
                                "new": entry.request is not None})
         for old in set(before) - {r["alias"] for r in registered}:
             client.delete_registered_model_alias(name, old)
-    except Exception:
+    except BaseException:  # Ctrl-C too: nothing is left half-registered
         _restore_aliases(client, name, alias, before)
         for version in created:
             try:

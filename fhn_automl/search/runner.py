@@ -213,7 +213,8 @@ def _run_search(options: SearchOptions) -> SearchSummary:
     replayed = None
     try:
         t0 = time.perf_counter()
-        with signing_tune_writes(tune_path) if local_tune_path is not None else contextlib.nullcontext():
+        with _sigint_kept(), (signing_tune_writes(tune_path) if local_tune_path is not None
+                              else contextlib.nullcontext()):
             tuner.fit()
         timings["tune_fit_seconds"] = time.perf_counter() - t0
         monitor.drain()  # the replay below reads what the queued calls write (which trials are closed)
@@ -265,6 +266,23 @@ def _run_search(options: SearchOptions) -> SearchSummary:
                          interrupted=interrupted, tune_path=tune_path, timings=timings,
                          tracking_problem=tracking_problem, models_missing=models_missing,
                          trial_errors=dict(monitor.errors))
+
+
+@contextlib.contextmanager
+def _sigint_kept():
+    """Tune installs its own SIGINT handler in ``fit`` and puts the previous one back only when a signal
+    arrives; after a search that ended normally Ctrl-C then only set a flag nobody read, so a
+    post-stage that followed could not be stopped. The handler is put back here either way."""
+    import signal
+    import threading
+
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.getsignal(signal.SIGINT) if main else None
+    try:
+        yield
+    finally:
+        if main and before is not None:
+            signal.signal(signal.SIGINT, before)
 
 
 def _is_uri(value: str | None) -> bool:
