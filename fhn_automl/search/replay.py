@@ -6,8 +6,9 @@ validation, then the final one with ``final: 1``), and the final checkpoint hold
 ``executor: train`` under the ``-train`` folder, named by the result's ``checkpoint_path``; for
 ``executor: function`` the trial folder's ``checkpoint_*``). ``replay_trials`` walks that record and
 adds to MLflow, through the same ``SearchTracker`` a live search uses, whatever is missing there:
-child runs, metric histories (steps already logged are skipped), final metrics, status tags and the
-models. Idempotent, so it runs after every ``--resume`` and as ``--sync-tracking`` on its own.
+child runs, metric histories (every point MLflow lacks, so that it ends equal to the record point by
+point), final metrics, status tags and the models. Idempotent, so it runs after every ``--resume``
+and as ``--sync-tracking`` on its own.
 
 A trial without a final result is either one that Tune ended early (its scheduler, ASHA, stopped it:
 Tune marks that last result ``done`` and keeps the trial ``TERMINATED`` in its experiment state; in a
@@ -127,9 +128,8 @@ def _replay_trial(tracker: SearchTracker, report: ReplayReport, trial_dir: Path,
         status = None  # still running when the driver stopped
         report.unfinished.append(spec.name)
     tracker.start_trial(spec.name, trial_params(spec.as_dict(), trial_figures(spec)))
-    for result in results:
-        if not result.get("final"):
-            tracker.log_result(spec.name, result)
+    # every point MLflow lacks, also below its last logged step and for trials already closed
+    tracker.fill_history(spec.name, results)
     if status is None:
         return
     report.statuses[spec.name] = status

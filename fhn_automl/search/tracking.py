@@ -247,6 +247,34 @@ class SearchTracker:
         self.logging_seconds += time.perf_counter() - started
 
     @_forgiving
+    def fill_history(self, trial_name: str, results: Iterable[Mapping[str, Any]]) -> int:
+        """Log every validation point of ``results`` whose step MLflow lacks; returns how many.
+
+        The replay's way of making MLflow equal to the Tune record point by point: a short outage in
+        the middle of a trial lost points below the last logged step (which ``log_result`` skips, as a
+        resumed trial repeats them), also for trials already closed. Each point is one ``log_batch``
+        of all its metrics, so the steps of the reported metric tell which points are there. A step
+        repeated in ``results`` (a trial resumed from an older checkpoint) keeps its first pass.
+        """
+        run_id = self.child_runs.get(trial_name)
+        points = [r for r in results if not r.get("final")]
+        if run_id is None or not points:
+            return 0
+        key = "val_mean_err" if any("val_mean_err" in r for r in points) else sorted(_numeric(points[0]))[0]
+        logged = {m.step for m in self.client.get_metric_history(run_id, key)}
+        added = 0
+        for result in points:
+            step = int(result.get("step", result.get("training_iteration", 0)))
+            if step in logged:
+                continue
+            self.client.log_batch(run_id, metrics=_metric_entities(_numeric(result), step))
+            logged.add(step)
+            added += 1
+        if logged:
+            self.last_step[run_id] = max(self.last_step.get(run_id, -1), max(logged))
+        return added
+
+    @_forgiving
     def finish_trial(self, trial_name: str, status: str, final: Mapping[str, Any] | None = None,
                      model_dir: Path | None = None, error: str | None = None,
                      restarts: int = 0) -> None:
