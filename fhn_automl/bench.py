@@ -114,6 +114,7 @@ def _surrogates(args: argparse.Namespace, device: str, scratch: Path) -> list:
 
         models = []
         for name, folder, untrained in folders:
+            _check_pulled_folder(folder)
             model = load_model(folder)
             models.append((format_layers(model.spec.layers) if name == "model" else name, model, untrained))
     for (name, model, untrained), backend in ((m, b) for m in models for b in args.backend):
@@ -131,6 +132,23 @@ def _surrogates(args: argparse.Namespace, device: str, scratch: Path) -> list:
 
 def tune_points(args: argparse.Namespace, device: str) -> int:
     return args.tune_points or (1 << 22 if device.startswith("cuda") else 65_536)
+
+
+def _check_pulled_folder(folder: Path) -> None:
+    """A folder written by ``pull`` carries its files' digests in ``model_card.json``: a file changed
+    since is refused (``ModelDigestError``). Other folders are the user's own and loaded as given."""
+    import json
+
+    from fhn_automl.post.integrity import verify_model_files
+
+    card = folder / "model_card.json"
+    if card.is_file():
+        try:
+            expected = json.loads(card.read_text()).get("sha256")
+        except (ValueError, AttributeError, UnicodeDecodeError):
+            expected = None
+        if isinstance(expected, dict):
+            verify_model_files(folder, expected, what=f"--model-dir {folder} (pulled; digests in model_card.json)")
 
 
 def _run_benchmark(args: argparse.Namespace, device: str, staging: Path) -> None:
@@ -184,15 +202,44 @@ def set_cpu_threads(threads: int | None) -> None:
     pin_cpu_threads(threads or torch.get_num_threads())
 
 
+def _check_memory(parser: argparse.ArgumentParser, args: argparse.Namespace, device: str, n_times: int) -> None:
+    """``--n`` / ``--n-ref`` against the memory free now, before any array exists (``--n 1e13`` once went
+    straight to the allocator). Per initial condition: the Euler states and a surrogate's outputs at
+    every evaluation time (float32 u, w each), the inputs; per reference IC DOP853's float64 dense states."""
+    from fhn_automl.physics.datasets import available_memory_bytes
+
+    available = available_memory_bytes()
+    if available is None or device.startswith("cuda"):  # GPU memory is the limit there, checked by CUDA itself
+        return
+    n = args.n or 100_000
+    n_ref = min(args.n_ref, n)  # the reference ICs are the first n_ref of the workload
+    for option, count, per_ic in (("--n", n, n_times * 2 * 4 * 2 + 64), ("--n-ref", n_ref, n_times * 2 * 8 * 4)):
+        needed = count * per_ic
+        if needed > available:
+            parser.error(f"{option} {count:,}: about {needed / 2**30:.3g} GiB of arrays, more than the "
+                         f"{available / 2**30:.1f} GiB free; ask for fewer")
+
+
 def _check_inputs(parser: argparse.ArgumentParser, args: argparse.Namespace, device: str) -> None:
     """What argparse cannot judge alone, before any work: folders, Euler steps, backend vs device."""
+    from fhn_automl.learning.model_io import ModelFolderError, load_model
     from fhn_automl.post.benchmark import make_workload
     from fhn_automl.post.compile import check_compile_request
 
     for folder in args.model_dir:
         if not (Path(folder) / "spec.json").is_file():
             parser.error(f"--model-dir {folder}: not a saved model folder (no spec.json there)")
-    eval_every = make_workload(args.problem, 1).eval_every
+        _check_pulled_folder(Path(folder))  # digests first: nothing changed since pull is loaded
+        try:
+            spec = load_model(folder).spec  # the whole folder, before any work: spec, problem, weights
+        except ModelFolderError as exc:
+            parser.error(f"--model-dir {folder}: {exc}")
+        if spec.problem != args.problem:  # a B_S model timed on C's workload would report a meaningless error
+            parser.error(f"--model-dir {folder}: the model is for {spec.problem} (spec.json field 'problem'), "
+                         f"but --problem is {args.problem}; pass --problem {spec.problem}")
+    probe = make_workload(args.problem, 1)
+    eval_every = probe.eval_every
+    _check_memory(parser, args, device, len(probe.eval_times))
     for dt in args.dts or ():
         steps = eval_every / dt
         if abs(steps - round(steps)) > 1e-6 * steps:  # the Euler states must land on the evaluation times

@@ -67,6 +67,10 @@ def run_post_stage(experiment: str, tracking_uri: str, budget: str | None = None
     print(f"[search] post-stage on {experiment}", flush=True)
     try:
         result = post_stage(experiment, tracking_uri, budget=budget, out_dir=out_dir)  # the preset of that name
+    except KeyboardInterrupt:  # the search is complete in MLflow; the post-stage can be run again alone
+        print(f"post-stage interrupted: no report written, no registration left half-done; run it again with "
+              f"python -m fhn_automl.post {experiment}", file=sys.stderr)
+        return 130
     except Exception as exc:  # the search's results are safe in MLflow; report and fail the command
         print(f"error: the post-stage failed on {experiment!r}: {exc}", file=sys.stderr)
         return 1

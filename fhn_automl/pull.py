@@ -23,18 +23,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("problem", help="problem name, e.g. problem_b_s (registered model fhn_automl.problem_b_s)")
     parser.add_argument("--alias", default="pareto",
                         help="alias family to pull (default pareto; smoke for the models of a smoke-budget search)")
-    parser.add_argument("--to", required=True, help="folder to write: new, empty or an earlier pull's (replaced whole); "
+    parser.add_argument("--to", required=True, help="folder to write: new, empty or an earlier pull's (only the "
+                        "files it wrote are replaced); "
                         "any other folder is refused")
     parser.add_argument("--tracking-uri", default=None,
                         help="default: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlruns/mlflow.db")
     args = parser.parse_args(argv)
-    from fhn_automl.post.errors import PostStageError
+    from fhn_automl.post.errors import PostStageError, tracking_failure
     from fhn_automl.post.registry import pull_models
 
     try:
         folders = pull_models(args.problem, args.to, alias=args.alias, tracking_uri=args.tracking_uri)
     except PostStageError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # MLflow that stalls or fails mid-way: named, not a traceback
+        reason = tracking_failure(exc)
+        if reason is None:
+            raise
+        print(f"error: {reason}", file=sys.stderr)
         return 2
     for folder in folders:
         print(folder)

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fhn_automl._cli import non_negative_float, non_negative_int, positive_float, positive_int
+from fhn_automl._cli import device_name, non_negative_float, non_negative_int, positive_float, positive_int
 from fhn_automl.learning.architecture import LayerNotationError, parse_layers
 
 
@@ -59,7 +59,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="initial-condition batch of a PINN (default: data batch / 4)")
     parser.add_argument("--train-split", default=None,
                         help="training set of the dataset (default: train; problem A: scarce | complete)")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    parser.add_argument("--device", default="auto", type=lambda text: text if text == "auto" else device_name(text),
+                        help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--threads", type=positive_int, default=1,
                         help="torch CPU threads (default 1: a small MLP gains from a second thread only at "
                              "batch >= 4096, and OpenMP threads spin badly on a shared machine)")
@@ -98,6 +99,13 @@ def main(argv: list[str] | None = None) -> int:
         parse_layers(args.layers)
     except (UnknownProblemError, LayerNotationError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        print(f"error: --out {args.out}: exists and is not a folder", file=sys.stderr)
+        return 2
+    if args.resume is not None and not (Path(args.resume) / "train_state.pt").is_file():
+        print(f"error: --resume {args.resume}: no train_state.pt there (a checkpoint folder is DIR/checkpoint "
+              "of an earlier run)", file=sys.stderr)
         return 2
     kind = args.kind or ("iter" if problem.kind == "iterator" else "ddnn")
     config: dict[str, Any] = {

@@ -43,6 +43,14 @@ class LayerNotationError(ValueError):
     """A layer-sequence string or pair that cannot be parsed; the message names the bad token."""
 
 
+#: Widest hidden layer accepted anywhere (search files, ``train --layers``, a model's spec.json): a
+#: width of 2e9 once filled 23 GB before Ray's OOM killer stopped it. 16384 is 64x the thesis' widest.
+MAX_LAYER_WIDTH = 16_384
+#: Most hidden-to-hidden weights in one sequence (2^28: 1 GiB of float32, before optimiser state);
+#: checked on the notation, before a tensor is allocated.
+MAX_HIDDEN_WEIGHTS = 1 << 28
+
+
 @dataclass(frozen=True)
 class LayerSpec:
     """One hidden layer: a canonical activation name and a positive width."""
@@ -56,6 +64,9 @@ class LayerSpec:
                 f"unknown activation {self.activation!r}; known: {', '.join(ACTIVATIONS)}")
         if not isinstance(self.width, int) or isinstance(self.width, bool) or self.width < 1:
             raise LayerNotationError(f"layer width must be a positive integer, got {self.width!r}")
+        if self.width > MAX_LAYER_WIDTH:
+            raise LayerNotationError(f"layer width {self.width} is too wide: at most {MAX_LAYER_WIDTH} "
+                                     f"({self.activation}-{self.width})")
 
     def __str__(self) -> str:
         return f"{self.activation}-{self.width}"
@@ -84,6 +95,9 @@ def _parse_token(token: str) -> LayerSpec:
     if not width_text.isdigit() or int(width_text) < 1:
         raise LayerNotationError(
             f"bad layer token {token.strip()!r}: width {width_text!r} is not a positive integer")
+    if len(width_text) > 9 or int(width_text) > MAX_LAYER_WIDTH:  # checked before int() of a huge string
+        raise LayerNotationError(
+            f"bad layer token {token.strip()!r}: width {width_text} is too wide: at most {MAX_LAYER_WIDTH}")
     return LayerSpec(activation, int(width_text))
 
 
@@ -116,6 +130,10 @@ def parse_layers(layers: str | Iterable[str | LayerSpec | Sequence]) -> tuple[La
         parsed = tuple(items)
     if not parsed:
         raise LayerNotationError("a layer sequence needs at least one hidden layer")
+    weights = sum(a.width * b.width for a, b in zip(parsed, parsed[1:]))
+    if weights > MAX_HIDDEN_WEIGHTS:
+        raise LayerNotationError(f"layer sequence {format_layers(parsed)[:80]} has {weights:.3g} hidden weights, "
+                                 f"above the limit {MAX_HIDDEN_WEIGHTS:.3g} (1 GiB of float32)")
     return parsed
 
 

@@ -8,6 +8,7 @@ resolves recipe-dependent defaults (batch size, lr) in one place.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +16,12 @@ from typing import Any
 from fhn_automl.learning.architecture import LayerSpec, format_layers, parse_layers
 from fhn_automl.learning.recipes import RECIPES
 from fhn_automl.learning.spec import MODEL_KINDS
+
+#: Upper bounds checked before anything is allocated: a value past them is a typo or an attack
+#: (``steps: 1e300``, ``batch_size: 1e15``), never a training run (the thesis' longest is 1e6 steps,
+#: its largest batch 1536).
+MAX_STEPS = 1_000_000_000
+MAX_BATCH_SIZE = 1 << 24
 
 #: Named extra regions: a physics term in the box around the B_S unstable equilibrium U0 ~ alpha = 0.4
 #: (thesis 4.2.1, the DDNNa / PINNa models).
@@ -142,15 +149,37 @@ class TrainConfig:
         if self.recipe not in RECIPES:
             raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
         for name in ("steps", "val_every"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+            if not 1 <= int(getattr(self, name)) <= MAX_STEPS:
+                raise ValueError(f"{name} must be in [1, {MAX_STEPS:,}], got {getattr(self, name)}")
         for name in ("batch_size", "physics_batch_size", "ic_batch_size", "continuity_batch_size",
                      "val_max_points", "n_trajectories", "threads", "rollout_max_trajectories"):
             value = getattr(self, name)
             if value is not None and int(value) < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
-        if self.lr is not None and not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
+            if value is not None and name.endswith("batch_size") and int(value) > MAX_BATCH_SIZE:
+                raise ValueError(f"{name} must be at most {MAX_BATCH_SIZE:,}, got {value}")
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be positive (and finite), got {self.lr}")
+        for name in ("data_weight", "physics_weight", "ic_weight", "continuity_weight"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        if self.data_dir is None:  # a generated dataset: its splits are known now, not after the build
+            self._check_splits()
+
+    def _check_splits(self) -> None:
+        from fhn_automl.physics.problems import get_problem
+
+        try:
+            problem = get_problem(self.problem)
+        except KeyError as exc:
+            raise ValueError(f"problem: {exc}") from None
+        splits = {"train", "val", *problem.extra_sets} | ({"rollout"} if problem.kind == "iterator" else set())
+        for name in ("train_split", "val_split"):
+            value = getattr(self, name)
+            if value not in splits and not str(value).endswith(".parquet"):
+                raise ValueError(f"{name} {value!r} is not a split of {self.problem}'s dataset; "
+                                 f"known: {', '.join(sorted(splits))}")
 
     @classmethod
     def from_mapping(cls, config: Mapping[str, Any]) -> "TrainConfig":

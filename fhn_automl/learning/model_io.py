@@ -9,6 +9,7 @@ the post-stage that never import fhn_automl.
 from __future__ import annotations
 
 import io
+import json
 import os
 from pathlib import Path
 
@@ -56,16 +57,72 @@ def save_model(model: nn.Module, out_dir: str | os.PathLike, *, torchscript: boo
     return out
 
 
+class ModelFolderError(ValueError):
+    """A saved model folder that cannot be loaded as given: the message names the file, the field and
+    the value (a missing or broken spec.json, an unknown problem or activation, weights that are
+    truncated, hold Python objects, or do not fit the spec's layers)."""
+
+
 def load_spec(model_dir: str | os.PathLike) -> ModelSpec:
-    return ModelSpec.from_json((Path(model_dir) / SPEC_FILE).read_text())
+    """The folder's ``spec.json`` as a ``ModelSpec``; ``ModelFolderError`` names what is wrong with it."""
+    from fhn_automl.physics.problems import get_problem
+
+    path = Path(model_dir) / SPEC_FILE
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ModelFolderError(f"{path}: no such file; not a saved model folder") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ModelFolderError(f"{path}: not readable JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ModelFolderError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    try:
+        spec = ModelSpec.from_dict(data)
+    except KeyError as exc:
+        raise ModelFolderError(f"{path}: field {exc.args[0]!r} is missing") from None
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ModelFolderError(f"{path}: {exc}") from None
+    try:
+        problem = get_problem(spec.problem)
+    except KeyError as exc:
+        raise ModelFolderError(f"{path}: field 'problem': {exc}") from None
+    if not spec.inputs or not spec.outputs:
+        raise ModelFolderError(f"{path}: field {'inputs' if not spec.inputs else 'outputs'!r} is empty")
+    if spec.kind != "iter" and (list(spec.inputs) != list(problem.inputs) or list(spec.outputs) != list(problem.outputs)):
+        raise ModelFolderError(f"{path}: fields 'inputs' / 'outputs' {list(spec.inputs)} -> {list(spec.outputs)} are "
+                               f"not {spec.problem}'s {list(problem.inputs)} -> {list(problem.outputs)}")
+    return spec
 
 
 def load_model(model_dir: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild a saved surrogate (eval mode) from its spec and weights, without any training code."""
+    """Rebuild a saved surrogate (eval mode) from its spec and weights, without any training code.
+
+    Everything that can be wrong with the folder is a ``ModelFolderError`` naming the file.
+    ``weights_only=True``: a weights file holding Python objects is refused, never unpickled.
+    """
+    import pickle
+
     spec = load_spec(model_dir)
     model = build_model(spec)
-    state = torch.load(Path(model_dir) / WEIGHTS_FILE, map_location=map_location, weights_only=True)
-    model.load_state_dict(state)
+    path = Path(model_dir) / WEIGHTS_FILE
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise ModelFolderError(f"{path}: no such file; the model's weights are missing") from None
+    except pickle.UnpicklingError:
+        raise ModelFolderError(f"{path}: holds Python objects, not only tensors; refused unloaded "
+                               f"(weights_only)") from None
+    except (EOFError, RuntimeError, OSError, ValueError) as exc:
+        raise ModelFolderError(f"{path}: not a readable weights file (empty or truncated?): "
+                               f"{str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelFolderError(f"{path}: expected a state_dict (names -> tensors), got {type(state).__name__}")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        raise ModelFolderError(f"{path}: does not fit spec.json's layers {spec.to_dict()['layers']}: "
+                               f"{' '.join(line.strip() for line in first[1:3]) or first[0]}"[:400]) from None
     return model.to(map_location).eval()
 
 

@@ -113,8 +113,10 @@ def _resolve_device(name: str, dist: Distributed) -> torch.device:
 
 
 def _dataset_dir(cfg: TrainConfig, problem: Problem, device: torch.device) -> Path:
-    if cfg.data_dir is not None:
-        return Path(cfg.data_dir)
+    if cfg.data_dir is not None:  # the user's folder: judged (manifest, splits, digests) before it is read
+        from fhn_automl.physics.datasets import check_dataset_dir
+
+        return check_dataset_dir(cfg.data_dir, problem.name, (cfg.train_split, cfg.val_split))
     from fhn_automl.physics.datasets import ensure_dataset
 
     return Path(ensure_dataset(problem, root=cfg.data_root, n_trajectories=cfg.n_trajectories,
@@ -328,12 +330,13 @@ def train(config: Mapping[str, Any], report: ReportFn | None = None, *, checkpoi
     out_dir = Path(cfg.out_dir) if cfg.out_dir else Path(tempfile.mkdtemp(prefix="fhn_train_"))
     checkpoint_dir = out_dir / CHECKPOINT_FOLDER
     is_writer = dist.rank == 0
+    progress = Progress()
+    if checkpoint is not None:  # a checkpoint that cannot be restored fails before anything is written
+        progress = _restore(Path(checkpoint), None, model, optimizer, scheduler, generator, device)
     if is_writer:
         checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    progress = Progress()
-    if checkpoint is not None:
-        progress = _restore(Path(checkpoint), checkpoint_dir if is_writer else None, model, optimizer, scheduler,
-                            generator, device)
+        if checkpoint is not None:
+            _copy_best(Path(checkpoint), checkpoint_dir)
 
     val_x, val_y, rollout_tensors = setup.val_x, setup.val_y, setup.rollout
     counts = model_counts(spec)
@@ -495,8 +498,20 @@ def _plain(value: Any) -> Any:
     return value
 
 
-class UnsafeCheckpointError(ValueError):
+class CheckpointError(ValueError):
+    """A checkpoint folder that cannot be resumed: missing, truncated, or of another architecture.
+    The message names the file."""
+
+
+class UnsafeCheckpointError(CheckpointError):
     """A ``train_state.pt`` that needs a full unpickle (arbitrary objects): refused, never executed."""
+
+
+def _copy_best(source: Path, checkpoint_dir: Path) -> None:
+    """The resumed run's best model so far, copied into this run's checkpoint folder."""
+    best = source / BEST_MODEL_FOLDER
+    if source.resolve() != checkpoint_dir.resolve() and best.exists():
+        shutil.copytree(best, checkpoint_dir / BEST_MODEL_FOLDER, dirs_exist_ok=True)
 
 
 def _restore(source: Path, checkpoint_dir: Path | None, model: nn.Module, optimizer, scheduler,
@@ -504,7 +519,8 @@ def _restore(source: Path, checkpoint_dir: Path | None, model: nn.Module, optimi
     """Load a checkpoint folder written by ``train`` (and copy its best model into ours)."""
     state_path = source / STATE_FILE
     if not state_path.exists():
-        raise FileNotFoundError(f"no {STATE_FILE} in checkpoint folder {source}")
+        raise CheckpointError(f"no {STATE_FILE} in checkpoint folder {source}"
+                              + ("" if source.is_dir() else " (no such folder)"))
     try:
         # weights_only: a checkpoint folder may come from elsewhere (a shared storage, a copied run), and
         # a full unpickle would run any code it names; ours holds only tensors and plain Python values
@@ -513,14 +529,27 @@ def _restore(source: Path, checkpoint_dir: Path | None, model: nn.Module, optimi
         raise UnsafeCheckpointError(
             f"{state_path} holds objects other than tensors and plain Python values, so it was not loaded "
             f"(it was not written by fhn_automl's train, or was tampered with): {str(exc).splitlines()[0]}") from exc
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    generator.set_state(state["generator"].cpu())  # generator states are CPU byte tensors
-    if checkpoint_dir is not None and source.resolve() != checkpoint_dir.resolve():
-        best = source / BEST_MODEL_FOLDER
-        if best.exists():
-            shutil.copytree(best, checkpoint_dir / BEST_MODEL_FOLDER, dirs_exist_ok=True)
+    except (EOFError, RuntimeError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{state_path}: not a readable checkpoint (empty or truncated?): "
+                              f"{(str(exc).splitlines() or [type(exc).__name__])[0][:200]}") from None
+    keys = ("model", "optimizer", "scheduler", "generator", "step", "best_val_mean_err", "best_val_max_err",
+            "best_step", "train_seconds", "history")
+    if not isinstance(state, dict) or any(key not in state for key in keys):
+        raise CheckpointError(f"{state_path}: not a train checkpoint (needs {', '.join(keys)})")
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        detail = " ".join(line.strip() for line in str(exc).strip().splitlines()[1:3])
+        raise CheckpointError(f"{state_path}: written for another architecture than the layers asked for "
+                              f"({detail[:300]})") from None
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        generator.set_state(state["generator"].cpu())  # generator states are CPU byte tensors
+    except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise CheckpointError(f"{state_path}: its optimiser / scheduler state does not fit this run ({exc})") from None
+    if checkpoint_dir is not None:
+        _copy_best(source, checkpoint_dir)
     return Progress(step=int(state["step"]), best_val_mean_err=float(state["best_val_mean_err"]),
                      best_val_max_err=float(state["best_val_max_err"]), best_step=int(state["best_step"]),
                      train_seconds=float(state["train_seconds"]), history=list(state["history"]))

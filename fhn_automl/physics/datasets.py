@@ -31,7 +31,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -90,6 +90,7 @@ def build_dataset(problem: str | Problem, out_dir: str | os.PathLike, *, n_traje
     """
     problem = get_problem(problem) if isinstance(problem, str) else problem
     plan = _plan(problem, DatasetRequest(problem.name, _check_size(n_trajectories), _check_seed(seed)))
+    _check_memory(problem, plan.sizes)
     backend = resolve_backend(device)
     out = prepare_output_dir(Path(out_dir))
     with _build_lock(out):
@@ -147,6 +148,46 @@ def iter_split(dataset_dir: str | os.PathLike, split: str, columns: tuple[str, .
             values = batch.column(name).to_numpy(zero_copy_only=False)
             out[name] = values.astype(np.float32, copy=False) if values.dtype.kind == "f" else values
         yield out
+
+
+def check_dataset_dir(dataset_dir: str | os.PathLike, problem_name: str, splits: Iterable[str]) -> Path:
+    """A dataset folder given by the user (``--data-dir``), judged before training reads it.
+
+    It must be a folder with a readable ``manifest.json`` of ``problem_name``, and each of ``splits``
+    (a split name; Parquet paths are left to the reader) must be there and, when the manifest lists
+    it, match its SHA-256. ``DatasetError`` names the folder, the file and what is wrong.
+    """
+    path = Path(dataset_dir)
+    if not path.is_dir():
+        raise DatasetError(f"data_dir {path}: {'not a folder' if path.exists() else 'no such folder'}")
+    manifest_path = path / MANIFEST_NAME
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except FileNotFoundError:
+        raise DatasetError(f"data_dir {path}: no {MANIFEST_NAME}, so not a dataset written by "
+                           f"python -m fhn_automl.data") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise DatasetError(f"{manifest_path}: not readable JSON ({exc})") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        raise DatasetError(f"{manifest_path}: field 'files' is missing; the manifest is broken")
+    recorded = manifest.get("problem")
+    if recorded is not None and recorded != problem_name:
+        raise DatasetError(f"data_dir {path}: its manifest says problem {recorded!r}, not {problem_name!r}")
+    files = manifest["files"]
+    for split in splits:
+        if str(split).endswith(".parquet"):
+            continue
+        name = f"{split}.parquet"
+        entry = files.get(name)
+        if entry is None:
+            if not (path / name).is_file():
+                available = sorted(n.removesuffix(".parquet") for n in files)
+                raise DatasetError(f"data_dir {path}: no split {split!r}; available: {', '.join(available) or 'none'}")
+            continue  # a set added beside the dataset (not in its manifest): read as it is
+        if not isinstance(entry, dict) or not _file_matches(path / name, str(entry.get("sha256"))):
+            raise DatasetError(f"{path / name}: missing, or its SHA-256 differs from {MANIFEST_NAME} "
+                               f"(changed or truncated); rebuild it with python -m fhn_automl.data")
+    return path
 
 
 def read_manifest(dataset_dir: str | os.PathLike) -> dict[str, Any]:
@@ -400,6 +441,27 @@ def _check_size(n_trajectories: int | None) -> int | None:
     if isinstance(n_trajectories, bool) or int(n_trajectories) != n_trajectories or n_trajectories < 1:
         raise DatasetError(f"n_trajectories must be a positive integer, got {n_trajectories!r}")
     return int(n_trajectories)
+
+
+def available_memory_bytes() -> int | None:
+    """Physical memory free now (POSIX ``sysconf``); None where the platform does not say."""
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _check_memory(problem: Problem, sizes: Mapping[str, int]) -> None:
+    """Refuse a dataset whose arrays cannot fit in memory before any is allocated: 1e15 trajectories
+    once went straight to numpy's allocator. The estimate counts each kept state as 8 float64 columns
+    (the solver's output and the Parquet columns built from it)."""
+    kept = int(round((problem.t_span[1] - problem.t_span[0]) / 0.1)) + 1 if problem.kind == "trajectory" else 2
+    rows = sum(int(v) for v in sizes.values()) * kept
+    needed = rows * 8 * 8
+    available = available_memory_bytes()
+    if available is not None and needed > available:
+        raise DatasetError(f"n_trajectories {sum(int(v) for v in sizes.values())}: about {needed / 2**30:.3g} GiB of "
+                           f"arrays ({rows:.3g} rows), more than the {available / 2**30:.1f} GiB free; ask for fewer")
 
 
 def _check_seed(seed: int) -> int:

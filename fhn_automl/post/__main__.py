@@ -17,7 +17,7 @@ import sys
 
 from fhn_automl._cli import device_name, non_negative_float, positive_int
 from fhn_automl.post.compile import BACKENDS, PRECISIONS
-from fhn_automl.post.errors import PostStageError
+from fhn_automl.post.errors import PostStageError, tracking_failure
 from fhn_automl.post.settings import BUDGET_NAMES, DEFAULT_BUDGET
 
 
@@ -73,6 +73,15 @@ def main(argv: list[str] | None = None) -> int:
                                 register=not args.no_register, quiet=args.quiet)
     except PostStageError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # the stage removed its staging folder and rolled back a registration in progress
+        print("post-stage interrupted: no report written, no registration left half-done", file=sys.stderr)
+        return 130
+    except Exception as exc:  # MLflow that stalls or fails mid-way: named, not a traceback
+        reason = tracking_failure(exc)
+        if reason is None:
+            raise
+        print(f"error: {reason}", file=sys.stderr)
         return 2
     from fhn_automl.post.console import where_to_look
 

@@ -37,3 +37,19 @@ class InvalidRequestError(PostStageError):
 
 class TrackingStoreError(PostStageError):
     """The MLflow tracking store does not answer, or names no store (no such SQLite file)."""
+
+
+class ModelDigestError(PostStageError):
+    """A model file (``model.ts``, ``weights.pt``, ``spec.json``) differs from the digest recorded when
+    the model was logged: it was changed or swapped since, and is not loaded."""
+
+
+def tracking_failure(exc: BaseException) -> str | None:
+    """One line naming MLflow's failure when ``exc`` comes from MLflow or its HTTP client (a server
+    that answers ``/health`` but stalls on every call ends in ``MlflowException`` after its retries);
+    None for any other error. The CLIs print it instead of a traceback and exit 2."""
+    if type(exc).__module__.split(".")[0] not in ("mlflow", "requests", "urllib3"):
+        return None
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return (f"the MLflow tracking store did not answer as it should ({type(exc).__name__}: {text[:300]}); "
+            "check the server or --tracking-uri and run again (the output folder was not written)")

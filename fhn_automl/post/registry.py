@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fhn_automl.learning.digests import file_digests
 from fhn_automl.post.errors import NoRegisteredModelsError
 from fhn_automl.search.tracking_tags import MLFLOW_MODEL_FILES
 from fhn_automl.post.staging import staged_folder
@@ -208,7 +209,7 @@ def register_front(tracking_uri: str, problem: str, requests: Sequence[Registrat
                                "new": entry.request is not None})
         for old in set(before) - {r["alias"] for r in registered}:
             client.delete_registered_model_alias(name, old)
-    except Exception:
+    except BaseException:  # Ctrl-C too: nothing is left half-registered
         _restore_aliases(client, name, alias, before)
         for version in created:
             try:
@@ -266,13 +267,21 @@ def download_version_files(version: Any, dst: str | os.PathLike, tracking_uri: s
     """A registered version's model files (``spec.json``, ``model.ts``, ``weights.pt``) under ``dst``.
 
     Versions registered from a trial's MLflow model hold them in its ``fhn_automl/`` folder; versions
-    registered before MLflow models were logged point at the run's ``model/`` folder itself.
+    registered before MLflow models were logged point at the run's ``model/`` folder itself. The files
+    are checked against the digests recorded on the version's run (``ModelDigestError``), so a swapped
+    ``model.ts`` is never pulled or benchmarked.
     """
     import mlflow.artifacts
+    from mlflow.tracking import MlflowClient
+
+    from fhn_automl.post.integrity import recorded_digests, verify_model_files
 
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=str(dst),
                                                      tracking_uri=tracking_uri))
-    return local / MLFLOW_MODEL_FILES if (local / MLFLOW_MODEL_FILES).is_dir() else local
+    local = local / MLFLOW_MODEL_FILES if (local / MLFLOW_MODEL_FILES).is_dir() else local
+    expected = recorded_digests(MlflowClient(tracking_uri=tracking_uri), version.run_id) if version.run_id else None
+    verify_model_files(local, expected, what=f"registered {version.name} v{version.version} (run {version.run_id})")
+    return local
 
 
 def model_card(spec: dict[str, Any], tags: dict[str, str], *, alias: str, version: str, problem: str) -> dict[str, Any]:
@@ -382,6 +391,7 @@ def pull_models(problem: str, to: str | os.PathLike, *, alias: str = DEFAULT_ALI
             spec = json.loads((folder / "spec.json").read_text())
             card = model_card(spec, dict(version.tags), alias=alias_name, version=version.version, problem=problem)
             card["files"] = sorted(p.name for p in folder.iterdir()) + ["model_card.json", "model_card.md"]
+            card["sha256"] = file_digests(folder)  # bench --model-dir checks a pulled folder against these
             (folder / "model_card.json").write_text(json.dumps(card, indent=2))
             (folder / "model_card.md").write_text(card_markdown(card))
             index.append({"alias": alias_name, "version": version.version, "folder": folder.name,

@@ -163,11 +163,16 @@ def _has_model(client: Any, run_id: str) -> bool:
 
 
 def download_model(tracking_uri: str, run_id: str, dst: Path) -> Path:
-    """The trial's ``model/`` artifacts (spec.json, weights.pt, model.ts) copied under ``dst``."""
+    """The trial's ``model/`` artifacts (spec.json, weights.pt, model.ts) copied under ``dst``, checked
+    against the digests recorded when they were logged (``ModelDigestError`` for a changed file)."""
     from mlflow.tracking import MlflowClient
 
+    from fhn_automl.post.integrity import recorded_digests, verify_model_files
+
     dst.mkdir(parents=True, exist_ok=True)
-    local = Path(MlflowClient(tracking_uri=tracking_uri).download_artifacts(run_id, MODEL_ARTIFACT_PATH, str(dst)))
+    client = MlflowClient(tracking_uri=tracking_uri)
+    local = Path(client.download_artifacts(run_id, MODEL_ARTIFACT_PATH, str(dst)))
     if not (local / "spec.json").exists():
         raise NoFinishedTrialsError(f"run {run_id} has no model/spec.json artifact; was the trial logged completely?")
+    verify_model_files(local, recorded_digests(client, run_id), what=f"trial run {run_id}")
     return local

@@ -124,7 +124,8 @@ def run_search_command(args: argparse.Namespace) -> tuple[int, SearchSummary | N
     """Run the search the parsed options ask for: (exit code, its summary, None when none ran).
 
     Exit codes: 0 done (or ``--dry-run``), 2 bad input (named on stderr), 3 done but MLflow does not
-    hold all of it (``--sync-tracking`` fills it in), 130 interrupted.
+    hold all of it (``--sync-tracking`` fills it in), 4 no trial finished (every one errored or
+    diverged; one error is quoted), 130 interrupted.
     """
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -145,10 +146,11 @@ def run_search_command(args: argparse.Namespace) -> tuple[int, SearchSummary | N
         return 0, None
 
     from fhn_automl.search.endpoints import EndpointUnreachableError
-    from fhn_automl.search.lock import SearchLockedError
+    from fhn_automl.search.lock import SearchLockedError, StorageNotWritableError
     from fhn_automl.search.resources import UnsatisfiableResourcesError
     from fhn_automl.search.replay import NoSearchRecordError, sync_tracking
     from fhn_automl.search.runner import NothingToResumeError, run_search
+    from fhn_automl.search.tune_state import UntrustedTuneStateError
 
     from fhn_automl.search.job_records import JobRecordsNotKeptError, check_job_records, job_data_root
 
@@ -165,7 +167,7 @@ def run_search_command(args: argparse.Namespace) -> tuple[int, SearchSummary | N
     try:
         summary = (sync_tracking if args.sync_tracking else run_search)(options)
     except (UnsatisfiableResourcesError, NothingToResumeError, NoSearchRecordError, EndpointUnreachableError,
-            SearchLockedError, ValueError) as exc:
+            SearchLockedError, StorageNotWritableError, UntrustedTuneStateError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2, None
     if summary.tracking_problem or summary.models_missing:
@@ -182,4 +184,11 @@ def run_search_command(args: argparse.Namespace) -> tuple[int, SearchSummary | N
         return 130, summary
     if summary.tracking_problem or summary.models_missing:
         return 3, summary
+    if summary.nothing_finished():  # nothing to hand to the post-stage: not a success
+        counts = ", ".join(f"{sum(1 for s in summary.statuses.values() if s == k)} {k}" for k in ("error", "diverged"))
+        reason = next(iter(sorted(summary.trial_errors.items())), None)
+        print(f"error: no trial of {summary.experiment} finished ({counts} of {len(summary.statuses)})"
+              + (f"; e.g. {reason[0]}: {reason[1]}" if reason else "")
+              + f". Each trial's error is in MLflow (tag fhn_automl.error) and in {summary.tune_path}", file=sys.stderr)
+        return 4, summary
     return 0, summary

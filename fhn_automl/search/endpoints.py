@@ -61,13 +61,47 @@ def check_ray_address(address: str | None, *, timeout_s: float = CONNECT_TIMEOUT
     if not host:
         raise RayAddressUnreachableError(f"Ray address {address!r} names no host; use HOST:PORT (e.g. 10.0.0.5:6379)")
     try:
-        with socket.create_connection((host, port), timeout=timeout_s):
-            pass
+        with socket.create_connection((host, port), timeout=timeout_s) as connection:
+            answer = _http2_settings_answer(connection, timeout_s) if not _ray_uses_tls() else None
     except OSError as exc:
         raise RayAddressUnreachableError(
             f"no Ray cluster answers at {host}:{port} (--address / RAY_ADDRESS {address!r}) within "
             f"{timeout_s:g} s: {exc.strerror or exc}; start it with `ray start --head --port {port}` on that "
             "host, or leave --address out to run on a local Ray") from None
+    if answer is not None and answer is not True:
+        raise RayAddressUnreachableError(
+            f"{host}:{port} (--address / RAY_ADDRESS {address!r}) accepts TCP but is not a Ray cluster: it did "
+            f"not answer Ray's protocol (gRPC over HTTP/2) within {timeout_s:g} s ({answer}); check the port "
+            "(the GCS port of `ray start --head`, 6379 by default)")
+
+
+#: The client's opening of an HTTP/2 connection (RFC 9113 3.4): the preface, then an empty SETTINGS frame.
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+
+def _http2_settings_answer(connection: socket.socket, timeout_s: float) -> bool | str:
+    """True when the peer answers an HTTP/2 preface with a SETTINGS frame, as every gRPC server (Ray's
+    GCS and Ray Client) does at once; else what it did instead. A TCP connect alone passed for any
+    listener, and ``ray.init`` then waited for more than 7 minutes on one that never spoke."""
+    connection.settimeout(timeout_s)
+    try:
+        connection.sendall(_HTTP2_PREFACE)
+        header = b""
+        while len(header) < 9:
+            chunk = connection.recv(9 - len(header))
+            if not chunk:
+                return "it closed the connection"
+            header += chunk
+    except socket.timeout:
+        return "no answer"
+    except OSError as exc:
+        return f"{exc.strerror or exc}"
+    return True if header[3] == 0x04 else f"it answered {header[:9]!r}"
+
+
+def _ray_uses_tls() -> bool:
+    """Ray's TLS mode (``RAY_USE_TLS``): the plain HTTP/2 probe cannot speak to it, so only TCP is checked."""
+    return os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true")
 
 
 def check_tracking_store(uri: str, *, timeout_s: float = CONNECT_TIMEOUT_S, must_exist: bool = False) -> None:

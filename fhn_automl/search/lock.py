@@ -24,6 +24,10 @@ class SearchLockedError(RuntimeError):
     """Another process runs (or syncs) the same search, with the same storage, right now."""
 
 
+class StorageNotWritableError(RuntimeError):
+    """The search's ``--storage`` folder cannot be created or written (read-only, a file, no permission)."""
+
+
 def lock_path(tune_path: str) -> Path | None:
     """``<storage>/<tune name>.lock`` for a local Tune folder; None for remote storage."""
     if "://" in tune_path:
@@ -41,8 +45,12 @@ def experiment_lock(tune_path: str) -> Iterator[None]:
                        tune_path)
         yield
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:  # first thing written under --storage: the place to say it cannot be
+        raise StorageNotWritableError(f"--storage {path.parent}: cannot write there ({exc.strerror}: "
+                                      f"{exc.filename}); give a writable folder") from None
     try:
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)

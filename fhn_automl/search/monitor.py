@@ -53,6 +53,8 @@ class SearchMonitor(Callback):
         self.last_checkpoint: dict[str, str] = {}
         self.running: set[str] = set()
         self.statuses: dict[str, str] = dict(tracker.closed)
+        #: trial name -> last line of its error text (the search's exit message names one)
+        self.errors: dict[str, str] = {}
         self.best: tuple[float, str] | None = None
         self.started = time.perf_counter()
         self.first_result_seconds: list[float] = []
@@ -198,6 +200,7 @@ class SearchMonitor(Callback):
         message = _trial_error_text(trial)
         self._track("finish_trial", spec.name, "error", final=dict(trial.last_result or {}), error=message)
         self.statuses[spec.name] = "error"
+        self.errors[spec.name] = message.strip().splitlines()[-1] if message and message.strip() else "no error text"
         self._progress(f"error {spec.name}: {message.strip().splitlines()[-1] if message else ''}")
 
     def _progress(self, event: str) -> None:

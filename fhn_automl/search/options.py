@@ -53,6 +53,12 @@ class SearchSummary:
     tracking_problem: str | None = None
     #: finished trials whose model is in neither MLflow nor the Tune folder (tagged, never registered)
     models_missing: list[str] = dataclasses.field(default_factory=list)
+    #: trial name -> the last line of its error (trials that failed in this driver), for the exit message
+    trial_errors: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def nothing_finished(self) -> bool:
+        """True when trials ran (or were replayed) and none of them finished: a search without a model."""
+        return bool(self.statuses) and not any(s == "finished" for s in self.statuses.values())
 
 
 def tune_location(options: SearchOptions, experiment: str) -> tuple[str | Path, str, str]:

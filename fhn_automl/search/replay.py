@@ -6,8 +6,9 @@ validation, then the final one with ``final: 1``), and the final checkpoint hold
 ``executor: train`` under the ``-train`` folder, named by the result's ``checkpoint_path``; for
 ``executor: function`` the trial folder's ``checkpoint_*``). ``replay_trials`` walks that record and
 adds to MLflow, through the same ``SearchTracker`` a live search uses, whatever is missing there:
-child runs, metric histories (steps already logged are skipped), final metrics, status tags and the
-models. Idempotent, so it runs after every ``--resume`` and as ``--sync-tracking`` on its own.
+child runs, metric histories (every point MLflow lacks, so that it ends equal to the record point by
+point), final metrics, status tags and the models. Idempotent, so it runs after every ``--resume``
+and as ``--sync-tracking`` on its own.
 
 A trial without a final result is either one that Tune ended early (its scheduler, ASHA, stopped it:
 Tune marks that last result ``done`` and keeps the trial ``TERMINATED`` in its experiment state; in a
@@ -127,9 +128,8 @@ def _replay_trial(tracker: SearchTracker, report: ReplayReport, trial_dir: Path,
         status = None  # still running when the driver stopped
         report.unfinished.append(spec.name)
     tracker.start_trial(spec.name, trial_params(spec.as_dict(), trial_figures(spec)))
-    for result in results:
-        if not result.get("final"):
-            tracker.log_result(spec.name, result)
+    # every point MLflow lacks, also below its last logged step and for trials already closed
+    tracker.fill_history(spec.name, results)
     if status is None:
         return
     report.statuses[spec.name] = status
@@ -170,14 +170,27 @@ def _read_results(path: Path) -> list[dict[str, Any]]:
 
 def _tune_trial_statuses(root: Path) -> dict[str, str]:
     """Tune's status of each trial (``TERMINATED``, ``ERROR``, ``PENDING`` ...) by trial folder name,
-    from the newest experiment state; empty when there is none (a driver killed before the first one)."""
+    from the newest experiment state, read as plain JSON; empty when there is none (a driver killed before
+    the first one)."""
     if not root.is_dir():
         return {}
+    # Plain JSON only: Tune's own reader (ExperimentAnalysis) unpickles the cloudpickle blobs the file
+    # holds, which would run code planted in a shared --storage. The status and the folder name of each
+    # trial are plain JSON fields of its state (a JSON document inside the file's ``trial_data``).
+    states = sorted(root.glob("experiment_state-*.json"))
+    if not states:
+        return {}
     try:
-        from ray.tune import ExperimentAnalysis
-
-        return {Path(trial.path).name: str(trial.status) for trial in ExperimentAnalysis(str(root.resolve())).trials}
-    except Exception as error:  # no or unreadable state: the results' own ``done`` flag still tells
+        document = json.loads(states[-1].read_text())
+        statuses = {}
+        for entry in document.get("trial_data", []):
+            state = json.loads(entry[0] if isinstance(entry, (list, tuple)) else entry)
+            folder = state.get("relative_logdir")
+            if isinstance(folder, str) and isinstance(state.get("status"), str):
+                statuses[Path(folder).name] = state["status"]
+        return statuses
+    except (OSError, ValueError, TypeError, AttributeError, IndexError) as error:
+        # unreadable state: the results' own ``done`` flag still tells
         logger.info("no Tune experiment state read at %s (%s)", root, error)
         return {}
 

@@ -41,6 +41,7 @@ from fhn_automl.search.space import SearchSpace, TrialSpec
 from fhn_automl.search.tracking import (SearchTracker, environment_tags, experiment_name,
                                         resolve_tracking_uri)
 from fhn_automl.search.trial import function_trial, trial_driver, trial_from_config
+from fhn_automl.search.tune_state import check_before_restore, error_signer, sign_files, signing_tune_writes
 
 logger = logging.getLogger(__name__)
 #: The Optuna study of a model-based search, in its Tune folder: ``optuna-dashboard sqlite:///<that file>``.
@@ -111,6 +112,9 @@ def _run_search(options: SearchOptions) -> SearchSummary:
     # seconds, not minutes, to learn that the cluster or the tracking server is not there
     check_tracking_store(tracking_uri)
     check_ray_address(options.address)
+    local_tune_path = None if _is_uri(str(options.storage)) else tune_location(options, experiment)[2]
+    if options.resume and local_tune_path is not None and (Path(local_tune_path) / "tuner.pkl").is_file():
+        check_before_restore(local_tune_path)  # before Ray starts: Tune must unpickle only what we wrote
 
     if any(t.kind == "untrained" for t in trials):
         from fhn_automl.search.untrained import run_untrained_sweep
@@ -185,6 +189,7 @@ def _run_search(options: SearchOptions) -> SearchSummary:
     monitor = SearchMonitor(tracker, key=tune_name, total=total, metric=space.search.metric, quiet=options.quiet,
                             trial_lookup=trial_from_config, background=True)
     callbacks: list[Any] = [monitor]
+    guards: list[Any] = [error_signer(tune_path)] if local_tune_path is not None else []
     if space.resources.executor in ("function", "packed"):
         # the trial trains in its own process, so it holds the worker's resources itself
         trial_resources = {"cpu": plan.per_worker["CPU"]}
@@ -206,7 +211,7 @@ def _run_search(options: SearchOptions) -> SearchSummary:
 
     callbacks += [JsonLoggerCallback(), CSVLoggerCallback()]
     run_config = tune.RunConfig(
-        name=tune_name, storage_path=str(storage), callbacks=callbacks, verbose=0,
+        name=tune_name, storage_path=str(storage), callbacks=callbacks + guards, verbose=0,
         failure_config=tune.FailureConfig(max_failures=options.max_failures))
     if not options.quiet:
         print(f"[search] {experiment}: {total} trial(s), {concurrent} at a time, "
@@ -219,11 +224,14 @@ def _run_search(options: SearchOptions) -> SearchSummary:
     else:
         tuner = tune.Tuner(trainable, param_space=param_space, tune_config=tune_config,
                            run_config=run_config)
+    if local_tune_path is not None:
+        sign_files(tune_path, [Path(tune_path) / "tuner.pkl"])  # written by Tuner() / Tuner.restore just now
     interrupted = False
     replayed = None
     try:
         t0 = time.perf_counter()
-        with _no_default_tune_loggers():
+        with _no_default_tune_loggers(), _sigint_kept(), (signing_tune_writes(tune_path) if local_tune_path is not None
+                                                         else contextlib.nullcontext()):
             tuner.fit()
         timings["tune_fit_seconds"] = time.perf_counter() - t0
         monitor.drain()  # the replay below reads what the queued calls write (which trials are closed)
@@ -273,7 +281,25 @@ def _run_search(options: SearchOptions) -> SearchSummary:
                          best_trial=None if best is None else best[1],
                          best_value=None if best is None else best[0], wall_seconds=wall,
                          interrupted=interrupted, tune_path=tune_path, timings=timings,
-                         tracking_problem=tracking_problem, models_missing=models_missing)
+                         tracking_problem=tracking_problem, models_missing=models_missing,
+                         trial_errors=dict(monitor.errors))
+
+
+@contextlib.contextmanager
+def _sigint_kept():
+    """Tune installs its own SIGINT handler in ``fit`` and puts the previous one back only when a signal
+    arrives; after a search that ended normally Ctrl-C then only set a flag nobody read, so a
+    post-stage that followed could not be stopped. The handler is put back here either way."""
+    import signal
+    import threading
+
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.getsignal(signal.SIGINT) if main else None
+    try:
+        yield
+    finally:
+        if main and before is not None:
+            signal.signal(signal.SIGINT, before)
 
 
 @contextlib.contextmanager

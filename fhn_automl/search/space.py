@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import re
 import types
 import typing
@@ -30,8 +31,9 @@ from typing import Any
 import yaml
 
 from fhn_automl._package_data import package_data_dir
-from fhn_automl.learning.architecture import SHAPE_CLASSES, LayerNotationError, parse_layer, shape_class
-from fhn_automl.learning.config import TrainConfig, parse_extra_region
+from fhn_automl.learning.architecture import (MAX_HIDDEN_WEIGHTS, SHAPE_CLASSES, LayerNotationError, parse_layer,
+                                              parse_layers, shape_class)
+from fhn_automl.learning.config import MAX_BATCH_SIZE, MAX_STEPS, TrainConfig, parse_extra_region
 from fhn_automl.learning.windows import parse_window
 from fhn_automl.physics.problems import PROBLEMS, get_problem
 from fhn_automl.search.budgets import BUDGET_FIELDS, BUDGET_NAMES, Budget, resolve_budget
@@ -276,9 +278,40 @@ def resolve_search_file(name_or_path: str | Path) -> Path:
     return path
 
 
+#: Most layer sequences one grid may expand to (choices^depth summed over depths), checked on the
+#: counts before anything is enumerated: ``depths: [40]`` once ran the driver out of memory.
+MAX_GRID_SEQUENCES = 1_000_000
+#: Deepest layer sequence a grid may ask for.
+MAX_DEPTH = 32
+
+
 class _SearchFileLoader(yaml.SafeLoader):
     """YAML 1.1's safe loader, but ``1e6`` is a number: YAML 1.1 needs a dot (``1.0e6``) and would
-    hand the trainer the string '1e6' (YAML 1.2 and every user read it as a float)."""
+    hand the trainer the string '1e6' (YAML 1.2 and every user read it as a float).
+
+    Stricter than YAML in two ways a search file never needs: anchors / aliases are refused (an
+    "alias bomb" of nested aliases expands to billions of items), and a key written twice in one
+    mapping is an error (YAML keeps the last silently, so the first setting would be lost unseen)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, f"alias *{event.anchor} is not allowed in a search file "
+                                              "(write the value out)", event.start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, Any] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                if isinstance(key, typing.Hashable) and key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        "while reading a mapping", node.start_mark,
+                        f"key {key!r} appears twice (first at line {seen[key].line + 1})", key_node.start_mark)
+                if isinstance(key, typing.Hashable):
+                    seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
 
 
 _SearchFileLoader.yaml_implicit_resolvers = {  # a copy, so yaml.SafeLoader itself is left alone
@@ -291,8 +324,17 @@ _SearchFileLoader.add_implicit_resolver(
 def load_search_space(name_or_path: str | Path) -> SearchSpace:
     """Read and validate a search file; any problem raises ``SearchSpaceError`` naming the field."""
     path = resolve_search_file(name_or_path)
+    if path.is_dir():
+        raise SearchSpaceError(f"{path}: is a folder, not a search file")
     try:
-        raw = yaml.load(path.read_text(), Loader=_SearchFileLoader)  # noqa: S506 (a SafeLoader subclass)
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SearchSpaceError(f"{path}: not a text (UTF-8) file: byte {exc.start} cannot be read; "
+                               "a search file is YAML") from None
+    except OSError as exc:
+        raise SearchSpaceError(f"{path}: cannot be read ({exc.strerror})") from None
+    try:
+        raw = yaml.load(text, Loader=_SearchFileLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
         raise SearchSpaceError(f"{path}: not valid YAML: {exc}") from None
     return parse_search_space(raw, path)
@@ -372,11 +414,14 @@ class _Checker:
             raise self.error(field_name, "must not be an empty list", value)
         return items
 
-    def positive_int(self, field_name: str, value: Any) -> int:
+    def positive_int(self, field_name: str, value: Any, maximum: int | None = None) -> int:
+        written = value
         if isinstance(value, float) and value.is_integer():  # steps: 1e6
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise self.error(field_name, "must be a positive integer", value)
+        if maximum is not None and value > maximum:
+            raise self.error(field_name, f"must be at most {maximum:,}", written)
         return value
 
 
@@ -391,7 +436,7 @@ def _parse_study(check: _Checker, name: str, fields_: Mapping[str, Any], prefix:
     for kind in kinds:
         if kind not in KINDS:
             raise check.error(prefix + "kind", f"must be one of {', '.join(KINDS)}", kind)
-    batch_sizes = [check.positive_int(prefix + "batch_size", b)
+    batch_sizes = [check.positive_int(prefix + "batch_size", b, MAX_BATCH_SIZE)
                    for b in check.as_list(prefix + "batch_size", fields_.get("batch_size", 128))]
     extra = [None if value in (False, None, "none") else value
              for value in check.as_list(prefix + "extra_region", fields_.get("extra_region", None))]
@@ -427,8 +472,8 @@ def _parse_study(check: _Checker, name: str, fields_: Mapping[str, Any], prefix:
         options[str(key)] = tuple(_check_option(check, f"{prefix}options.{key}", str(key), item, problems)
                                   for item in check.as_list(f"{prefix}options.{key}", value))
 
-    steps = check.positive_int(prefix + "steps", fields_.get("steps", 1_000_000))
-    val_every = check.positive_int(prefix + "val_every", fields_.get("val_every", 10_000))
+    steps = check.positive_int(prefix + "steps", fields_.get("steps", 1_000_000), MAX_STEPS)
+    val_every = check.positive_int(prefix + "val_every", fields_.get("val_every", 10_000), MAX_STEPS)
     recipe = fields_.get("recipe", "paper")
     if recipe not in ("fast", "paper"):
         raise check.error(prefix + "recipe", "must be fast or paper", recipe)
@@ -533,9 +578,14 @@ def _parse_layers(check: _Checker, field_name: str, raw: Any) -> LayerGrid:
         if "choices" in raw or "depths" in raw:
             raise check.error(field_name, "takes either 'sequences' or 'choices' + 'depths'", None)
         sequences = check.as_list(field_name + ".sequences", raw["sequences"])
-        canonical = [",".join(_check_layer_token(check, field_name + ".sequences", token)
-                              for token in str(sequence).replace(" ", "").split(","))
-                     for sequence in sequences]
+        canonical = []
+        for sequence in sequences:
+            canonical.append(",".join(_check_layer_token(check, field_name + ".sequences", token)
+                                      for token in str(sequence).replace(" ", "").split(",")))
+            try:
+                parse_layers(canonical[-1])  # its size as a whole (hidden weights)
+            except LayerNotationError as exc:
+                raise check.error(field_name + ".sequences", str(exc), None) from None
         return LayerGrid(sequences=tuple(canonical))
     if "choices" not in raw or "depths" not in raw:
         raise check.error(field_name, "needs both 'choices' and 'depths' (or 'sequences')", None)
@@ -543,8 +593,16 @@ def _parse_layers(check: _Checker, field_name: str, raw: Any) -> LayerGrid:
                for c in check.as_list(field_name + ".choices", raw["choices"])]
     if len(set(choices)) != len(choices):
         raise check.error(field_name + ".choices", "lists a layer twice", choices)
-    depths = [check.positive_int(field_name + ".depths", d)
+    depths = [check.positive_int(field_name + ".depths", d, MAX_DEPTH)
               for d in check.as_list(field_name + ".depths", raw["depths"])]
+    n_sequences = sum(len(choices) ** d for d in depths)  # counted, not enumerated
+    if n_sequences > MAX_GRID_SEQUENCES:
+        raise check.error(field_name + ".depths", f"makes {n_sequences:.3g} layer sequences from {len(choices)} "
+                          f"choices, more than {MAX_GRID_SEQUENCES:,}; use fewer choices or depths", depths)
+    widest = max(int(token.rpartition("-")[2]) for token in choices)
+    if max(depths) > 1 and widest * widest * (max(depths) - 1) > MAX_HIDDEN_WEIGHTS:
+        raise check.error(field_name, f"its deepest sequence of its widest layer ({max(depths)} x {widest}) has "
+                          f"more than {MAX_HIDDEN_WEIGHTS:.3g} hidden weights (1 GiB of float32)", None)
     shape_classes = raw.get("shape_classes")
     if shape_classes is not None:
         shape_classes = [str(s) for s in check.as_list(field_name + ".shape_classes", shape_classes)]
@@ -620,10 +678,10 @@ def _parse_resources(check: _Checker, raw: Any) -> Resources:
                                         "executor", "pack_size"})
     workers = check.positive_int("resources.workers", raw.get("workers", 1))
     cpus = raw.get("cpus_per_worker", 1)
-    if isinstance(cpus, bool) or not isinstance(cpus, (int, float)) or cpus <= 0:
+    if isinstance(cpus, bool) or not isinstance(cpus, (int, float)) or not math.isfinite(cpus) or cpus <= 0:
         raise check.error("resources.cpus_per_worker", "must be a positive number", cpus)
     gpus = raw.get("gpus_per_worker", 0)
-    if isinstance(gpus, bool) or not isinstance(gpus, (int, float)) or gpus < 0 or (
+    if isinstance(gpus, bool) or not isinstance(gpus, (int, float)) or not math.isfinite(gpus) or gpus < 0 or (
             gpus > 1 and gpus != int(gpus)):
         raise check.error("resources.gpus_per_worker",
                           "must be a fraction in [0, 1] or a whole number of GPUs", gpus)

@@ -44,7 +44,8 @@ from typing import Any, TypeVar
 
 from fhn_automl._provenance import git_commit
 from fhn_automl.search.tracking_tags import (BUDGET_TAG, EXPERIMENT_KIND_TAG, MLFLOW_MODEL_FILES,
-                                             MODEL_ARTIFACT_PATH, MODEL_MISSING_TAG, PARENT_TAG, ROLE_TAG,
+                                             MODEL_ARTIFACT_PATH, MODEL_DIGESTS_TAG, MODEL_MISSING_TAG, PARENT_TAG,
+                                             ROLE_TAG,
                                              SEARCH_ROLE, SEARCH_TAG, STATUS_TAG, TRAINING_EXPERIMENT_KIND,
                                              TRIAL_NAME_TAG, TRIAL_ROLE, TRIAL_STATUSES, STOPPED_EARLY_TAG)
 
@@ -300,6 +301,34 @@ class SearchTracker:
         self.logging_seconds += time.perf_counter() - started
 
     @_forgiving
+    def fill_history(self, trial_name: str, results: Iterable[Mapping[str, Any]]) -> int:
+        """Log every validation point of ``results`` whose step MLflow lacks; returns how many.
+
+        The replay's way of making MLflow equal to the Tune record point by point: a short outage in
+        the middle of a trial lost points below the last logged step (which ``log_result`` skips, as a
+        resumed trial repeats them), also for trials already closed. Each point is one ``log_batch``
+        of all its metrics, so the steps of the reported metric tell which points are there. A step
+        repeated in ``results`` (a trial resumed from an older checkpoint) keeps its first pass.
+        """
+        run_id = self.child_runs.get(trial_name)
+        points = [r for r in results if not r.get("final")]
+        if run_id is None or not points:
+            return 0
+        key = "val_mean_err" if any("val_mean_err" in r for r in points) else sorted(_numeric(points[0]))[0]
+        logged = {m.step for m in self.client.get_metric_history(run_id, key)}
+        added = 0
+        for result in points:
+            step = int(result.get("step", result.get("training_iteration", 0)))
+            if step in logged:
+                continue
+            self.client.log_batch(run_id, metrics=_metric_entities(_numeric(result), step))
+            logged.add(step)
+            added += 1
+        if logged:
+            self.last_step[run_id] = max(self.last_step.get(run_id, -1), max(logged))
+        return added
+
+    @_forgiving
     def finish_trial(self, trial_name: str, status: str, final: Mapping[str, Any] | None = None,
                      model_dir: Path | None = None, error: str | None = None,
                      restarts: int = 0) -> None:
@@ -313,6 +342,7 @@ class SearchTracker:
             self.client.log_batch(run_id, metrics=_metric_entities(final_metrics(final), int(final.get("step", 0))))
             self.client.log_dict(run_id, _json_ready(final), RESULT_ARTIFACT)
         if model_dir is not None and Path(model_dir).is_dir():
+            self._record_digests(run_id, Path(model_dir))
             self.client.log_artifacts(run_id, str(model_dir), MODEL_ARTIFACT_PATH)
             log_mlflow_model(self.client, self.experiment_id, run_id, Path(model_dir),
                              name=trial_name, step=int((final or {}).get("step", 0)))
@@ -361,10 +391,18 @@ class SearchTracker:
     def attach_model(self, trial_name: str, model_dir: Path, step: int = 0) -> None:
         """The model of a closed trial that reached MLflow without it (replayed from the Tune folder)."""
         run_id = self.child_runs[trial_name]
+        self._record_digests(run_id, Path(model_dir))
         self.client.log_artifacts(run_id, str(model_dir), MODEL_ARTIFACT_PATH)
         log_mlflow_model(self.client, self.experiment_id, run_id, Path(model_dir), name=trial_name, step=step)
         if MODEL_MISSING_TAG in self.client.get_run(run_id).data.tags:
             self.client.delete_tag(run_id, MODEL_MISSING_TAG)
+
+    def _record_digests(self, run_id: str, model_dir: Path) -> None:
+        """The model files' SHA-256, as a run tag, before the files go up: whoever reads the model back
+        (post-stage, pull, bench) checks the artifact store's copy against this record."""
+        from fhn_automl.learning.digests import file_digests
+
+        self.client.set_tag(run_id, MODEL_DIGESTS_TAG, json.dumps(file_digests(model_dir), sort_keys=True))
 
     def _log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param

@@ -25,6 +25,9 @@ MODEL_MISSING_TAG = "fhn_automl.model_missing"
 SEARCH_TAG = "fhn_automl.search"
 BUDGET_TAG = "fhn_automl.budget"
 PARENT_TAG = "mlflow.parentRunId"
+#: JSON {file name: sha256 hex} of a trial's model files (spec.json, weights.pt, model.ts), set when
+#: the model is logged; the post-stage, ``pull`` and ``bench --registered`` refuse files that differ.
+MODEL_DIGESTS_TAG = "fhn_automl.model_sha256"
 #: Where a trial's model files (spec.json, weights.pt, model.ts) live among its run's artifacts.
 MODEL_ARTIFACT_PATH = "model"
 #: Inside each trial's logged MLflow model: fhn_automl's own model files (what ``pull`` copies out).

@@ -40,8 +40,12 @@ def log_trial(client, experiment_id: str, parent_id: str, name: str, layers: str
         client.log_metric(run.info.run_id, key, value)
         client.log_metric(run.info.run_id, f"final_{key}", value)
     if model_dir is not None:
+        import json
+
+        from fhn_automl.learning.digests import file_digests
         from fhn_automl.search.tracking import log_mlflow_model
 
+        client.set_tag(run.info.run_id, "fhn_automl.model_sha256", json.dumps(file_digests(model_dir)))
         client.log_artifacts(run.info.run_id, str(model_dir), "model")
         log_mlflow_model(client, experiment_id, run.info.run_id, model_dir, name=name)
     client.set_tag(run.info.run_id, "fhn_automl.trial_status", status)

@@ -115,6 +115,11 @@ def test_tracker_logs_an_mlflow_model_the_datasets_and_the_training_view(tiny_ex
     assert example["columns"] == ["t", "u0", "w0"] and len(example["data"]) == 3
     for name in ("spec.json", "weights.pt", "model.ts"):  # the run's model/ folder is kept, and copied inside
         assert (mlflow_model / MLFLOW_MODEL_FILES / name).read_bytes() == (local / "model" / name).read_bytes()
+    # the files' digests recorded on the run when logged: what pull / post / bench check (issue 21)
+    from fhn_automl.learning.digests import file_digests
+
+    recorded = json.loads(run.data.tags["fhn_automl.model_sha256"])
+    assert recorded == file_digests(local / "model") and set(recorded) == {"spec.json", "weights.pt", "model.ts"}
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     _pyfunc_matches_torchscript(f"models:/{logged.model_id}", model_dir / "model.ts",
                                 _validation_inputs(dataset_dir))
@@ -220,3 +225,41 @@ def test_bench_reads_the_registered_models(post_result, tiny_experiment, tmp_pat
                        "--backend", "eager", "--device", "cpu", "--repeats", "1", "--warmup", "0", "--dts", "0.1",
                        "--tune-points", "4096", "--out", str(tmp_path / "bench")]) == 0
     assert "[bench] pareto " in capsys.readouterr().out
+
+
+def test_ctrl_c_during_registration_leaves_nothing_half_registered(store, tmp_path, monkeypatch):
+    """Issue 21 item 7: an interrupt (KeyboardInterrupt, not an Exception) rolls back as a failure does."""
+    from mlflow.tracking import MlflowClient
+
+    uri, client = store["uri"], store["client"]
+    experiment_id = client.create_experiment("ctrl-c", artifact_location=(tmp_path / "artifacts").as_uri())
+    parent = client.create_run(experiment_id).info.run_id
+    first, second = (log_trial(client, experiment_id, parent, n, ARCHITECTURES[0], "finished")
+                     for n in ("first", "second"))
+    register_front(uri, "problem_a", [RegistrationRequest(first, "unused", _figures(1e-3, 1e-7, 300))])
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(MlflowClient, "set_model_version_tag", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        register_front(uri, "problem_a", [RegistrationRequest(second, "unused", _figures(1e-4, 1e-8, 30))])
+    monkeypatch.undo()
+    assert client.get_model_version_by_alias("fhn_automl.problem_a", "pareto").run_id == first
+    assert not client.search_model_versions(f"name='fhn_automl.problem_a' and run_id='{second}'")
+
+
+def test_ctrl_c_in_the_post_stage_exits_130(monkeypatch, capsys):
+    import fhn_automl.pipeline as pipeline
+    import fhn_automl.post as post
+    import fhn_automl.post.stage as stage
+    from fhn_automl.post.__main__ import main as post_main
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(stage, "run_post_stage", interrupted)
+    monkeypatch.setattr(post, "run_post_stage", interrupted)
+    assert post_main(["some-smoke"]) == 130
+    assert pipeline.run_post_stage("some-smoke", "sqlite:///x.db", "smoke") == 130
+    assert capsys.readouterr().err.count("post-stage interrupted") == 2

@@ -85,3 +85,93 @@ def test_search_and_post_commands_fail_fast(closed_port, make_search_file, tmp_p
     assert "no MLflow server answers" in capsys.readouterr().err
     assert post_main(["problem_b_s-smoke", "--tracking-uri", f"sqlite:///{tmp_path / 'typo.db'}"]) == 2
     assert "no MLflow store" in capsys.readouterr().err and not (tmp_path / "typo.db").exists()
+
+
+def _listener(answer: bytes | None) -> tuple[socket.socket, int]:
+    """A TCP listener that accepts and then sends ``answer`` (None: says nothing, as a port that is
+    not Ray's may)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+
+    def serve() -> None:
+        try:
+            connection, _ = server.accept()
+        except OSError:
+            return
+        with connection:
+            connection.recv(64)
+            if answer is not None:
+                connection.sendall(answer)
+            threading.Event().wait(2)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server, server.getsockname()[1]
+
+
+@pytest.mark.parametrize("answer, words", [
+    (None, "no answer"),
+    (b"HTTP/1.1 400 Bad Request\r\n\r\n", "it answered"),
+])
+def test_a_port_that_accepts_tcp_but_is_not_ray_is_named_within_the_deadline(answer, words):
+    """Issue 21 item 5: the TCP pre-check passed such a port and ray.init then hung for > 420 s."""
+    import time
+
+    server, port = _listener(answer)
+    started = time.perf_counter()
+    with server, pytest.raises(RayAddressUnreachableError, match=f"accepts TCP but is not a Ray cluster.*{words}"):
+        check_ray_address(f"127.0.0.1:{port}", timeout_s=0.5)
+    assert time.perf_counter() - started < 3
+
+
+def test_an_http2_server_passes_the_probe():
+    """What a gRPC server (Ray's GCS) sends first: a SETTINGS frame."""
+    server, port = _listener(b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+    with server:
+        check_ray_address(f"127.0.0.1:{port}", timeout_s=2)
+
+
+class _Stalls(BaseHTTPRequestHandler):
+    """An MLflow server that answers /health and then stalls on every API call."""
+
+    def do_GET(self):  # noqa: N802
+        if self.path == "/health":
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"OK")
+        else:
+            threading.Event().wait(3)
+
+    do_POST = do_GET  # noqa: N815
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("command", ["post", "pull"])
+def test_post_and_pull_name_an_mlflow_that_stalls(command, tmp_path, monkeypatch, capsys):
+    """Issue 21 item 5: the search exited 3; post and pull ended in raw MlflowException tracebacks."""
+    from http.server import ThreadingHTTPServer
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Stalls)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    uri = f"http://127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "1")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    try:
+        if command == "post":
+            from fhn_automl.post.__main__ import main
+
+            code = main(["some-smoke", "--tracking-uri", uri, "--out", str(tmp_path / "out"), "--device", "cpu",
+                         "--backend", "eager", "--quiet"])
+        else:
+            from fhn_automl.pull import main
+
+            code = main(["problem_b_s", "--to", str(tmp_path / "out"), "--tracking-uri", uri])
+    finally:
+        server.shutdown()
+        server.server_close()
+    err = capsys.readouterr().err
+    assert code == 2 and "the MLflow tracking store did not answer" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()

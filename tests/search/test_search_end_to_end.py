@@ -36,7 +36,10 @@ def test_smoke_search_leaves_parent_and_child_runs(local_ray, tmp_path, tracking
 
     path = make_search_file(tmp_path, ["silu-16,tanh-16"], options="{lr: [0.01, 1.0e+30]}")
     tune_env_before = os.environ.get("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS")
+    handler = signal.getsignal(signal.SIGINT)
     summary = run_search(_options(path, tmp_path, tracking_uri, data_root))
+    # Tune's own SIGINT handler is gone: Ctrl-C in a post-stage that follows stops it (issue 21 item 7)
+    assert signal.getsignal(signal.SIGINT) is handler
 
     assert not summary.interrupted
     assert sorted(summary.statuses.values()) == ["diverged", "finished"]

@@ -273,3 +273,34 @@ def test_store_deleted_mid_search_is_reported_and_replayed(local_ray, tmp_path, 
         assert "final_val_mean_err" in run.data.metrics
         assert {a.path for a in client.list_artifacts(run.info.run_id, MODEL_ARTIFACT_PATH)} >= {
             "model/spec.json", "model/weights.pt", "model/model.ts"}
+
+
+def test_sync_tracking_refills_points_lost_below_the_last_logged_step(make_search_file, tmp_path, model_dir,
+                                                                      monkeypatch):
+    """Issue 21 item 6: a short outage lost step 400 of a trial that then logged 600 and closed; the
+    replay skipped closed trials and steps at or below the last logged, so the gap stayed for good."""
+    from mlflow.tracking import MlflowClient
+
+    from fhn_automl.search.options import SearchOptions
+    from fhn_automl.search.replay import sync_tracking, write_search_state
+
+    monkeypatch.chdir(tmp_path)
+    space, trials = _spec(make_search_file, tmp_path, ("silu-8",))
+    tune_path = tmp_path / "ray" / "recover-paper"
+    _tune_folder(tune_path, trials, model_dir)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = _tracker(uri)  # the live search: step 400's call failed, 600 and the end went through
+    [spec] = trials
+    run_id = tracker.start_trial(spec.name, {"layers": "silu-8"})
+    for step in (200, 600):
+        tracker.log_result(spec.name, {"step": step, "val_mean_err": 0.3 / step, "loss": 1.0 / step})
+    tracker.finish_trial(spec.name, "finished", final={"step": 600, "val_mean_err": 0.0005})
+    shutil.rmtree(tune_path / spec.name / "checkpoint_000003")  # no model to attach: only the curve matters here
+    write_search_state(str(tune_path), {"parent_run_id": tracker.parent_run_id})
+    client = MlflowClient(uri)
+    assert [m.step for m in client.get_metric_history(run_id, "val_mean_err")] == [200, 600]
+    sync_tracking(SearchOptions(space=space, budget=space.budget("paper"), storage=str(tmp_path / "ray"),
+                                tracking_uri=uri, quiet=True))
+    for key, values in (("val_mean_err", [0.3 / s for s in (200, 400, 600)]), ("loss", [1.0 / s for s in (200, 400, 600)])):
+        history = sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)
+        assert [(m.step, m.value) for m in history] == list(zip((200, 400, 600), values))
