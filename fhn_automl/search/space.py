@@ -599,7 +599,7 @@ def _parse_layers(check: _Checker, field_name: str, raw: Any) -> LayerGrid:
     if n_sequences > MAX_GRID_SEQUENCES:
         raise check.error(field_name + ".depths", f"makes {n_sequences:.3g} layer sequences from {len(choices)} "
                           f"choices, more than {MAX_GRID_SEQUENCES:,}; use fewer choices or depths", depths)
-    widest = max(int(token.rpartition("-")[2]) for token in choices)
+    widest = max(parse_layer(token).width for token in choices)
     if max(depths) > 1 and widest * widest * (max(depths) - 1) > MAX_HIDDEN_WEIGHTS:
         raise check.error(field_name, f"its deepest sequence of its widest layer ({max(depths)} x {widest}) has "
                           f"more than {MAX_HIDDEN_WEIGHTS:.3g} hidden weights (1 GiB of float32)", None)
