@@ -49,8 +49,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from fhn_automl._atomic import write_atomically, write_json
+from fhn_automl._atomic import write_json
 from fhn_automl.learning.architecture import format_layers
+from fhn_automl.learning.checkpoints import copy_model_folders, load_state, save_state
 from fhn_automl.learning.config import TrainConfig
 from fhn_automl.learning.losses import (BoxSampler, DataTerm, InitialConditionTerm, PhysicsTerm, PointwiseTerm)
 from fhn_automl.learning.mlp import (SurrogateMLP, activation_with_derivative, build_model, make_activation)
@@ -697,11 +698,9 @@ def train_pack(configs: Sequence[Mapping[str, Any]], report: PackReportFn | None
                 continue
             member.step = step
             member.train_seconds += seconds
-            metrics: dict[str, Any] = {
-                "step": step, "loss": means[m][0],
-                **{f"loss_{name}": value for name, value in zip(names_terms, means[m][1:])},
-                "lr": _member_lr(member, setup, step), "step_time_ms": 1e3 * seconds / max(1, steps_in_interval),
-                "train_seconds": member.train_seconds, "pack_members": len(active)}
+            metrics = member.interval_metrics(means[m], names_terms, _member_lr(member, setup, step), seconds,
+                                              steps_in_interval)
+            metrics["pack_members"] = len(active)
             status = "diverged" if m in diverged else "running"
             if status != "diverged":
                 net.copy_into(m, _surrogate(member.model))
@@ -720,14 +719,7 @@ def train_pack(configs: Sequence[Mapping[str, Any]], report: PackReportFn | None
                 save_model(member.model, checkpoint_dir / FINAL_MODEL_FOLDER / str(member.index),
                            torchscript=member.cfg.write_torchscript)
             member.status = status
-            metrics.update({"best_val_mean_err": member.best_val_mean_err,
-                            "best_val_max_err": member.best_val_max_err,
-                            "best_subset_val_mean_err": member.best_val_mean_err,
-                            "best_subset_val_max_err": member.best_val_max_err, "best_step": member.best_step,
-                            "status": status, **member.counts})
-            metrics.setdefault("val_mean_err", math.inf)
-            metrics.setdefault("val_max_err", math.inf)
-            records[member.name] = metrics
+            records[member.name] = member.close(metrics, status, member.counts)
         if at_validation and rungs and step >= rungs[0] and step < steps:
             while rungs and step >= rungs[0]:
                 rungs.pop(0)
@@ -801,16 +793,16 @@ def _save_pack(checkpoint_dir: Path, step: int, model_steps: int, saved_steps: i
                      "scheduler": None if member.scheduler is None else member.scheduler.state_dict()}
                     for member in members],
     }
-    write_atomically(checkpoint_dir / PACK_STATE_FILE, lambda temporary: torch.save(state, temporary))
+    save_state(checkpoint_dir / PACK_STATE_FILE, state)
 
 
 def _restore_pack(source: Path, checkpoint_dir: Path, members: list[_Member], net: PackedMLP,
                   moments: list[list[torch.Tensor]]):
     """Load ``pack_state.pt`` from ``source`` (and copy its best models into ``checkpoint_dir``)."""
     state_path = source / PACK_STATE_FILE
-    if not state_path.exists():
-        raise FileNotFoundError(f"no {PACK_STATE_FILE} in pack checkpoint folder {source}")
-    state = torch.load(state_path, map_location=net.device, weights_only=True)
+    state = load_state(state_path, device=net.device, what="train_pack",
+                       required=("version", "step", "model_steps", "model_steps_saved", "rungs_left", "active", "rows",
+                                 "parameters", "exp_avg", "exp_avg_sq", "configs", "members"))
     if int(state.get("version", 0)) != PACK_STATE_VERSION:
         raise PackError(f"pack checkpoint {state_path} has version {state.get('version')}, this code reads "
                         f"{PACK_STATE_VERSION}")
@@ -837,10 +829,7 @@ def _restore_pack(source: Path, checkpoint_dir: Path, members: list[_Member], ne
                 tensor.copy_(saved)
             for mine, saved in zip(moments[0] + moments[1], state["exp_avg"] + state["exp_avg_sq"]):
                 mine.copy_(saved)
-    if source.resolve() != checkpoint_dir.resolve():
-        for folder in (BEST_MODEL_FOLDER, FINAL_MODEL_FOLDER):
-            if (source / folder).exists():
-                shutil.copytree(source / folder, checkpoint_dir / folder, dirs_exist_ok=True)
+    copy_model_folders(source, checkpoint_dir, (BEST_MODEL_FOLDER, FINAL_MODEL_FOLDER))
     return (int(state["step"]), int(state["model_steps"]), int(state["model_steps_saved"]), active, rows, moments,
             [int(rung) for rung in state["rungs_left"]])
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import os
-import pickle
 import shutil
 import tempfile
 import time
@@ -29,9 +28,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from fhn_automl._atomic import write_atomically, write_json
+from fhn_automl._atomic import write_json
 from fhn_automl.learning import training_data
 from fhn_automl.learning.architecture import architecture_figures, format_layers
+# CheckpointError, UnsafeCheckpointError: re-exported, callers catch them from here
+from fhn_automl.learning.checkpoints import (CheckpointError, UnsafeCheckpointError, copy_model_folders,  # noqa: F401
+                                             load_state, plain, save_state)
 from fhn_automl.learning.config import TrainConfig
 from fhn_automl.learning.losses import (BoxSampler, ContinuityTerm, DataTerm, InitialConditionTerm, LossTerm,
                                         PhysicsTerm, PointSampler, TrainingObjective, input_box)
@@ -67,6 +69,25 @@ class Progress:
     best_step: int = -1
     train_seconds: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
+
+    def interval_metrics(self, means: list[float], term_names: list[str], lr: float, seconds: float,
+                         steps: int) -> dict[str, Any]:
+        """The record of a validation interval just closed, before validation: the step, the mean loss
+        (``means[0]``) and each term's (``loss_<name>``), the lr, the step time and the training
+        seconds so far (add this interval's to ``train_seconds`` first). One home for both loops."""
+        return {"step": self.step, "loss": means[0], **{f"loss_{name}": value for name, value in zip(term_names, means[1:])},
+                "lr": lr, "step_time_ms": 1e3 * seconds / max(1, steps), "train_seconds": self.train_seconds}
+
+    def close(self, metrics: dict[str, Any], status: str, counts: Mapping[str, Any]) -> dict[str, Any]:
+        """Finish an interval's record: the best point so far (``best_val_*``, also as ``best_subset_val_*``),
+        the status and the model's counts; a record without validation (diverged) gets infinite errors."""
+        metrics.update({"best_val_mean_err": self.best_val_mean_err, "best_val_max_err": self.best_val_max_err,
+                        "best_subset_val_mean_err": self.best_val_mean_err,
+                        "best_subset_val_max_err": self.best_val_max_err,
+                        "best_step": self.best_step, "status": status, **counts})
+        metrics.setdefault("val_mean_err", math.inf)
+        metrics.setdefault("val_max_err", math.inf)
+        return metrics
 
     def record_best(self, metrics: Mapping[str, Any], step: int) -> bool:
         """Keep ``metrics``' validation errors as the best when the mean error improved; say whether."""
@@ -336,7 +357,7 @@ def train(config: Mapping[str, Any], report: ReportFn | None = None, *, checkpoi
     if is_writer:
         checkpoint_dir.mkdir(parents=True, exist_ok=True)
         if checkpoint is not None:
-            _copy_best(Path(checkpoint), checkpoint_dir)
+            copy_model_folders(Path(checkpoint), checkpoint_dir, (BEST_MODEL_FOLDER,))
 
     val_x, val_y, rollout_tensors = setup.val_x, setup.val_y, setup.rollout
     counts = model_counts(spec)
@@ -371,12 +392,8 @@ def train(config: Mapping[str, Any], report: ReportFn | None = None, *, checkpoi
         interval_seconds = time.perf_counter() - interval_start
         progress.train_seconds += interval_seconds
         means = (running / max(1, steps_in_interval)).tolist()
-        metrics: dict[str, Any] = {
-            "step": progress.step, "loss": means[0], **{f"loss_{name}": value for name, value in zip(names, means[1:])},
-            "lr": optimizer.param_groups[0]["lr"],
-            "step_time_ms": 1e3 * interval_seconds / max(1, steps_in_interval),
-            "train_seconds": progress.train_seconds,
-        }
+        metrics = progress.interval_metrics(means, names, optimizer.param_groups[0]["lr"], interval_seconds,
+                                            steps_in_interval)
         if status != "diverged":
             metrics.update(validation_metrics(model, val_x, val_y, rollout_tensors))
             if not math.isfinite(metrics["val_mean_err"]):
@@ -392,13 +409,7 @@ def train(config: Mapping[str, Any], report: ReportFn | None = None, *, checkpoi
             status = "finished"
             metrics.update(final_full_metrics(model, full_validation_batches(cfg, setup), device,
                                               full_rollout(cfg, setup)))
-        metrics.update({"best_val_mean_err": progress.best_val_mean_err, "best_val_max_err": progress.best_val_max_err,
-                        "best_subset_val_mean_err": progress.best_val_mean_err,
-                        "best_subset_val_max_err": progress.best_val_max_err,
-                        "best_step": progress.best_step, "status": status, **counts})
-        metrics.setdefault("val_mean_err", math.inf)
-        metrics.setdefault("val_max_err", math.inf)
-        progress.history.append(metrics)
+        progress.history.append(progress.close(metrics, status, counts))
         if is_writer:
             _save_state(checkpoint_dir, model, optimizer, scheduler, generator, progress, cfg)
         if report is not None:
@@ -480,62 +491,23 @@ def _save_state(checkpoint_dir: Path, model: nn.Module, optimizer, scheduler, ge
     state = {
         "step": progress.step, "best_val_mean_err": progress.best_val_mean_err,
         "best_val_max_err": progress.best_val_max_err, "best_step": progress.best_step,
-        "train_seconds": progress.train_seconds, "history": _plain(progress.history),
+        "train_seconds": progress.train_seconds, "history": plain(progress.history),
         "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-        "generator": generator.get_state(), "config": _plain(cfg.to_dict()),
+        "generator": generator.get_state(), "config": plain(cfg.to_dict()),
     }
-    write_atomically(checkpoint_dir / STATE_FILE, lambda temporary: torch.save(state, temporary))
+    save_state(checkpoint_dir / STATE_FILE, state)
 
 
-def _plain(value: Any) -> Any:
-    """NumPy scalars and arrays as Python values, so the state loads under ``weights_only=True``."""
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_plain(item) for item in value)
-    if isinstance(value, (np.generic, np.ndarray)):
-        return value.tolist()
-    return value
-
-
-class CheckpointError(ValueError):
-    """A checkpoint folder that cannot be resumed: missing, truncated, or of another architecture.
-    The message names the file."""
-
-
-class UnsafeCheckpointError(CheckpointError):
-    """A ``train_state.pt`` that needs a full unpickle (arbitrary objects): refused, never executed."""
-
-
-def _copy_best(source: Path, checkpoint_dir: Path) -> None:
-    """The resumed run's best model so far, copied into this run's checkpoint folder."""
-    best = source / BEST_MODEL_FOLDER
-    if source.resolve() != checkpoint_dir.resolve() and best.exists():
-        shutil.copytree(best, checkpoint_dir / BEST_MODEL_FOLDER, dirs_exist_ok=True)
+_plain = plain  # the name the tests and older callers use
 
 
 def _restore(source: Path, checkpoint_dir: Path | None, model: nn.Module, optimizer, scheduler,
              generator: torch.Generator, device: torch.device) -> Progress:
     """Load a checkpoint folder written by ``train`` (and copy its best model into ours)."""
     state_path = source / STATE_FILE
-    if not state_path.exists():
-        raise CheckpointError(f"no {STATE_FILE} in checkpoint folder {source}"
-                              + ("" if source.is_dir() else " (no such folder)"))
-    try:
-        # weights_only: a checkpoint folder may come from elsewhere (a shared storage, a copied run), and
-        # a full unpickle would run any code it names; ours holds only tensors and plain Python values
-        state = torch.load(state_path, map_location=device, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise UnsafeCheckpointError(
-            f"{state_path} holds objects other than tensors and plain Python values, so it was not loaded "
-            f"(it was not written by fhn_automl's train, or was tampered with): {str(exc).splitlines()[0]}") from exc
-    except (EOFError, RuntimeError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{state_path}: not a readable checkpoint (empty or truncated?): "
-                              f"{(str(exc).splitlines() or [type(exc).__name__])[0][:200]}") from None
-    keys = ("model", "optimizer", "scheduler", "generator", "step", "best_val_mean_err", "best_val_max_err",
-            "best_step", "train_seconds", "history")
-    if not isinstance(state, dict) or any(key not in state for key in keys):
-        raise CheckpointError(f"{state_path}: not a train checkpoint (needs {', '.join(keys)})")
+    state = load_state(state_path, device=device, what="train",
+                       required=("model", "optimizer", "scheduler", "generator", "step", "best_val_mean_err",
+                                 "best_val_max_err", "best_step", "train_seconds", "history"))
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as exc:
@@ -549,7 +521,7 @@ def _restore(source: Path, checkpoint_dir: Path | None, model: nn.Module, optimi
     except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CheckpointError(f"{state_path}: its optimiser / scheduler state does not fit this run ({exc})") from None
     if checkpoint_dir is not None:
-        _copy_best(source, checkpoint_dir)
+        copy_model_folders(source, checkpoint_dir, (BEST_MODEL_FOLDER,))
     return Progress(step=int(state["step"]), best_val_mean_err=float(state["best_val_mean_err"]),
                      best_val_max_err=float(state["best_val_max_err"]), best_step=int(state["best_step"]),
                      train_seconds=float(state["train_seconds"]), history=list(state["history"]))

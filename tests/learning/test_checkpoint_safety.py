@@ -59,3 +59,40 @@ def test_numpy_values_in_the_state_are_stored_as_python_values(tmp_path):
     torch.save(state, tmp_path / STATE_FILE)
     assert torch.load(tmp_path / STATE_FILE, weights_only=True) == {
         "history": [{"val_mean_err": 1.5, "step": 3}], "box": [0.0, 0.0]}
+
+
+def test_a_crafted_pack_state_is_refused_and_runs_nothing(b_s_data, tmp_path):
+    """The packed loop reads its checkpoint through the same rule (learning.checkpoints): before issue 15 it
+    let a raw UnpicklingError escape where train raised UnsafeCheckpointError."""
+    from fhn_automl.learning.packed import PACK_STATE_FILE, train_pack
+
+    pwned = tmp_path / "pwned"
+    folder = tmp_path / "crafted"
+    folder.mkdir()
+    torch.save({"step": 0, "payload": _CreatesAFile(pwned)}, folder / PACK_STATE_FILE)
+    configs = [{**tiny_config("problem_b_s", b_s_data, tmp_path / "run", steps=20, val_every=10), "out_dir": None}]
+    with pytest.raises(UnsafeCheckpointError, match=PACK_STATE_FILE):
+        train_pack(configs, out_dir=tmp_path / "pack", checkpoint=folder)
+    assert not pwned.exists()
+
+
+@pytest.mark.parametrize("loop", ["train", "train_pack"])
+def test_missing_and_truncated_checkpoints_are_named(loop, b_s_data, tmp_path):
+    from fhn_automl.learning.checkpoints import CheckpointError
+    from fhn_automl.learning.packed import PACK_STATE_FILE, train_pack
+
+    config = tiny_config("problem_b_s", b_s_data, tmp_path / "run", steps=20, val_every=10)
+    name = STATE_FILE if loop == "train" else PACK_STATE_FILE
+
+    def resume(folder):
+        if loop == "train":
+            return train(config, checkpoint=folder)
+        return train_pack([{**config, "out_dir": None}], out_dir=tmp_path / "pack", checkpoint=folder)
+
+    with pytest.raises(CheckpointError, match=f"no {name}"):
+        resume(tmp_path / "missing")
+    truncated = tmp_path / "truncated"
+    truncated.mkdir()
+    (truncated / name).write_bytes(b"PK\x03\x04")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        resume(truncated)
