@@ -98,11 +98,12 @@ def _surrogates(args: argparse.Namespace, device: str, scratch: Path) -> list:
     if args.registered:
         from fhn_automl.post.registry import download_version_files, front_versions
         from fhn_automl.post.runs import resolve_tracking_uri
+        from fhn_automl.search.tracking_tags import LAYERS_TAG
 
         uri = resolve_tracking_uri(args.tracking_uri)
         for alias, version in front_versions(uri, args.problem, args.alias):
             local = download_version_files(version, scratch / alias, uri)
-            folders.append((f"{alias} {version.tags.get('fhn_automl.layers', '')}", local, False))
+            folders.append((f"{alias} {version.tags.get(LAYERS_TAG, '')}", local, False))
     entries = []
     if not folders:
         from fhn_automl.learning.untrained import untrained_model

@@ -157,3 +157,19 @@ def test_search_files_take_every_spelling_the_trainer_takes(tmp_path):
     path.write_text("problem: problem_b_s\nkind: ddnn\nlayers:\n  choices: [silu-32, relu6-x]\n  depths: [1]\n")
     with pytest.raises(SearchSpaceError, match=r"layers\.choices.*relu6-x"):
         load_search_space(path)
+
+
+def test_mlflow_tag_names_have_one_home():
+    """fhn_automl's MLflow tag names are constants of ``search.tracking_tags`` (issue 15 item 4): no other
+    module spells one out (module names such as ``fhn_automl.post`` are not tags)."""
+    import re
+
+    modules = {name.split(".")[1] for name in MODULES if name.count(".") >= 1} | {"search", "post", "learning", "physics"}
+    literals = []
+    for name, path in MODULES.items():
+        if name == "fhn_automl.search.tracking_tags":
+            continue
+        for match in re.finditer(r"""["']fhn_automl\.([a-z_]+)["']""", path.read_text()):
+            if match.group(1) not in modules:
+                literals.append(f"{name}: {match.group(0)}")
+    assert literals == []

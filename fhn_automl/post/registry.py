@@ -36,14 +36,13 @@ from typing import Any
 
 from fhn_automl.learning.digests import file_digests
 from fhn_automl.post.errors import NoRegisteredModelsError
-from fhn_automl.search.tracking_tags import MLFLOW_MODEL_FILES
+from fhn_automl.search.tracking_tags import MLFLOW_MODEL_FILES, TAG_PREFIX
 from fhn_automl.post.staging import staged_folder
 
 DEFAULT_ALIAS = "pareto"
 #: The alias family of smoke-budget searches (CI-sized models, errors ~1e-2 to 0.7): the same registered
 #: model, but never ``@pareto``, the deployment name that ``serve`` and ``pull`` default to.
 SMOKE_ALIAS = "smoke"
-TAG_PREFIX = "fhn_automl."
 ENGINE_FILE = "model.engine"
 #: Units of the FHN variables: the thesis' model is dimensionless (it writes time in 'ms' loosely).
 UNITS = {"t": "FHN time units (dimensionless; the thesis writes ms)", "u0": "dimensionless",

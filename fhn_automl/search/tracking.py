@@ -43,7 +43,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from fhn_automl._provenance import git_commit
-from fhn_automl.search.tracking_tags import (BUDGET_TAG, EXPERIMENT_KIND_TAG, MLFLOW_MODEL_FILES,
+from fhn_automl.search.tracking_tags import (BUDGET_TAG, DEVICE_TAG, ERROR_TAG, EXPERIMENT_KIND_TAG, GIT_COMMIT_TAG,
+                                             HOST_TAG, KIND_TAG, LAYERS_TAG, MLFLOW_MODEL_FILES, PROBLEM_TAG,
+                                             PYTHON_TAG, WORKER_RESTARTS_TAG,
                                              MODEL_ARTIFACT_PATH, MODEL_DIGESTS_TAG, MODEL_MISSING_TAG, PARENT_TAG,
                                              ROLE_TAG,
                                              SEARCH_ROLE, SEARCH_TAG, STATUS_TAG, TRAINING_EXPERIMENT_KIND,
@@ -347,9 +349,9 @@ class SearchTracker:
             log_mlflow_model(self.client, self.experiment_id, run_id, Path(model_dir),
                              name=trial_name, step=int((final or {}).get("step", 0)))
         if error:
-            self.client.set_tag(run_id, "fhn_automl.error", error[:4000])
+            self.client.set_tag(run_id, ERROR_TAG, error[:4000])
         # how often the trial's workers started again from a checkpoint (lost node, --resume)
-        self.client.set_tag(run_id, "fhn_automl.worker_restarts", str(restarts))
+        self.client.set_tag(run_id, WORKER_RESTARTS_TAG, str(restarts))
         self.client.set_tag(run_id, STATUS_TAG, status)
         self.client.set_terminated(run_id, status="FAILED" if status == "error" else "FINISHED")
         self.closed[trial_name] = status
@@ -547,8 +549,7 @@ def log_mlflow_model(client: Any, experiment_id: str, run_id: str, model_dir: Pa
     logged = client.create_logged_model(
         experiment_id, name=re.sub(r"[/:.%\"']", "_", name), source_run_id=run_id, model_type="fhn_automl surrogate",
         params=dict(run.data.params),
-        tags={"fhn_automl.problem": spec["problem"], "fhn_automl.kind": spec["kind"],
-              "fhn_automl.layers": spec["layers"]})
+        tags={PROBLEM_TAG: spec["problem"], KIND_TAG: spec["kind"], LAYERS_TAG: spec["layers"]})
     try:
         # inputs declared double so that pandas' default float64 frames are accepted (a float
         # signature refuses them as an unsafe cast); the model hands the network float32 either
@@ -661,8 +662,7 @@ def environment_tags(device: str) -> dict[str, str]:
     """Git commit, package versions and the device the trials ran on: enough to redo a result."""
     import importlib.metadata as metadata
 
-    tags = {"fhn_automl.device": device, "fhn_automl.python": platform.python_version(),
-            "fhn_automl.host": platform.node()}
+    tags = {DEVICE_TAG: device, PYTHON_TAG: platform.python_version(), HOST_TAG: platform.node()}
     for package in ("fhn_automl", "ray", "torch", "mlflow", "optuna", "numpy"):
         try:
             tags[f"fhn_automl.version.{package}"] = metadata.version(package)
@@ -675,7 +675,7 @@ def environment_tags(device: str) -> dict[str, str]:
                                                                    "mlflow.source.type")})
     commit = git_commit(mark_dirty=True)
     if commit:
-        tags["fhn_automl.git_commit"] = commit
+        tags[GIT_COMMIT_TAG] = commit
         tags["mlflow.source.git.commit"] = commit
     return tags
 

@@ -37,3 +37,18 @@ MLFLOW_MODEL_FILES = "fhn_automl"
 #: ``custom_model_development``).
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 TRAINING_EXPERIMENT_KIND = "custom_model_development"
+
+#: Every fhn_automl tag starts with this; the registry's version tags are ``TAG_PREFIX + <figure>``
+TAG_PREFIX = "fhn_automl."
+#: A trial's error (last line of its traceback) and how often its workers were restarted
+ERROR_TAG = TAG_PREFIX + "error"
+WORKER_RESTARTS_TAG = TAG_PREFIX + "worker_restarts"
+#: A model's problem, kind and layer notation (MLflow models, registry versions)
+PROBLEM_TAG = TAG_PREFIX + "problem"
+KIND_TAG = TAG_PREFIX + "kind"
+LAYERS_TAG = TAG_PREFIX + "layers"
+#: Where a search ran: device, Python, host and the checkout's commit
+DEVICE_TAG = TAG_PREFIX + "device"
+PYTHON_TAG = TAG_PREFIX + "python"
+HOST_TAG = TAG_PREFIX + "host"
+GIT_COMMIT_TAG = TAG_PREFIX + "git_commit"
