@@ -168,6 +168,14 @@ def _run_search(options: SearchOptions) -> SearchSummary:
                  "max_failures": options.max_failures,
                  "threads": max(1, int(plan.per_worker["CPU"])),
                  "data_root": str(Path(options.data_root).resolve())}
+    multi = space.search.multi
+    if multi is not None and multi.needs_latency and not (
+            space.resources.executor == "packed" and space.search.algorithm == "multi_objective"):
+        from fhn_automl.search.latency import cache_path, grid_latencies
+
+        t0 = time.perf_counter()  # every architecture of the grid, once (a packed MO search measures as it asks)
+        plan_dict["latency_ms"] = grid_latencies(trials, multi.latency, cache_path(storage))
+        timings["latency_seconds"] = time.perf_counter() - t0
     param_space, tune_config, total = tune_setup(space, budget, trials, plan_dict, concurrent)
     # MLflow calls on a background thread: Tune starts no trial while a callback runs (TrackingQueue)
     monitor = SearchMonitor(tracker, key=tune_name, total=total, metric=space.search.metric, quiet=options.quiet,
@@ -182,7 +190,16 @@ def _run_search(options: SearchOptions) -> SearchSummary:
         if space.resources.executor == "packed":  # a Tune trial trains a pack of trials (search.packed_trial)
             from fhn_automl.search.packed_trial import PackMonitor, packed_trial, packed_tune_setup
 
-            param_space, tune_config = packed_tune_setup(space, trials, plan_dict, concurrent)
+            if space.search.algorithm == "multi_objective":  # Optuna asks a pack at a time
+                from fhn_automl.search.latency import cache_path
+                from fhn_automl.search.mo_packed import packed_mo_tune_setup
+
+                path = cache_path(storage)
+                param_space, tune_config, total = packed_mo_tune_setup(
+                    space, trials, plan_dict, concurrent, budget.num_samples or space.search.num_samples,
+                    None if path is None else str(path))
+            else:
+                param_space, tune_config = packed_tune_setup(space, trials, plan_dict, concurrent)
             callbacks = [PackMonitor(monitor)]
             trainable = tune.with_resources(packed_trial, trial_resources)
     else:
@@ -205,13 +222,22 @@ def _run_search(options: SearchOptions) -> SearchSummary:
     replayed = None
     try:
         t0 = time.perf_counter()
-        tuner.fit()
+        results = tuner.fit()
         timings["tune_fit_seconds"] = time.perf_counter() - t0
         monitor.drain()  # the replay below reads what the queued calls write (which trials are closed)
         if resuming and state_file is not None:
             # trials that ended while MLflow was down, or as the previous driver was killed, are
             # complete in the Tune folder but not in MLflow; Tune does not run them again
             replayed = replay_trials(tracker, tune_path, quiet=options.quiet)
+        if multi is not None:  # the front, its figure and each constraint query's answer
+            from fhn_automl.search.objectives import models_from_results, report_front
+
+            asked = getattr(getattr(tune_config, "search_alg", None), "asked", None)
+            if asked is not None and not resuming:  # a packed MO search may exhaust its space early
+                total = monitor.total = asked
+            report_front(tracker, multi, models_from_results(results, multi.keys),
+                         Path(tune_path) / "front" if state_file is not None else Path("runs") / "front",
+                         quiet=options.quiet)
     except KeyboardInterrupt:
         interrupted = True
         raise
@@ -269,8 +295,10 @@ def tune_setup(space: SearchSpace, budget: Budget, trials: list[TrialSpec],
     metric = space.search.metric
     scheduler = None
     steps = max(t.steps for t in trials)
-    if space.scheduler.kind == "asha":
+    if space.scheduler.kind in ("asha", "moasha"):
         from ray.tune.schedulers import ASHAScheduler
+
+        from fhn_automl.search.moasha import ParetoASHAScheduler
 
         val_every = min(t.val_every for t in trials)
         grace = space.scheduler.grace_steps(steps, val_every)
@@ -282,6 +310,11 @@ def tune_setup(space: SearchSpace, budget: Budget, trials: list[TrialSpec],
         if grace > last_cut:
             logger.warning("scheduler: asha has no rung before the last step (grace %d, last validation "
                            "before the end %d): every trial runs to its end", grace, last_cut)
+        else:
+        elif space.scheduler.kind == "moasha":  # MOASHA: rungs promote by Pareto rank of (error, cost)
+            cost = next(k for k in space.search.multi.keys if k != metric)
+            scheduler = ParetoASHAScheduler(time_attr="step", metric=metric, cost_attr=cost, max_t=last_cut,
+                                            grace_period=grace, reduction_factor=space.scheduler.reduction_factor)
         else:
             scheduler = ASHAScheduler(time_attr="step", metric=metric, mode="min", max_t=last_cut,
                                       grace_period=grace, reduction_factor=space.scheduler.reduction_factor,
@@ -310,7 +343,13 @@ def tune_setup(space: SearchSpace, budget: Budget, trials: list[TrialSpec],
         if len(values) > 1:
             dimensions[f"option.{key}"] = tune.choice(values)
     num_samples = budget.num_samples or space.search.num_samples
-    if space.search.algorithm == "multi_objective":
+    if space.search.algorithm == "multi_objective" and space.search.multi is not None:
+        from fhn_automl.search.objectives import make_sampler
+
+        keys = list(space.search.multi.keys)  # constraints: answered at the end (packed: also sampled with)
+        searcher = OptunaSearch(metric=keys, mode=["min"] * len(keys),
+                                sampler=make_sampler(space.search.multi.sampler, space.search.seed))
+    elif space.search.algorithm == "multi_objective":
         searcher = OptunaSearch(metric=[metric, space.search.cost_metric], mode=["min", "min"],
                                 seed=space.search.seed)
     else:

@@ -1,0 +1,269 @@
+"""Model-based multi-objective search on the packed executor: Optuna asks for a pack at a time.
+
+``search.algorithm: multi_objective`` with ``search.objectives`` and ``resources.executor: packed``:
+a Tune ``Searcher`` (``PackSearcher``) whose every suggestion is a *pack*. For each it asks the Optuna
+study (``objectives.make_sampler``: TPE, NSGA-II, GP or random, seeded, with ``constraints_func``) for
+``pack_size`` architectures, in the structured space below, and the pack trains them together
+(``search.packed_trial``); when the pack ends every member's objectives are told back to the study.
+Tune runs packs concurrently as usual, so the packs being trained are the sampler's pending trials.
+
+The structured space (``suggest_layers``): ``depth`` first, then for each layer ``i < depth`` its
+``activation_i`` and ``width_i`` (conditional dimensions, so a model-based sampler learns per-layer
+effects). A ``choices`` list that is not every activation x width pair, and ``shape_classes``, are
+constraints of the space: a proposal outside them is told ``FAIL`` at once (nothing is trained) and
+asked again. An architecture already proposed is not trained twice: a finished one is told its known
+values, a pending one ``FAIL``. Every other dimension of the file must be single-valued, since the
+members of a pack share everything but layers and seed (``learning.packed.MEMBER_KEYS``); several
+``seeds`` are sampled as the ``seed`` dimension.
+
+Measured latency (``search.latency``) is measured here on the driver per proposed architecture
+(``latency.LatencyCache``, cached under the search folder), travels with the pack (each member reports
+it, so MLflow has it beside MACs / parameters / neurons) and ranks members in in-pack Pareto halving
+(``scheduler: moasha``). A member stopped by halving is told the error it had reached when stopped.
+
+Resume: Tune checkpoints the searcher (``save`` / ``restore`` pickle the study and the pending packs),
+so ``--resume`` continues the same study; a pack restarted after a lost node is the same Tune trial
+and its members the same Optuna trials.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import pickle
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ray.tune.search import Searcher
+
+from fhn_automl.learning.architecture import parse_layers, shape_class
+from fhn_automl.search.latency import LATENCY_METRIC, LatencyCache
+from fhn_automl.search.objectives import MultiObjective, make_sampler
+from fhn_automl.search.space import LayerGrid, SearchSpace, SearchSpaceError, TrialSpec
+
+logger = logging.getLogger(__name__)
+
+#: How many proposals in a row may fall outside the space (or repeat) before the space counts as
+#: exhausted: rejected proposals cost no training, only sampler time.
+MAX_REJECTED = 500
+
+
+class ConstraintsFromAttrs:
+    """Optuna's ``constraints_func``: the violations stored on the trial when it was told (picklable)."""
+
+    def __call__(self, frozen: Any) -> list[float]:
+        return list(frozen.user_attrs.get("constraints", ()))
+
+
+def layer_dimensions(grid: LayerGrid) -> dict[str, list]:
+    """The structured space of a layer grid: depths, activations and widths (or whole sequences)."""
+    if grid.sequences:
+        return {"layers": list(grid.sequences)}
+    tokens = [parse_layers(choice)[0] for choice in grid.choices]
+    return {"depth": list(grid.depths),
+            "activation": list(dict.fromkeys(t.activation for t in tokens)),
+            "width": list(dict.fromkeys(t.width for t in tokens))}
+
+
+def suggest_layers(trial: Any, grid: LayerGrid) -> str | None:
+    """Ask ``trial`` for an architecture (see the module docstring); None when it is outside the grid."""
+    dims = layer_dimensions(grid)
+    if "layers" in dims:
+        return trial.suggest_categorical("layers", dims["layers"])
+    depth = trial.suggest_categorical("depth", dims["depth"])
+    tokens = [f"{trial.suggest_categorical(f'activation_{i}', dims['activation'])}-"
+              f"{trial.suggest_categorical(f'width_{i}', dims['width'])}" for i in range(depth)]
+    if any(token not in grid.choices for token in tokens):
+        return None
+    layers = ",".join(tokens)
+    if grid.shape_classes is not None and shape_class(layers) not in grid.shape_classes:
+        return None
+    return layers
+
+
+def packed_mo_template(space: SearchSpace, trials: list[TrialSpec]) -> tuple[TrialSpec, LayerGrid, list[int]]:
+    """The trial every member is made from (layers, seed and index replaced), the layer grid and the
+    seeds; ``SearchSpaceError`` names the field that a pack cannot sample."""
+    if len(space.studies) != 1:
+        raise SearchSpaceError(f"{space.path}: field 'studies': a packed multi-objective search samples one "
+                               f"study at a time; pass --study (studies: {', '.join(s.name for s in space.studies)})")
+    study = space.studies[0]
+    for key, values in {**study.axes, **study.options}.items():
+        if key != "seeds" and len(values) > 1:
+            raise SearchSpaceError(f"{space.path}: field '{key}' has several values {list(values)}; the members "
+                                   "of a pack share everything but layers and seed, so a packed multi-objective "
+                                   "search takes one value (or use executor: function)")
+    return trials[0], study.layers, list(study.axes["seeds"])
+
+
+class PackSearcher(Searcher):
+    """Tune searcher whose suggestions are packs of Optuna trials (module docstring)."""
+
+    def __init__(self, *, space: SearchSpace, template: TrialSpec, grid: LayerGrid, seeds: list[int],
+                 n_models: int, pack_size: int, halving: dict[str, Any] | None,
+                 latency_cache: str | None = None) -> None:
+        import optuna
+
+        multi: MultiObjective = space.search.multi
+        super().__init__(metric=space.search.metric, mode="min")
+        self.multi = multi
+        self.template = template.as_dict()
+        self.grid = grid
+        self.seeds = seeds
+        self.n_models = n_models
+        self.pack_size = pack_size
+        self.halving = halving
+        self.latency_cache = latency_cache
+        self.study = optuna.create_study(
+            directions=["minimize"] * len(multi.keys),
+            sampler=make_sampler(multi.sampler, space.search.seed,
+                                 ConstraintsFromAttrs() if multi.constraints else None))
+        self.asked = 0  # members proposed so far (also the next member's index)
+        self.packs: dict[str, dict[str, Any]] = {}  # Tune trial id -> {member name: Optuna trial number}
+        self.by_layers: dict[str, str] = {}  # architecture (+ seed) -> the member name that trains it
+        self.told: dict[str, list[float]] = {}  # member name -> values told
+        self.exhausted = False
+        self._latency: LatencyCache | None = None
+
+    # ------------------------------------------------------------------ Tune's Searcher interface
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+        self._plan_config = config
+        return True
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        if self.exhausted or self.asked >= self.n_models:
+            return Searcher.FINISHED
+        members = []
+        numbers: dict[str, int] = {}
+        while len(members) < min(self.pack_size, self.n_models - self.asked):
+            picked = self._ask_one()
+            if picked is None:
+                break
+            spec, number = picked
+            members.append(spec)
+            numbers[spec["name"]] = number
+        if not members:
+            self.exhausted = True
+            return Searcher.FINISHED
+        self.packs[trial_id] = numbers
+        cache = self._cache()
+        latency = {spec["name"]: cache.get(spec["problem"], spec["layers"]) for spec in members} \
+            if self.multi.needs_latency else {}
+        pack = {"name": f"pack{len(self.packs) - 1:03d}_{members[0]['name']}"[:120], "trials": members,
+                "halving": self.halving, "latency": latency}
+        return {"pack": pack}
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        import optuna
+
+        numbers = self.packs.pop(trial_id, {})
+        members = (result or {}).get("members", {})
+        for name, number in numbers.items():
+            record = members.get(name)
+            values = None if record is None or error else [_value(record, key) for key in self.multi.keys]
+            if values is None or not all(math.isfinite(v) for v in values):
+                self.study.tell(number, state=optuna.trial.TrialState.FAIL)
+                continue
+            # constraints_func reads the trial's attributes; the Trial object of ask() is not kept (it
+            # would travel in every searcher checkpoint), so its attribute is set through the storage
+            storage = self.study._storage
+            storage.set_trial_user_attr(storage.get_trial_id_from_study_id_trial_number(self.study._study_id, number),
+                                        "constraints", self.multi.constraint_values(record))
+            self.study.tell(number, values)
+            self.told[name] = values
+
+    def save(self, checkpoint_path: str) -> None:
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_latency",)}
+        Path(checkpoint_path).write_bytes(pickle.dumps(state))
+
+    def restore(self, checkpoint_path: str) -> None:
+        self.__dict__.update(pickle.loads(Path(checkpoint_path).read_bytes()))  # noqa: S301 (our own file)
+        self._latency = None
+
+    # ------------------------------------------------------------------ internals
+
+    def _cache(self) -> LatencyCache:
+        if self._latency is None:
+            self._latency = LatencyCache(self.latency_cache, self.multi.latency)
+        return self._latency
+
+    def _ask_one(self) -> tuple[dict[str, Any], int] | None:
+        import optuna
+
+        for _ in range(MAX_REJECTED):
+            trial = self.study.ask()
+            layers = suggest_layers(trial, self.grid)
+            seed = trial.suggest_categorical("seed", self.seeds) if len(self.seeds) > 1 else self.seeds[0]
+            if layers is None:  # outside the grid's choices or shape classes: costs no training
+                self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                continue
+            key = f"{layers}|{seed}"
+            known = self.by_layers.get(key)
+            if known is not None:  # never train an architecture twice
+                if known in self.told:
+                    trial.set_user_attr("constraints", self._told_constraints(known))
+                    self.study.tell(trial, self.told[known])
+                else:
+                    self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                continue
+            spec = TrialSpec.from_dict({**self.template, "layers": layers, "seed": seed, "index": self.asked})
+            self.asked += 1
+            self.by_layers[key] = spec.name
+            return spec.as_dict(), trial.number
+        logger.info("multi-objective search: %d proposals in a row were outside the space or repeats; "
+                    "the space counts as exhausted after %d models", MAX_REJECTED, self.asked)
+        return None
+
+    def _told_constraints(self, name: str) -> list[float]:
+        values = dict(zip(self.multi.keys, self.told[name]))
+        return self.multi.constraint_values(values) if all(c.key in values for c in self.multi.constraints) \
+            else [math.inf] * len(self.multi.constraints)
+
+
+def _value(record: Mapping[str, Any], key: str) -> float:
+    try:
+        return float(record[key])
+    except (KeyError, TypeError, ValueError):
+        return math.nan
+
+
+def packed_mo_tune_setup(space: SearchSpace, trials: list[TrialSpec], plan: dict[str, Any], concurrent: int,
+                         num_samples: int, latency_cache: str | None) -> tuple[dict[str, Any], Any, int]:
+    """Param space, ``TuneConfig`` (the ``PackSearcher``) and member count of a packed MO search."""
+    from ray import tune
+
+    template, grid, seeds = packed_mo_template(space, trials)
+    halving = pack_halving(space, template)
+    pack_size = space.resources.pack_size
+    n_packs = math.ceil(num_samples / pack_size)
+    searcher = PackSearcher(space=space, template=template, grid=grid, seeds=seeds, n_models=num_samples,
+                            pack_size=pack_size, halving=halving, latency_cache=latency_cache)
+
+    def name_pack(trial: Any) -> str:
+        return trial.config["pack"]["name"]
+
+    tune_config = tune.TuneConfig(search_alg=searcher, num_samples=n_packs, max_concurrent_trials=concurrent,
+                                  trial_name_creator=name_pack, trial_dirname_creator=name_pack)
+    return {"plan": plan}, tune_config, num_samples
+
+
+def pack_halving(space: SearchSpace, trial: TrialSpec) -> dict[str, Any] | None:
+    """The in-pack halving of a pack of ``trial``-like members: None (``fifo``), by the metric
+    (``asha``) or by MOASHA's Pareto rule (``moasha``; costs: the pack's measured latencies, else MACs)."""
+    if space.scheduler.kind == "fifo":
+        return None
+    halving = {"grace_steps": space.scheduler.grace_steps(trial.steps, trial.val_every),
+               "reduction_factor": space.scheduler.reduction_factor}
+    if space.scheduler.kind == "moasha":
+        multi = space.search.multi
+        cost = next((k for k in multi.keys if k != space.search.metric), LATENCY_METRIC)
+        halving["pareto"] = {"cost_metric": cost}
+    return halving
+
+
+def member_values(record: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, float]:
+    return {key: _value(record, key) for key in keys}
+
+
