@@ -2,8 +2,8 @@
 
 ``search.algorithm: multi_objective`` with ``search.objectives`` and ``resources.executor: packed``:
 a Tune ``Searcher`` (``PackSearcher``) whose every suggestion is a *pack*. For each it asks the Optuna
-study (``objectives.make_sampler``: TPE, NSGA-II, GP or random, seeded, with ``constraints_func``) for
-``pack_size`` architectures, in the structured space below, and the pack trains them together
+study (``objectives.make_sampler``: TPE, NSGA-II, GP or random, seeded; each told trial's constraint
+violations set with ``Trial.set_constraint``, which those samplers read) for ``pack_size`` architectures, in the structured space below, and the pack trains them together
 (``search.packed_trial``); when the pack ends every member's objectives are told back to the study.
 Tune runs packs concurrently as usual, so the packs being trained are the sampler's pending trials.
 
@@ -49,13 +49,6 @@ logger = logging.getLogger(__name__)
 MAX_REJECTED = 500
 
 
-class ConstraintsFromAttrs:
-    """Optuna's ``constraints_func``: the violations stored on the trial when it was told (picklable)."""
-
-    def __call__(self, frozen: Any) -> list[float]:
-        return list(frozen.user_attrs.get("constraints", ()))
-
-
 def layer_dimensions(grid: LayerGrid) -> dict[str, list]:
     """The structured space of a layer grid: depths, activations and widths (or whole sequences)."""
     if grid.sequences:
@@ -98,7 +91,12 @@ def packed_mo_template(space: SearchSpace, trials: list[TrialSpec]) -> tuple[Tri
 
 
 class PackSearcher(Searcher):
-    """Tune searcher whose suggestions are packs of Optuna trials (module docstring)."""
+    """Tune searcher whose suggestions are packs of Optuna trials (module docstring).
+
+    Members of a pack must have one depth (``learning.packed``), so proposals wait in a bucket per
+    depth; a pack is the first full bucket (``pack_size``), or, once ``n_models`` proposals are made,
+    what is left in each bucket. Proposals waiting in a bucket are running trials to the sampler.
+    """
 
     def __init__(self, *, space: SearchSpace, template: TrialSpec, grid: LayerGrid, seeds: list[int],
                  n_models: int, pack_size: int, halving: dict[str, Any] | None,
@@ -106,7 +104,7 @@ class PackSearcher(Searcher):
         import optuna
 
         multi: MultiObjective = space.search.multi
-        super().__init__(metric=space.search.metric, mode="min")
+        super().__init__()  # no metric for Tune to check: a pack reports its members' metrics under "members"
         self.multi = multi
         self.template = template.as_dict()
         self.grid = grid
@@ -115,13 +113,13 @@ class PackSearcher(Searcher):
         self.pack_size = pack_size
         self.halving = halving
         self.latency_cache = latency_cache
-        self.study = optuna.create_study(
-            directions=["minimize"] * len(multi.keys),
-            sampler=make_sampler(multi.sampler, space.search.seed,
-                                 ConstraintsFromAttrs() if multi.constraints else None))
+        self.study = optuna.create_study(directions=["minimize"] * len(multi.keys),
+                                         sampler=make_sampler(multi.sampler, space.search.seed))
         self.asked = 0  # members proposed so far (also the next member's index)
-        self.packs: dict[str, dict[str, Any]] = {}  # Tune trial id -> {member name: Optuna trial number}
-        self.by_layers: dict[str, str] = {}  # architecture (+ seed) -> the member name that trains it
+        self.buckets: dict[int, list[tuple[dict[str, Any], int]]] = {}  # depth -> (spec, trial number)
+        self.packs: dict[str, dict[str, int]] = {}  # Tune trial id -> {member name: Optuna trial number}
+        self.n_packs = 0
+        self.by_layers: dict[str, str] = {}  # architecture|seed -> the member name that trains it
         self.told: dict[str, list[float]] = {}  # member name -> values told
         self.exhausted = False
         self._latency: LatencyCache | None = None
@@ -129,30 +127,29 @@ class PackSearcher(Searcher):
     # ------------------------------------------------------------------ Tune's Searcher interface
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
-        self._plan_config = config
         return True
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        if self.exhausted or self.asked >= self.n_models:
-            return Searcher.FINISHED
-        members = []
-        numbers: dict[str, int] = {}
-        while len(members) < min(self.pack_size, self.n_models - self.asked):
+        while not self.exhausted and self.asked < self.n_models and not any(
+                len(bucket) >= self.pack_size for bucket in self.buckets.values()):
             picked = self._ask_one()
             if picked is None:
+                self.exhausted = True
                 break
             spec, number = picked
-            members.append(spec)
-            numbers[spec["name"]] = number
-        if not members:
-            self.exhausted = True
+            self.buckets.setdefault(len(spec["layers"].split(",")), []).append((spec, number))
+        if not any(self.buckets.values()):
             return Searcher.FINISHED
-        self.packs[trial_id] = numbers
+        depth = max(self.buckets, key=lambda d: len(self.buckets[d]))  # full if any is, else the largest
+        chosen, self.buckets[depth] = self.buckets[depth][:self.pack_size], self.buckets[depth][self.pack_size:]
+        members = [spec for spec, _ in chosen]
+        self.packs[trial_id] = {spec["name"]: number for spec, number in chosen}
         cache = self._cache()
         latency = {spec["name"]: cache.get(spec["problem"], spec["layers"]) for spec in members} \
             if self.multi.needs_latency else {}
-        pack = {"name": f"pack{len(self.packs) - 1:03d}_{members[0]['name']}"[:120], "trials": members,
+        pack = {"name": f"pack{self.n_packs:03d}_{members[0]['name']}"[:120], "trials": members,
                 "halving": self.halving, "latency": latency}
+        self.n_packs += 1
         return {"pack": pack}
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
@@ -166,16 +163,12 @@ class PackSearcher(Searcher):
             if values is None or not all(math.isfinite(v) for v in values):
                 self.study.tell(number, state=optuna.trial.TrialState.FAIL)
                 continue
-            # constraints_func reads the trial's attributes; the Trial object of ask() is not kept (it
-            # would travel in every searcher checkpoint), so its attribute is set through the storage
-            storage = self.study._storage
-            storage.set_trial_user_attr(storage.get_trial_id_from_study_id_trial_number(self.study._study_id, number),
-                                        "constraints", self.multi.constraint_values(record))
+            self._constrain(number, self.multi.constraint_values(record))
             self.study.tell(number, values)
             self.told[name] = values
 
     def save(self, checkpoint_path: str) -> None:
-        state = {k: v for k, v in self.__dict__.items() if k not in ("_latency",)}
+        state = {k: v for k, v in self.__dict__.items() if k != "_latency"}
         Path(checkpoint_path).write_bytes(pickle.dumps(state))
 
     def restore(self, checkpoint_path: str) -> None:
@@ -188,6 +181,18 @@ class PackSearcher(Searcher):
         if self._latency is None:
             self._latency = LatencyCache(self.latency_cache, self.multi.latency)
         return self._latency
+
+    def _constrain(self, number: int, violations: list[float]) -> None:
+        """``Trial.set_constraint`` on trial ``number`` (what TPE / NSGA-II / GP read as feasibility)."""
+        import optuna
+
+        if not self.multi.constraints:
+            return
+        storage = self.study._storage  # the Trial of ask() is not kept: it would travel in every checkpoint
+        trial = optuna.trial.Trial(self.study, storage.get_trial_id_from_study_id_trial_number(
+            self.study._study_id, number))
+        for constraint, value in zip(self.multi.constraints, violations):
+            trial.set_constraint(str(constraint), value if not math.isnan(value) else math.inf)
 
     def _ask_one(self) -> tuple[dict[str, Any], int] | None:
         import optuna
@@ -203,7 +208,8 @@ class PackSearcher(Searcher):
             known = self.by_layers.get(key)
             if known is not None:  # never train an architecture twice
                 if known in self.told:
-                    trial.set_user_attr("constraints", self._told_constraints(known))
+                    values = dict(zip(self.multi.keys, self.told[known]))
+                    self._constrain(trial.number, self.multi.constraint_values(values))
                     self.study.tell(trial, self.told[known])
                 else:
                     self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
@@ -215,11 +221,6 @@ class PackSearcher(Searcher):
         logger.info("multi-objective search: %d proposals in a row were outside the space or repeats; "
                     "the space counts as exhausted after %d models", MAX_REJECTED, self.asked)
         return None
-
-    def _told_constraints(self, name: str) -> list[float]:
-        values = dict(zip(self.multi.keys, self.told[name]))
-        return self.multi.constraint_values(values) if all(c.key in values for c in self.multi.constraints) \
-            else [math.inf] * len(self.multi.constraints)
 
 
 def _value(record: Mapping[str, Any], key: str) -> float:
@@ -237,14 +238,14 @@ def packed_mo_tune_setup(space: SearchSpace, trials: list[TrialSpec], plan: dict
     template, grid, seeds = packed_mo_template(space, trials)
     halving = pack_halving(space, template)
     pack_size = space.resources.pack_size
-    n_packs = math.ceil(num_samples / pack_size)
     searcher = PackSearcher(space=space, template=template, grid=grid, seeds=seeds, n_models=num_samples,
                             pack_size=pack_size, halving=halving, latency_cache=latency_cache)
 
     def name_pack(trial: Any) -> str:
         return trial.config["pack"]["name"]
 
-    tune_config = tune.TuneConfig(search_alg=searcher, num_samples=n_packs, max_concurrent_trials=concurrent,
+    # at most one pack per model (depth buckets may leave part-full packs); the searcher says FINISHED
+    tune_config = tune.TuneConfig(search_alg=searcher, num_samples=num_samples, max_concurrent_trials=concurrent,
                                   trial_name_creator=name_pack, trial_dirname_creator=name_pack)
     return {"plan": plan}, tune_config, num_samples
 

@@ -162,19 +162,21 @@ def _parse_latency(check: Any, raw: Any) -> LatencyTarget:
                          warmup=warmup, threads=check.positive_int("search.latency.threads", raw.get("threads", 1)))
 
 
-def make_sampler(name: str, seed: int, constraints_func: Callable | None = None) -> Any:
-    """Optuna's multi-objective sampler ``name``, seeded, with ``constraints_func`` where it takes one."""
+def make_sampler(name: str, seed: int) -> Any:
+    """Optuna's multi-objective sampler ``name``, seeded. Constraints reach it through
+    ``Trial.set_constraint`` (Optuna 5's replacement of ``constraints_func``), which TPE, NSGA-II and
+    GP read; random sampling ignores them."""
     import optuna
 
     if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, constraints_func=constraints_func, multivariate=True,
-                                          group=True)
+        # multivariate + group: the per-layer dimensions exist only below their depth (conditional)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
     if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, constraints_func=constraints_func)
+        return optuna.samplers.NSGAIISampler(seed=seed)
     if name == "gp":
         if not hasattr(optuna.samplers, "GPSampler"):
             raise ValueError(f"sampler gp: this optuna ({optuna.__version__}) has no GPSampler; use tpe or nsga2")
-        return optuna.samplers.GPSampler(seed=seed, constraints_func=constraints_func)
+        return optuna.samplers.GPSampler(seed=seed)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     raise ValueError(f"unknown sampler {name!r}; known: {', '.join(SAMPLERS)}")
@@ -254,14 +256,15 @@ def front_figure(models: Sequence[Model], front_models: Sequence[Model], keys: S
     return path
 
 
-def models_from_results(results: Any, keys: Sequence[str]) -> list[Model]:
-    """Finished models of a Tune ``ResultGrid`` (packs split into members): their objective values."""
+def models_from_results(results: Any, keys: Sequence[str], name_of: Callable[[Mapping[str, Any]], str]) -> list[Model]:
+    """Finished models of a Tune ``ResultGrid`` (packs split into members): their objective values.
+    ``name_of`` names a member from its trial spec (``TrialSpec.from_dict(spec).name``)."""
     models = []
     for result in results:
         metrics = getattr(result, "metrics", None) or {}
         config = getattr(result, "config", None) or {}
         if "pack" in config:
-            layers_of = {_trial_name(spec): spec["layers"] for spec in config["pack"]["trials"]}
+            layers_of = {name_of(spec): spec["layers"] for spec in config["pack"]["trials"]}
         else:
             spec = config.get("trial") or {**config.get("template", {}), **config.get("sampled", {})}
             layers_of = {"trial": spec.get("layers", "?")}
@@ -278,12 +281,6 @@ def models_from_results(results: Any, keys: Sequence[str]) -> list[Model]:
                     layers = layers_of.get(name, "?")
                 models.append(Model(name=name, layers=str(layers), values=values))
     return models
-
-
-def _trial_name(spec: Mapping[str, Any]) -> str:
-    from fhn_automl.search.space import TrialSpec
-
-    return TrialSpec.from_dict(spec).name
 
 
 def report_front(tracker: Any, spec: MultiObjective, models: Sequence[Model], folder: Path, *,

@@ -235,7 +235,7 @@ def _run_search(options: SearchOptions) -> SearchSummary:
             asked = getattr(getattr(tune_config, "search_alg", None), "asked", None)
             if asked is not None and not resuming:  # a packed MO search may exhaust its space early
                 total = monitor.total = asked
-            report_front(tracker, multi, models_from_results(results, multi.keys),
+            report_front(tracker, multi, models_from_results(results, multi.keys, lambda spec: TrialSpec.from_dict(spec).name),
                          Path(tune_path) / "front" if state_file is not None else Path("runs") / "front",
                          quiet=options.quiet)
     except KeyboardInterrupt:
@@ -310,7 +310,6 @@ def tune_setup(space: SearchSpace, budget: Budget, trials: list[TrialSpec],
         if grace > last_cut:
             logger.warning("scheduler: asha has no rung before the last step (grace %d, last validation "
                            "before the end %d): every trial runs to its end", grace, last_cut)
-        else:
         elif space.scheduler.kind == "moasha":  # MOASHA: rungs promote by Pareto rank of (error, cost)
             cost = next(k for k in space.search.multi.keys if k != metric)
             scheduler = ParetoASHAScheduler(time_attr="step", metric=metric, cost_attr=cost, max_t=last_cut,
