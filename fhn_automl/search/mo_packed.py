@@ -12,7 +12,8 @@ The structured space (``suggest_layers``): ``depth`` first, then for each layer 
 effects). A ``choices`` list that is not every activation x width pair, and ``shape_classes``, are
 constraints of the space: a proposal outside them is told ``FAIL`` at once (nothing is trained) and
 asked again. An architecture already proposed is not trained twice: a finished one is told its known
-values, a pending one ``FAIL``. Every other dimension of the file must be single-valued, since the
+values, a pending one ``FAIL``; after ``FALLBACK_AFTER`` such proposals in a row a random architecture
+not tried yet is enqueued (``Study.enqueue_trial``), so a converged sampler cannot stall the search. Every other dimension of the file must be single-valued, since the
 members of a pack share everything but layers and seed (``learning.packed.MEMBER_KEYS``); several
 ``seeds`` are sampled as the ``seed`` dimension.
 
@@ -44,9 +45,10 @@ from fhn_automl.search.space import LayerGrid, SearchSpace, SearchSpaceError, Tr
 
 logger = logging.getLogger(__name__)
 
-#: How many proposals in a row may fall outside the space (or repeat) before the space counts as
-#: exhausted: rejected proposals cost no training, only sampler time.
-MAX_REJECTED = 500
+#: After this many proposals in a row outside the space or repeating an architecture (no training spent
+#: on them), a random architecture not proposed yet is enqueued: samplers such as TPE, once they have
+#: converged, keep proposing the same few points of a small discrete space.
+FALLBACK_AFTER = 20
 
 
 def layer_dimensions(grid: LayerGrid) -> dict[str, list]:
@@ -197,12 +199,21 @@ class PackSearcher(Searcher):
     def _ask_one(self) -> tuple[dict[str, Any], int] | None:
         import optuna
 
-        for _ in range(MAX_REJECTED):
+        rejected = 0
+        while True:
+            if rejected == FALLBACK_AFTER:  # the sampler keeps proposing what it cannot have: enqueue a
+                params = self._unseen_params()  # random architecture not tried yet (as a proposal of its own)
+                if params is None:
+                    logger.info("multi-objective search: every architecture of the space is proposed (%d)",
+                                self.asked)
+                    return None
+                self.study.enqueue_trial(params)
             trial = self.study.ask()
             layers = suggest_layers(trial, self.grid)
             seed = trial.suggest_categorical("seed", self.seeds) if len(self.seeds) > 1 else self.seeds[0]
             if layers is None:  # outside the grid's choices or shape classes: costs no training
                 self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                rejected += 1
                 continue
             key = f"{layers}|{seed}"
             known = self.by_layers.get(key)
@@ -213,14 +224,34 @@ class PackSearcher(Searcher):
                     self.study.tell(trial, self.told[known])
                 else:
                     self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                rejected += 1
                 continue
             spec = TrialSpec.from_dict({**self.template, "layers": layers, "seed": seed, "index": self.asked})
             self.asked += 1
             self.by_layers[key] = spec.name
             return spec.as_dict(), trial.number
-        logger.info("multi-objective search: %d proposals in a row were outside the space or repeats; "
-                    "the space counts as exhausted after %d models", MAX_REJECTED, self.asked)
-        return None
+
+    def _unseen_params(self) -> dict[str, Any] | None:
+        """Optuna parameters of a random architecture (and seed) not proposed yet; None when none is left."""
+        import random
+
+        unseen = [(layers, seed) for layers in self.grid.expand() for seed in self.seeds
+                  if f"{layers}|{seed}" not in self.by_layers]
+        if not unseen:
+            return None
+        layers, seed = random.Random(self.asked).choice(unseen)
+        params: dict[str, Any] = {}
+        if self.grid.sequences:
+            params["layers"] = layers
+        else:
+            tokens = parse_layers(layers)
+            params["depth"] = len(tokens)
+            for i, token in enumerate(tokens):
+                params[f"activation_{i}"] = token.activation
+                params[f"width_{i}"] = token.width
+        if len(self.seeds) > 1:
+            params["seed"] = seed
+        return params
 
 
 def _value(record: Mapping[str, Any], key: str) -> float:
@@ -262,6 +293,19 @@ def pack_halving(space: SearchSpace, trial: TrialSpec) -> dict[str, Any] | None:
         cost = next((k for k in multi.keys if k != space.search.metric), LATENCY_METRIC)
         halving["pareto"] = {"cost_metric": cost}
     return halving
+
+
+def halving_from_pack(pack: Mapping[str, Any]) -> Any:
+    """The ``learning.packed`` halving rule a pack asks for (``pack_halving``'s dict), or None."""
+    from fhn_automl.learning.packed import Halving, ParetoHalving
+
+    if not pack.get("halving"):
+        return None
+    rule = dict(pack["halving"])
+    pareto = rule.pop("pareto", None)
+    if pareto is None:
+        return Halving(**rule)
+    return ParetoHalving(**rule, costs=pack.get("latency") or None, cost_metric=pareto["cost_metric"])
 
 
 def member_values(record: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, float]:

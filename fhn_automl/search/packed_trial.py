@@ -75,7 +75,8 @@ def packed_trial(config: dict[str, Any]) -> None:
     """The Tune trial of one pack: ``train_pack`` with Tune's reports and checkpoints (see the module)."""
     from ray import tune
 
-    from fhn_automl.learning.packed import Halving, ParetoHalving, train_pack
+    from fhn_automl.learning.packed import train_pack
+    from fhn_automl.search.mo_packed import halving_from_pack
 
     pack, plan = config["pack"], config["plan"]
     names = [TrialSpec.from_dict(spec).name for spec in pack["trials"]]
@@ -103,12 +104,7 @@ def packed_trial(config: dict[str, Any]) -> None:
         step = max(int(metrics["step"]) for metrics in records.values())
         tune.report({"members": members, "step": step}, checkpoint=tune.Checkpoint.from_directory(checkpoint_dir))
 
-    halving = None
-    if pack.get("halving"):
-        rule = dict(pack["halving"])
-        pareto = rule.pop("pareto", None)
-        halving = Halving(**rule) if pareto is None else ParetoHalving(
-            **rule, costs=pack.get("latency") or None, cost_metric=pareto["cost_metric"])
+    halving = halving_from_pack(pack)  # None, by the metric (asha) or by MOASHA's Pareto rule (moasha)
     result = train_pack(configs, report, names=names, out_dir=scratch / "pack", halving=halving,
                         checkpoint=resume_dir)
 
