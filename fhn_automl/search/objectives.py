@@ -23,7 +23,7 @@ import math
 import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +73,6 @@ class MultiObjective:
     constraints: tuple[Constraint, ...] = ()
     sampler: str = "tpe"
     latency: LatencyTarget | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def needs_latency(self) -> bool:

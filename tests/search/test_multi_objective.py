@@ -127,3 +127,41 @@ def test_latency_is_measured_once_and_cached(tmp_path):
     other = LatencyCache(tmp_path / "latency" / "b_s.json", LatencyTarget(batch=128, repeats=3, warmup=1))
     other.get("problem_b_s", "silu-8,silu-8")
     assert other.measured == 1  # another batch is another measurement
+
+
+def test_pack_searcher_asks_packs_of_one_depth_in_the_space_and_survives_a_restore(tmp_path):
+    pytest.importorskip("ray")
+    pytest.importorskip("optuna")
+    from fhn_automl.search.mo_packed import PackSearcher, pack_halving, packed_mo_template
+
+    raw = {**BASE, "layers": {"choices": ["silu-8", "tanh-8", "silu-16"], "depths": [1, 2],
+                              "shape_classes": ["rectangle", "funnel"]},
+           "steps": 600, "val_every": 200,
+           "search": {"algorithm": "multi_objective", "num_samples": 9, "seed": 1, "objectives": ["error", "macs"],
+                      "constraints": ["error <= 0.5"]},
+           "scheduler": "moasha", "resources": {"executor": "packed", "pack_size": 3}}
+    space = parse_search_space(raw, Path("mo.yaml"))
+    template, grid, seeds = packed_mo_template(space, space.trials("paper"))
+    searcher = PackSearcher(space=space, template=template, grid=grid, seeds=seeds, n_models=9, pack_size=3,
+                            halving=pack_halving(space, template))
+    first = searcher.suggest("a")["pack"]
+    assert first["halving"] == {"grace_steps": 200, "reduction_factor": 3, "pareto": {"cost_metric": "macs_per_eval"}}
+    searcher.on_trial_complete("a", {"members": {m["name"]: {"val_mean_err": 0.3 + 0.1 * i, "macs_per_eval": 10 * i}
+                                                 for i, m in enumerate(first["trials"])}})
+    saved = tmp_path / "searcher.pkl"
+    searcher.save(str(saved))
+    again = PackSearcher(space=space, template=template, grid=grid, seeds=seeds, n_models=9, pack_size=3, halving=None)
+    again.restore(str(saved))
+    assert again.asked == 3 and again.halving == searcher.halving
+    told = [t for t in again.study.trials if t.state.name == "COMPLETE"]
+    assert sorted(t.system_attrs["constraints:error <= 0.5"] for t in told) == pytest.approx([-0.2, -0.1, 0.0])
+    packs = [first["trials"]]
+    while isinstance(suggestion := again.suggest(f"b{len(packs)}"), dict):
+        packs.append(suggestion["pack"]["trials"])
+        again.on_trial_complete(f"b{len(packs) - 1}", {"members": {}}, error=True)
+    layers = [m["layers"] for pack in packs for m in pack]
+    assert len(layers) == 9 and len(set(layers)) == 9  # never an architecture twice
+    for pack in packs:
+        assert len({len(m["layers"].split(",")) for m in pack}) == 1  # one depth per pack
+    allowed = set(grid.expand())  # 3 of depth 1, 7 rectangle / funnel of depth 2
+    assert len(allowed) == 10 and set(layers) <= allowed
