@@ -71,3 +71,32 @@ def test_mo_search_with_pareto_halving_on_packs_then_registry(local_ray, tmp_pat
     post = run_post_stage("tiny_b_s-paper", tracking_uri, tmp_path / "post", backend="eager", device="cpu",
                           bench_n=2_000, n_ref=32, repeats=1, tune_points=8_192, quiet=True)
     assert post.registered, "the post-stage registered no model of the multi-objective search"
+
+
+@pytest.mark.slow
+def test_moasha_scheduler_inside_tune_stops_dominated_trials(local_ray, tmp_path):
+    from ray import tune
+
+    from fhn_automl.search.moasha import ParetoASHAScheduler
+
+    def _curve_trial(config):  # defined here so Ray pickles it by value (tests/ is not importable)
+        from ray import tune
+
+        for step in range(10, 100, 10):  # error falls with the steps; latency is fixed per trial
+            tune.report({"step": step, "val_mean_err": config["err"] * 100 / step, "latency_ms": config["lat"]})
+
+    # (error scale, latency): b is dominated by a, d by c; a, c, e are each best somewhere
+    points = {"a": (1.0, 1.0), "b": (2.0, 2.0), "c": (0.5, 3.0), "d": (0.6, 4.0), "e": (3.0, 0.2)}
+    scheduler = ParetoASHAScheduler(metric="val_mean_err", cost_attr="latency_ms", max_t=90, grace_period=30,
+                                    reduction_factor=2)
+    tuner = tune.Tuner(_curve_trial, param_space={"name": tune.grid_search(list(points)),
+                                                  "err": tune.sample_from(lambda spec: points[spec.config.name][0]),
+                                                  "lat": tune.sample_from(lambda spec: points[spec.config.name][1])},
+                       tune_config=tune.TuneConfig(scheduler=scheduler, max_concurrent_trials=1),
+                       run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0))
+    results = {r.config["name"]: r.metrics["step"] for r in tuner.fit()}
+    # one at a time, in grid order (rungs 30 and 60, keep ceil(n / 2)): b and d are dominated at rung 30;
+    # at rung 60 {a, c, e} are one front, c and e its extremes: e goes on although its error is the worst
+    # (a single-metric ASHA would stop it), a had passed rung 60 alone before
+    assert results == {"a": 90, "b": 30, "c": 90, "d": 30, "e": 90}
+    assert scheduler.num_stopped == 2
