@@ -41,7 +41,7 @@ from ray.tune.search import Searcher
 from fhn_automl.learning.architecture import parse_layers, shape_class
 from fhn_automl.search.latency import LATENCY_METRIC, LatencyCache
 from fhn_automl.search.objectives import MultiObjective, make_sampler
-from fhn_automl.search.space import LayerGrid, SearchSpace, SearchSpaceError, TrialSpec
+from fhn_automl.search.space import LayerGrid, SearchSpace, TrialSpec
 
 logger = logging.getLogger(__name__)
 
@@ -80,15 +80,10 @@ def suggest_layers(trial: Any, grid: LayerGrid) -> str | None:
 def packed_mo_template(space: SearchSpace, trials: list[TrialSpec]) -> tuple[TrialSpec, LayerGrid, list[int]]:
     """The trial every member is made from (layers, seed and index replaced), the layer grid and the
     seeds; ``SearchSpaceError`` names the field that a pack cannot sample."""
-    if len(space.studies) != 1:
-        raise SearchSpaceError(f"{space.path}: field 'studies': a packed multi-objective search samples one "
-                               f"study at a time; pass --study (studies: {', '.join(s.name for s in space.studies)})")
-    study = space.studies[0]
-    for key, values in {**study.axes, **study.options}.items():
-        if key != "seeds" and len(values) > 1:
-            raise SearchSpaceError(f"{space.path}: field '{key}' has several values {list(values)}; the members "
-                                   "of a pack share everything but layers and seed, so a packed multi-objective "
-                                   "search takes one value (or use executor: function)")
+    from fhn_automl.search.space import check_packed_multi_objective
+
+    check_packed_multi_objective(space, trials)
+    study = next(s for s in space.studies if s.name == trials[0].study)
     return trials[0], study.layers, list(study.axes["seeds"])
 
 

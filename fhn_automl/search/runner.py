@@ -107,6 +107,12 @@ def _run_search(options: SearchOptions) -> SearchSummary:
     check_tracking_store(tracking_uri)
     check_ray_address(options.address)
 
+    if space.search.multi is not None and space.resources.executor == "packed" and \
+            space.search.algorithm == "multi_objective":  # one study per run: refused before anything is written
+        from fhn_automl.search.space import check_packed_multi_objective
+
+        check_packed_multi_objective(space, trials)
+
     if any(t.kind == "untrained" for t in trials):
         from fhn_automl.search.untrained import run_untrained_sweep
 

@@ -342,12 +342,34 @@ def parse_search_space(raw: Any, path: Path) -> SearchSpace:
         raise check.error("resources.executor", "packed trains a grid's trials in packs: it needs "
                           "search.algorithm: grid, or multi_objective with search.objectives",
                           space.resources.executor)
+    if space.search.algorithm == "multi_objective" and space.search.multi is not None and \
+            space.resources.executor == "packed":
+        check_packed_multi_objective(space)
     if space.scheduler.kind == "moasha" and space.search.multi is None:
         raise check.error("scheduler.type", "moasha (Pareto halving) needs search.objectives", "moasha")
     if space.search.algorithm != "grid" and any(s.axes["kind"] == ("untrained",) for s in studies):
         raise check.error("search.algorithm", "untrained sweeps have no error to optimise: use grid",
                           space.search.algorithm)
     return space
+
+
+def check_packed_multi_objective(space: Any, trials: Sequence[Any] | None = None) -> None:
+    """A packed multi-objective search samples layers and seeds only (a pack shares everything else) and
+    one study: ``SearchSpaceError`` naming the file and the field otherwise. Called on load (the axes)
+    and by the runner before anything is written (the studies a run selects)."""
+    for study in space.studies:
+        prefix = "" if len(space.studies) == 1 else f"studies.{study.name}."
+        fields = {**{k: v for k, v in study.axes.items() if k != "seeds"},
+                  **{f"options.{k}": v for k, v in study.options.items()}}
+        for key, values in fields.items():
+            if len(values) > 1:
+                raise SearchSpaceError(
+                    f"{space.path}: field '{prefix}{key}' has several values {list(values)}; the members of a "
+                    "pack share everything but layers and seed, so a packed multi-objective search takes one "
+                    "value (or use executor: function)")
+    if trials is not None and len({t.study for t in trials}) > 1:
+        raise SearchSpaceError(f"{space.path}: field 'studies': a packed multi-objective search samples one "
+                               f"study at a time; pass --study (studies: {', '.join(s.name for s in space.studies)})")
 
 
 def _all_studies_set(raw: Mapping, key: str) -> bool:

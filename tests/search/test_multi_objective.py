@@ -165,3 +165,13 @@ def test_pack_searcher_asks_packs_of_one_depth_in_the_space_and_survives_a_resto
         assert len({len(m["layers"].split(",")) for m in pack}) == 1  # one depth per pack
     allowed = set(grid.expand())  # 3 of depth 1, 7 rectangle / funnel of depth 2
     assert len(allowed) == 10 and set(layers) <= allowed
+
+
+def test_packed_multi_objective_takes_one_value_per_shared_field():
+    raw = {**BASE, "batch_size": [64, 128],
+           "search": {"algorithm": "multi_objective", "num_samples": 4, "objectives": ["error", "macs"]},
+           "resources": {"executor": "packed"}}
+    with pytest.raises(SearchSpaceError, match="mo.yaml: field 'batch_size' has several values"):
+        parse_search_space(raw, Path("mo.yaml"))
+    raw["batch_size"], raw["seeds"] = 64, [0, 1]  # seeds are sampled with the layers
+    assert parse_search_space(raw, Path("mo.yaml")).search.multi.keys == ("val_mean_err", "macs_per_eval")
