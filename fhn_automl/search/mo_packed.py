@@ -112,6 +112,7 @@ class PackSearcher(Searcher):
         self.latency_cache = latency_cache
         self.study = optuna.create_study(directions=["minimize"] * len(multi.keys),
                                          sampler=make_sampler(multi.sampler, space.search.seed))
+        self.seed = space.search.seed
         self.asked = 0  # members proposed so far (also the next member's index)
         self.buckets: dict[int, list[tuple[dict[str, Any], int]]] = {}  # depth -> (spec, trial number)
         self.packs: dict[str, dict[str, int]] = {}  # Tune trial id -> {member name: Optuna trial number}
@@ -165,11 +166,23 @@ class PackSearcher(Searcher):
             self.told[name] = values
 
     def save(self, checkpoint_path: str) -> None:
-        state = {k: v for k, v in self.__dict__.items() if k != "_latency"}
+        """The searcher's state with the study as its trials (some samplers, NSGA-II, hold locks that do
+        not pickle); ``restore`` rebuilds the study from them with a fresh sampler of the same kind."""
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_latency", "study")}
+        state["study_trials"] = self.study.get_trials(deepcopy=False)
         Path(checkpoint_path).write_bytes(pickle.dumps(state))
 
     def restore(self, checkpoint_path: str) -> None:
-        self.__dict__.update(pickle.loads(Path(checkpoint_path).read_bytes()))  # noqa: S301 (our own file)
+        import optuna
+
+        state = pickle.loads(Path(checkpoint_path).read_bytes())  # noqa: S301 (the searcher's own file)
+        trials = state.pop("study_trials")
+        self.__dict__.update(state)
+        # seeded by the search seed and the history's length: a restored search samples reproducibly
+        # (not the numbers an uninterrupted one would have drawn)
+        self.study = optuna.create_study(directions=["minimize"] * len(self.multi.keys),
+                                         sampler=make_sampler(self.multi.sampler, self.seed + len(trials)))
+        self.study.add_trials(trials)  # in order, so trial numbers stay those the packs refer to
         self._latency = None
 
     # ------------------------------------------------------------------ internals

@@ -129,7 +129,8 @@ def test_latency_is_measured_once_and_cached(tmp_path):
     assert other.measured == 1  # another batch is another measurement
 
 
-def test_pack_searcher_asks_packs_of_one_depth_in_the_space_and_survives_a_restore(tmp_path):
+@pytest.mark.parametrize("sampler", ["tpe", "nsga2"])
+def test_pack_searcher_asks_packs_of_one_depth_in_the_space_and_survives_a_restore(tmp_path, sampler):
     pytest.importorskip("ray")
     pytest.importorskip("optuna")
     from fhn_automl.search.mo_packed import PackSearcher, pack_halving, packed_mo_template
@@ -138,7 +139,7 @@ def test_pack_searcher_asks_packs_of_one_depth_in_the_space_and_survives_a_resto
                               "shape_classes": ["rectangle", "funnel"]},
            "steps": 600, "val_every": 200,
            "search": {"algorithm": "multi_objective", "num_samples": 9, "seed": 1, "objectives": ["error", "macs"],
-                      "constraints": ["error <= 0.5"]},
+                      "constraints": ["error <= 0.5"], "sampler": sampler},
            "scheduler": "moasha", "resources": {"executor": "packed", "pack_size": 3}}
     space = parse_search_space(raw, Path("mo.yaml"))
     template, grid, seeds = packed_mo_template(space, space.trials("paper"))
@@ -148,14 +149,19 @@ def test_pack_searcher_asks_packs_of_one_depth_in_the_space_and_survives_a_resto
     assert first["halving"] == {"grace_steps": 200, "reduction_factor": 3, "pareto": {"cost_metric": "macs_per_eval"}}
     searcher.on_trial_complete("a", {"members": {m["name"]: {"val_mean_err": 0.3 + 0.1 * i, "macs_per_eval": 10 * i}
                                                  for i, m in enumerate(first["trials"])}})
+    pending = searcher.suggest("p")["pack"]  # in training when the search is interrupted
     saved = tmp_path / "searcher.pkl"
     searcher.save(str(saved))
     again = PackSearcher(space=space, template=template, grid=grid, seeds=seeds, n_models=9, pack_size=3, halving=None)
     again.restore(str(saved))
-    assert again.asked == 3 and again.halving == searcher.halving
+    assert again.asked >= 6 and again.halving == searcher.halving
+    again.on_trial_complete("p", {"members": {m["name"]: {"val_mean_err": 0.9, "macs_per_eval": 5}
+                                              for m in pending["trials"]}})
     told = [t for t in again.study.trials if t.state.name == "COMPLETE"]
-    assert sorted(t.system_attrs["constraints:error <= 0.5"] for t in told) == pytest.approx([-0.2, -0.1, 0.0])
-    packs = [first["trials"]]
+    # six members told (a repeated proposal is told its architecture's known values and constraint too)
+    violations = [t.system_attrs["constraints:error <= 0.5"] for t in told]
+    assert len(violations) >= 6 and sorted(set(violations)) == pytest.approx([-0.2, -0.1, 0.0, 0.4])
+    packs = [first["trials"], pending["trials"]]
     while isinstance(suggestion := again.suggest(f"b{len(packs)}"), dict):
         packs.append(suggestion["pack"]["trials"])
         again.on_trial_complete(f"b{len(packs) - 1}", {"members": {}}, error=True)
