@@ -1,11 +1,14 @@
 """Model-based multi-objective search on the packed executor: Optuna asks for a pack at a time.
 
 ``search.algorithm: multi_objective`` with ``search.objectives`` and ``resources.executor: packed``:
-a Tune ``Searcher`` (``PackSearcher``) whose every suggestion is a *pack*. For each it asks the Optuna
-study (``objectives.make_sampler``: TPE, NSGA-II, GP or random, seeded; each told trial's constraint
-violations set with ``Trial.set_constraint``, which those samplers read) for ``pack_size`` architectures, in the structured space below, and the pack trains them together
-(``search.packed_trial``); when the pack ends every member's objectives are told back to the study.
-Tune runs packs concurrently as usual, so the packs being trained are the sampler's pending trials.
+a Tune ``Searcher`` (``PackSearcher``) whose every suggestion is a *pack*. It asks the Optuna study
+(``objectives.make_sampler``: TPE, NSGA-II, GP or random, seeded) for architectures in the structured
+space below; proposals wait in a bucket per depth (a pack has one depth) and a full bucket of
+``pack_size`` becomes a pack (what is left in the buckets once ``num_samples`` are proposed becomes
+the last, smaller packs). The pack trains them together (``search.packed_trial``); when it ends every
+member's objectives are told back, its constraint violations set with ``Trial.set_constraint`` (which
+TPE, NSGA-II and GP read). Tune runs packs concurrently as usual, so the packs being trained are the
+sampler's pending trials.
 
 The structured space (``suggest_layers``): ``depth`` first, then for each layer ``i < depth`` its
 ``activation_i`` and ``width_i`` (conditional dimensions, so a model-based sampler learns per-layer
@@ -13,18 +16,20 @@ effects). A ``choices`` list that is not every activation x width pair, and ``sh
 constraints of the space: a proposal outside them is told ``FAIL`` at once (nothing is trained) and
 asked again. An architecture already proposed is not trained twice: a finished one is told its known
 values, a pending one ``FAIL``; after ``FALLBACK_AFTER`` such proposals in a row a random architecture
-not tried yet is enqueued (``Study.enqueue_trial``), so a converged sampler cannot stall the search. Every other dimension of the file must be single-valued, since the
-members of a pack share everything but layers and seed (``learning.packed.MEMBER_KEYS``); several
-``seeds`` are sampled as the ``seed`` dimension.
+not tried yet is enqueued (``Study.enqueue_trial``), so a converged sampler cannot stall the search.
+Every other field of the file must be single-valued, since the members of a pack share everything
+but layers and seed (``learning.packed.MEMBER_KEYS``; checked on load); several ``seeds`` are sampled
+as the ``seed`` dimension.
 
 Measured latency (``search.latency``) is measured here on the driver per proposed architecture
 (``latency.LatencyCache``, cached under the search folder), travels with the pack (each member reports
 it, so MLflow has it beside MACs / parameters / neurons) and ranks members in in-pack Pareto halving
 (``scheduler: moasha``). A member stopped by halving is told the error it had reached when stopped.
 
-Resume: Tune checkpoints the searcher (``save`` / ``restore`` pickle the study and the pending packs),
-so ``--resume`` continues the same study; a pack restarted after a lost node is the same Tune trial
-and its members the same Optuna trials.
+Resume: Tune checkpoints the searcher (``save`` / ``restore``: the study's trials, the buckets and the
+packs in flight), so ``--resume`` continues the same study (with a freshly seeded sampler); a pack
+restarted after a lost node is the same Tune trial and its members the same Optuna trials. (The
+searcher's round trip is unit-tested; an end-to-end ``--resume`` of this path is not.)
 """
 
 from __future__ import annotations
