@@ -26,7 +26,8 @@ the difference grows slowly with the steps (``tests/learning/test_packed.py`` st
 
 In-pack successive halving (``Halving``): at rungs ``grace * eta^k`` the members are ranked by their
 validation error and only the best ``ceil(n / eta)`` go on (the ASHA rule, applied synchronously
-inside the pack); the others end as ``stopped_early`` with their best model and history, and the
+inside the pack; ``ParetoHalving`` ranks by error and cost instead, MOASHA's rule); the others end
+as ``stopped_early`` with their best model and history, and the
 stacked tensors are compacted (members dropped, padding trimmed) so later steps cost less.
 
 Supported: kinds ``ddnn``, ``pinn`` and ``iter``, chained windows, extra regions and extra data.
@@ -111,6 +112,30 @@ class Halving:
 
     def survivors(self, n: int) -> int:
         return max(1, math.ceil(n / self.reduction_factor))
+
+    def rank(self, contenders: Sequence[tuple[int, str, Mapping[str, Any]]]) -> list[int]:
+        """The contenders ``(row, member name, record at the rung)``, best first: by ``metric``."""
+        return [row for row, _, _ in sorted(contenders, key=lambda c: (c[2][self.metric], c[0]))]
+
+
+@dataclass(frozen=True)
+class ParetoHalving(Halving):
+    """Halving by MOASHA's rule: rank by non-dominated sorting of (``metric`` at the rung, cost) with
+    crowding distance as the tie-break (``multi_objective.pareto_order``), keep the first
+    ``ceil(n / reduction_factor)``. ``costs`` maps member names to their cost (measured latency, fixed
+    per architecture); a member missing from it is costed by its record's ``cost_metric``
+    (``macs_per_eval`` by default)."""
+
+    costs: Mapping[str, float] | None = None
+    cost_metric: str = "macs_per_eval"
+
+    def rank(self, contenders: Sequence[tuple[int, str, Mapping[str, Any]]]) -> list[int]:
+        from fhn_automl.learning.multi_objective import pareto_order
+
+        costs = self.costs or {}
+        points = [(record[self.metric], costs[name] if name in costs else record[self.cost_metric])
+                  for _, name, record in contenders]
+        return [contenders[i][0] for i in pareto_order(points)]
 
 
 # ----------------------------------------------------------------------------- configs
@@ -725,7 +750,7 @@ def train_pack(configs: Sequence[Mapping[str, Any]], report: PackReportFn | None
                 rungs.pop(0)
             contenders = [m for m, member in enumerate(active) if member.status == "running"]
             keep = halving.survivors(len(contenders))
-            ranked = sorted(contenders, key=lambda m: (records[active[m].name][halving.metric], m))
+            ranked = halving.rank([(m, active[m].name, records[active[m].name]) for m in contenders])
             for m in ranked[keep:]:
                 active[m].status = "stopped_early"
                 records[active[m].name]["status"] = "stopped_early"

@@ -11,7 +11,9 @@ On the driver ``PackMonitor`` turns each pack event into the events of its membe
 the search's ``SearchMonitor``: every member still gets its own MLflow child run with its params,
 curves, final metrics and model, exactly as a trial of the other executors. ``scheduler: asha``
 becomes successive halving inside each pack (the same grace and reduction factor), since the members
-of a pack run in lock-step; Tune itself schedules the packs FIFO.
+of a pack run in lock-step, and ``scheduler: moasha`` the same by MOASHA's Pareto rule
+(``learning.packed.ParetoHalving``, costed by the members' measured latency); Tune itself schedules
+the packs FIFO (grids) or asks ``search.mo_packed.PackSearcher`` for them (multi-objective).
 """
 
 from __future__ import annotations
@@ -48,17 +50,17 @@ def packed_tune_setup(space: SearchSpace, trials: list[TrialSpec], plan: dict[st
     if space.search.algorithm != "grid":
         raise ValueError(f"resources.executor: packed trains a grid's trials in packs; {space.path.name} has "
                          f"search.algorithm: {space.search.algorithm} (use grid, or executor function / train)")
+    from fhn_automl.search.mo_packed import pack_halving
+
     configs = [build_loop_config({"trial": t.as_dict(), "plan": plan})["train_config"] for t in trials]
     packs = []
+    latencies = plan.get("latency_ms", {})
     for number, members in enumerate(plan_packs(configs, space.resources.pack_size)):
-        steps = trials[members[0]].steps
-        halving = None
-        if space.scheduler.kind == "asha":
-            val_every = min(trials[i].val_every for i in members)
-            halving = {"grace_steps": space.scheduler.grace_steps(steps, val_every),
-                       "reduction_factor": space.scheduler.reduction_factor}
+        first = min((trials[i] for i in members), key=lambda t: t.val_every)
         packs.append({"name": f"pack{number:03d}_{trials[members[0]].name}"[:120],
-                      "trials": [trials[i].as_dict() for i in members], "halving": halving})
+                      "trials": [trials[i].as_dict() for i in members], "halving": pack_halving(space, first),
+                      "latency": {trials[i].name: latencies[trials[i].layers] for i in members
+                                  if trials[i].layers in latencies}})
 
     def name_pack(trial: Any) -> str:
         return trial.config["pack"]["name"]
@@ -73,13 +75,16 @@ def packed_trial(config: dict[str, Any]) -> None:
     """The Tune trial of one pack: ``train_pack`` with Tune's reports and checkpoints (see the module)."""
     from ray import tune
 
-    from fhn_automl.learning.packed import Halving, train_pack
+    from fhn_automl.learning.packed import train_pack
+    from fhn_automl.search.mo_packed import halving_from_pack
 
     pack, plan = config["pack"], config["plan"]
     names = [TrialSpec.from_dict(spec).name for spec in pack["trials"]]
     loop_configs = [build_loop_config({"trial": spec, "plan": plan}) for spec in pack["trials"]]
     session = time.time()  # tells the driver when the pack was restarted (lost node, --resume)
     static = {name: {**loop["static_metrics"], "worker_session": session} for name, loop in zip(names, loop_configs)}
+    for name, latency in (pack.get("latency") or {}).items():  # measured on the driver (search.latency)
+        static[name]["latency_ms"] = latency
     configs = []
     for loop in loop_configs:
         train_config = dict(loop["train_config"])
@@ -99,7 +104,7 @@ def packed_trial(config: dict[str, Any]) -> None:
         step = max(int(metrics["step"]) for metrics in records.values())
         tune.report({"members": members, "step": step}, checkpoint=tune.Checkpoint.from_directory(checkpoint_dir))
 
-    halving = Halving(**pack["halving"]) if pack.get("halving") else None
+    halving = halving_from_pack(pack)  # None, by the metric (asha) or by MOASHA's Pareto rule (moasha)
     result = train_pack(configs, report, names=names, out_dir=scratch / "pack", halving=halving,
                         checkpoint=resume_dir)
 

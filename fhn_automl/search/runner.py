@@ -116,6 +116,12 @@ def _run_search(options: SearchOptions) -> SearchSummary:
     if options.resume and local_tune_path is not None and (Path(local_tune_path) / "tuner.pkl").is_file():
         check_before_restore(local_tune_path)  # before Ray starts: Tune must unpickle only what we wrote
 
+    if space.search.multi is not None and space.resources.executor == "packed" and \
+            space.search.algorithm == "multi_objective":  # one study per run: refused before anything is written
+        from fhn_automl.search.space import check_packed_multi_objective
+
+        check_packed_multi_objective(space, trials)
+
     if any(t.kind == "untrained" for t in trials):
         from fhn_automl.search.untrained import run_untrained_sweep
 
@@ -183,6 +189,14 @@ def _run_search(options: SearchOptions) -> SearchSummary:
     if space.search.algorithm != "grid" and state_file is not None:
         Path(tune_path).mkdir(parents=True, exist_ok=True)
         optuna_storage = f"sqlite:///{Path(tune_path) / OPTUNA_DB}"
+    multi = space.search.multi
+    if multi is not None and multi.needs_latency and not (
+            space.resources.executor == "packed" and space.search.algorithm == "multi_objective"):
+        from fhn_automl.search.latency import cache_path, grid_latencies
+
+        t0 = time.perf_counter()  # every architecture of the grid, once (a packed MO search measures as it asks)
+        plan_dict["latency_ms"] = grid_latencies(trials, multi.latency, cache_path(storage))
+        timings["latency_seconds"] = time.perf_counter() - t0
     param_space, tune_config, total = tune_setup(space, budget, trials, plan_dict, concurrent,
                                                  optuna_storage=optuna_storage, optuna_study=tune_name)
     # MLflow calls on a background thread: Tune starts no trial while a callback runs (TrackingQueue)
@@ -199,7 +213,16 @@ def _run_search(options: SearchOptions) -> SearchSummary:
         if space.resources.executor == "packed":  # a Tune trial trains a pack of trials (search.packed_trial)
             from fhn_automl.search.packed_trial import PackMonitor, packed_trial, packed_tune_setup
 
-            param_space, tune_config = packed_tune_setup(space, trials, plan_dict, concurrent)
+            if space.search.algorithm == "multi_objective":  # Optuna asks a pack at a time
+                from fhn_automl.search.latency import cache_path
+                from fhn_automl.search.mo_packed import packed_mo_tune_setup
+
+                path = cache_path(storage)
+                param_space, tune_config, total = packed_mo_tune_setup(
+                    space, trials, plan_dict, concurrent, budget.num_samples or space.search.num_samples,
+                    None if path is None else str(path))
+            else:
+                param_space, tune_config = packed_tune_setup(space, trials, plan_dict, concurrent)
             callbacks = [PackMonitor(monitor)]
             trainable = tune.with_resources(packed_trial, trial_resources)
     else:
@@ -232,13 +255,22 @@ def _run_search(options: SearchOptions) -> SearchSummary:
         t0 = time.perf_counter()
         with _no_default_tune_loggers(), _sigint_kept(), (signing_tune_writes(tune_path) if local_tune_path is not None
                                                          else contextlib.nullcontext()):
-            tuner.fit()
+            results = tuner.fit()
         timings["tune_fit_seconds"] = time.perf_counter() - t0
         monitor.drain()  # the replay below reads what the queued calls write (which trials are closed)
         if resuming and state_file is not None:
             # trials that ended while MLflow was down, or as the previous driver was killed, are
             # complete in the Tune folder but not in MLflow; Tune does not run them again
             replayed = replay_trials(tracker, tune_path, quiet=options.quiet)
+        if multi is not None:  # the front, its figure and each constraint query's answer
+            from fhn_automl.search.objectives import models_from_results, report_front
+
+            asked = getattr(getattr(tune_config, "search_alg", None), "asked", None)
+            if asked is not None and not resuming:  # a packed MO search may exhaust its space early
+                total = monitor.total = asked
+            report_front(tracker, multi, models_from_results(results, multi.keys, lambda spec: TrialSpec.from_dict(spec).name),
+                         Path(tune_path) / "front" if state_file is not None else Path("runs") / "front",
+                         quiet=options.quiet)
     except KeyboardInterrupt:
         interrupted = True
         raise
@@ -336,8 +368,10 @@ def tune_setup(space: SearchSpace, budget: Budget, trials: list[TrialSpec],
     metric = space.search.metric
     scheduler = None
     steps = max(t.steps for t in trials)
-    if space.scheduler.kind == "asha":
+    if space.scheduler.kind in ("asha", "moasha"):
         from ray.tune.schedulers import ASHAScheduler
+
+        from fhn_automl.search.moasha import ParetoASHAScheduler
 
         val_every = min(t.val_every for t in trials)
         grace = space.scheduler.grace_steps(steps, val_every)
@@ -349,6 +383,10 @@ def tune_setup(space: SearchSpace, budget: Budget, trials: list[TrialSpec],
         if grace > last_cut:
             logger.warning("scheduler: asha has no rung before the last step (grace %d, last validation "
                            "before the end %d): every trial runs to its end", grace, last_cut)
+        elif space.scheduler.kind == "moasha":  # MOASHA: rungs promote by Pareto rank of (error, cost)
+            cost = next(k for k in space.search.multi.keys if k != metric)
+            scheduler = ParetoASHAScheduler(time_attr="step", metric=metric, cost_attr=cost, max_t=last_cut,
+                                            grace_period=grace, reduction_factor=space.scheduler.reduction_factor)
         else:
             scheduler = ASHAScheduler(time_attr="step", metric=metric, mode="min", max_t=last_cut,
                                       grace_period=grace, reduction_factor=space.scheduler.reduction_factor,
@@ -383,7 +421,13 @@ def tune_setup(space: SearchSpace, budget: Budget, trials: list[TrialSpec],
 
         storage = optuna.storages.RDBStorage(optuna_storage)
     study = {"storage": storage, "study_name": optuna_study} if storage is not None else {}
-    if space.search.algorithm == "multi_objective":
+    if space.search.algorithm == "multi_objective" and space.search.multi is not None:
+        from fhn_automl.search.objectives import make_sampler
+
+        keys = list(space.search.multi.keys)  # constraints: answered at the end (packed: also sampled with)
+        searcher = OptunaSearch(metric=keys, mode=["min"] * len(keys),
+                                sampler=make_sampler(space.search.multi.sampler, space.search.seed), **study)
+    elif space.search.algorithm == "multi_objective":
         searcher = OptunaSearch(metric=[metric, space.search.cost_metric], mode=["min", "min"],
                                 seed=space.search.seed, **study)
     else:

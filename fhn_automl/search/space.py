@@ -45,7 +45,7 @@ SEARCH_SPACES_DIR = package_data_dir("search_spaces")
 
 KINDS = ("ddnn", "pinn", "iter", "untrained")
 ALGORITHMS = ("grid", "tpe", "multi_objective")
-SCHEDULERS = ("fifo", "asha")
+SCHEDULERS = ("fifo", "asha", "moasha")
 COST_METRICS = ("macs", "parameters", "neurons")
 USE_GPU = ("auto", "always", "never")
 EXECUTORS = ("train", "function", "packed")
@@ -107,6 +107,8 @@ class SearchAlgorithm:
     #: the second objective of ``multi_objective``: an inference-cost proxy reported by every trial
     cost_metric: str = "macs"
     seed: int = 0
+    #: ``objectives`` / ``constraints`` / ``sampler`` / ``latency`` (``search.objectives``), or None
+    multi: Any = None
 
 
 @dataclass(frozen=True)
@@ -376,13 +378,39 @@ def parse_search_space(raw: Any, path: Path) -> SearchSpace:
         scheduler=_parse_scheduler(check, raw.get("scheduler", {})),
         resources=_parse_resources(check, raw.get("resources", {})),
         budget_overrides=_parse_budgets(check, raw.get("budgets", {})))
-    if space.search.algorithm != "grid" and space.resources.executor == "packed":
+    if space.search.algorithm != "grid" and space.resources.executor == "packed" and not (
+            space.search.algorithm == "multi_objective" and space.search.multi is not None):
         raise check.error("resources.executor", "packed trains a grid's trials in packs: it needs "
-                          "search.algorithm: grid", space.resources.executor)
+                          "search.algorithm: grid, or multi_objective with search.objectives",
+                          space.resources.executor)
+    if space.search.algorithm == "multi_objective" and space.search.multi is not None and \
+            space.resources.executor == "packed":
+        check_packed_multi_objective(space)
+    if space.scheduler.kind == "moasha" and space.search.multi is None:
+        raise check.error("scheduler.type", "moasha (Pareto halving) needs search.objectives", "moasha")
     if space.search.algorithm != "grid" and any(s.axes["kind"] == ("untrained",) for s in studies):
         raise check.error("search.algorithm", "untrained sweeps have no error to optimise: use grid",
                           space.search.algorithm)
     return space
+
+
+def check_packed_multi_objective(space: Any, trials: Sequence[Any] | None = None) -> None:
+    """A packed multi-objective search samples layers and seeds only (a pack shares everything else) and
+    one study: ``SearchSpaceError`` naming the file and the field otherwise. Called on load (the axes)
+    and by the runner before anything is written (the studies a run selects)."""
+    for study in space.studies:
+        prefix = "" if len(space.studies) == 1 else f"studies.{study.name}."
+        fields = {**{k: v for k, v in study.axes.items() if k != "seeds"},
+                  **{f"options.{k}": v for k, v in study.options.items()}}
+        for key, values in fields.items():
+            if len(values) > 1:
+                raise SearchSpaceError(
+                    f"{space.path}: field '{prefix}{key}' has several values {list(values)}; the members of a "
+                    "pack share everything but layers and seed, so a packed multi-objective search takes one "
+                    "value (or use executor: function)")
+    if trials is not None and len({t.study for t in trials}) > 1:
+        raise SearchSpaceError(f"{space.path}: field 'studies': a packed multi-objective search samples one "
+                               f"study at a time; pass --study (studies: {', '.join(s.name for s in space.studies)})")
 
 
 def _all_studies_set(raw: Mapping, key: str) -> bool:
@@ -630,7 +658,8 @@ def _check_layer_token(check: _Checker, field_name: str, token: str) -> str:
 def _parse_search(check: _Checker, raw: Any) -> SearchAlgorithm:
     if not isinstance(raw, Mapping):
         raise check.error("search", "must be a mapping", raw)
-    check.known_keys("search", raw, {"algorithm", "num_samples", "metric", "cost_metric", "seed"})
+    check.known_keys("search", raw, {"algorithm", "num_samples", "metric", "cost_metric", "seed", "objectives",
+                                     "constraints", "sampler", "latency"})
     algorithm = raw.get("algorithm", "grid")
     if algorithm not in ALGORITHMS:
         raise check.error("search.algorithm", f"must be one of {', '.join(ALGORITHMS)}", algorithm)
@@ -648,8 +677,11 @@ def _parse_search(check: _Checker, raw: Any) -> SearchAlgorithm:
     seed = raw.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise check.error("search.seed", "must be an integer", seed)
+    from fhn_automl.search.objectives import parse_multi_objective  # multi-objective fields: their module
+
+    multi = parse_multi_objective(check, raw, metric)
     return SearchAlgorithm(algorithm=algorithm, num_samples=int(num_samples), metric=metric,
-                           cost_metric=cost, seed=seed)
+                           cost_metric=cost, seed=seed, multi=multi)
 
 
 def _parse_scheduler(check: _Checker, raw: Any) -> Scheduler:

@@ -57,13 +57,10 @@ def build_loop_config(config: Mapping[str, Any]) -> dict[str, Any]:
     extra = plan.get("extra_sets", {}).get(f"{trial.problem}:{trial.extra_region}")
     if extra:
         train_cfg["extra_region"] = extra  # data:<absolute path of the set the driver built>
-    return {
-        "train_fn": plan["train_fn"],
-        "train_config": train_cfg,
-        "static_metrics": {key: value for key, value in trial_figures(trial).items()
-                           if isinstance(value, (int, float))},
-        "timing": {},
-    }
+    static = {key: value for key, value in trial_figures(trial).items() if isinstance(value, (int, float))}
+    if trial.layers in plan.get("latency_ms", {}):  # measured on the driver (search.latency)
+        static["latency_ms"] = plan["latency_ms"][trial.layers]
+    return {"train_fn": plan["train_fn"], "train_config": train_cfg, "static_metrics": static, "timing": {}}
 
 
 def trial_driver(config: dict[str, Any]) -> None:
