@@ -77,11 +77,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: validation set (the figure the post-stage ranks and registers by), then the last validation on
 #: the validation subset, the best subset point during training, and the training seconds.
 FINAL_METRICS = ("final_full_val_mean_err", "final_full_val_max_err", "final_full_val_code_mean_err",
-                 "final_full_val_code_max_err", "final_val_mean_err", "final_val_max_err",
+                 "final_full_val_code_max_err", "final_val_mean_err", "final_val_max_err", "latency_ms",
                  "best_subset_val_mean_err", "best_subset_val_max_err", "train_seconds")
 #: Curves, at every validation (MLflow step = training step); also ``loss_<term>`` and, for
 #: iterators, ``val_step_*_err`` / ``val_rollout_*_err`` (and their ``final_full_`` figures at the end).
-CURVE_METRICS = ("val_mean_err", "val_max_err", "loss", "lr", "step_time_ms")
+CURVE_METRICS = ("val_mean_err", "val_max_err", "loss", "lr", "step_time_ms", "pack_members")
 _CURVE_PATTERN = re.compile(r"loss_\w+|val_(step|rollout)_(mean|max)_err")
 _FINAL_PATTERN = re.compile(r"final_full_val_(step|rollout)_(code_)?(mean|max)_err")
 #: The whole final result of a trial (timings, counts, best step, every figure) as one JSON file.
