@@ -38,8 +38,9 @@ from fhn_automl.search.replay import (SEARCH_STATE_FILE, existing_run, read_sear
                                       write_search_state)
 from fhn_automl.search.resources import cluster_nodes, plan_resources
 from fhn_automl.search.space import SearchSpace, TrialSpec
-from fhn_automl.search.tracking import (SearchTracker, environment_tags, experiment_name,
+from fhn_automl.search.tracking import (SearchTracker, check_experiment_storage, environment_tags, experiment_name,
                                         resolve_tracking_uri)
+from fhn_automl.search.tracking_tags import STORAGE_TAG
 from fhn_automl.search.trial import function_trial, trial_driver, trial_from_config
 from fhn_automl.search.tune_state import check_before_restore, error_signer, sign_files, signing_tune_writes
 
@@ -112,6 +113,8 @@ def _run_search(options: SearchOptions) -> SearchSummary:
     # seconds, not minutes, to learn that the cluster or the tracking server is not there
     check_tracking_store(tracking_uri)
     check_ray_address(options.address)
+    storage_id = str(tune_location(options, experiment)[0])
+    check_experiment_storage(tracking_uri, experiment, storage_id)  # before anything is written
     local_tune_path = None if _is_uri(str(options.storage)) else tune_location(options, experiment)[2]
     if options.resume and local_tune_path is not None and (Path(local_tune_path) / "tuner.pkl").is_file():
         check_before_restore(local_tune_path)  # before Ray starts: Tune must unpickle only what we wrote
@@ -168,7 +171,7 @@ def _run_search(options: SearchOptions) -> SearchSummary:
         "executor": space.resources.executor,
         "concurrent_trials": concurrent, "study": options.study or "all",
         "steps": trials[0].steps if trials else 0, "metric": space.search.metric}
-    environment = environment_tags(plan.device)
+    environment = {**environment_tags(plan.device), STORAGE_TAG: storage_id}
     tracker.start_search(search_name=space.name, budget=budget.name, params=search_params,
                          tags=environment, search_file=space.path,
                          resume_parent_run_id=resume_parent, datasets=data_dirs)

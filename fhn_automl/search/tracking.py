@@ -45,7 +45,7 @@ from typing import Any, TypeVar
 from fhn_automl._provenance import git_commit
 from fhn_automl.search.tracking_tags import (BUDGET_TAG, DEVICE_TAG, ERROR_TAG, EXPERIMENT_KIND_TAG, GIT_COMMIT_TAG,
                                              HOST_TAG, KIND_TAG, LAYERS_TAG, MLFLOW_MODEL_FILES, PROBLEM_TAG,
-                                             PYTHON_TAG, WORKER_RESTARTS_TAG,
+                                             PYTHON_TAG, STORAGE_TAG, WORKER_RESTARTS_TAG,
                                              MODEL_ARTIFACT_PATH, MODEL_DIGESTS_TAG, MODEL_MISSING_TAG, PARENT_TAG,
                                              ROLE_TAG,
                                              SEARCH_ROLE, SEARCH_TAG, STATUS_TAG, TRAINING_EXPERIMENT_KIND,
@@ -125,6 +125,36 @@ def resolve_tracking_uri(cli_value: str | None = None, *, create: bool = True) -
     if create and uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     return uri
+
+
+class ExperimentStorageMismatchError(ValueError):
+    """A search into an MLflow experiment whose earlier searches kept their Tune state elsewhere."""
+
+
+def check_experiment_storage(tracking_uri: str, experiment: str, storage: str) -> None:
+    """Refuse a second ``--storage`` for one experiment: the post-stage reads every trial of the
+    experiment, so searches whose records live in two storages would be mixed in one front (issue 21
+    item 9). Parent runs from before the storage tag existed are not counted."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    try:
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
+            return
+        parents = client.search_runs([found.experiment_id], filter_string=f"tags.`{ROLE_TAG}` = '{SEARCH_ROLE}'",
+                                     max_results=1000)
+    except Exception as exc:  # an MLflow hiccup: the tracker's own outage handling takes it from here
+        logger.warning("could not check which storage experiment %s uses (%s: %s); carrying on",
+                       experiment, type(exc).__name__, exc)
+        return
+    others = sorted({run.data.tags[STORAGE_TAG] for run in parents
+                     if run.data.tags.get(STORAGE_TAG) not in (None, str(storage))})
+    if others:
+        raise ExperimentStorageMismatchError(
+            f"experiment {experiment!r} holds searches whose Tune state is in {', '.join(others)}, not in "
+            f"--storage {storage}: its post-stage would mix them. Use the same --storage, or another "
+            f"experiment (another search file name or budget), or delete the experiment in MLflow first")
 
 
 def experiment_name(search_name: str, budget: str) -> str:

@@ -52,3 +52,5 @@ DEVICE_TAG = TAG_PREFIX + "device"
 PYTHON_TAG = TAG_PREFIX + "python"
 HOST_TAG = TAG_PREFIX + "host"
 GIT_COMMIT_TAG = TAG_PREFIX + "git_commit"
+#: Where a search keeps its Tune state (the resolved --storage): one storage per experiment
+STORAGE_TAG = TAG_PREFIX + "storage"

@@ -28,3 +28,29 @@ def test_second_search_is_refused_and_leaves_the_first_ones_state(make_search_fi
     assert not (tmp_path / "data").exists()  # refused before any work
     with experiment_lock(str(live_state)):  # released when the holder is done
         pass
+
+
+def test_a_second_storage_for_one_experiment_is_refused_before_anything_is_written(tmp_path, tracking_uri, make_search_file):
+    """Two searches with different --storage into one experiment would be mixed by its post-stage (issue 21
+    item 9): the second is refused by name, with nothing written."""
+    from mlflow.tracking import MlflowClient
+
+    from fhn_automl.search.options import SearchOptions
+    from fhn_automl.search.runner import run_search
+    from fhn_automl.search.space import load_search_space
+    from fhn_automl.search.tracking import ExperimentStorageMismatchError, check_experiment_storage
+    from fhn_automl.search.tracking_tags import ROLE_TAG, SEARCH_ROLE, STORAGE_TAG
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    experiment_id = client.create_experiment("tiny_b_s-smoke")
+    first = str((tmp_path / "first").resolve())
+    client.create_run(experiment_id, tags={ROLE_TAG: SEARCH_ROLE, STORAGE_TAG: first})
+    client.create_run(experiment_id, tags={ROLE_TAG: SEARCH_ROLE})  # an older search: no storage tag, not counted
+    check_experiment_storage(tracking_uri, "tiny_b_s-smoke", first)  # the same storage: fine
+    check_experiment_storage(tracking_uri, "another-smoke", str(tmp_path / "x"))  # no such experiment: fine
+    space = load_search_space(make_search_file(tmp_path, ["silu-8"]))
+    options = SearchOptions(space=space, budget=space.budget("smoke"), tracking_uri=tracking_uri,
+                            storage=str(tmp_path / "second"), data_root=str(tmp_path / "data"), quiet=True)
+    with pytest.raises(ExperimentStorageMismatchError, match=r"tiny_b_s-smoke.*first.*second"):
+        run_search(options)
+    assert not (tmp_path / "data").exists() and not (tmp_path / "second" / "tiny_b_s-smoke").exists()
