@@ -7,9 +7,10 @@ the artifact store is then refused by name instead of being benchmarked, registe
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
+
+from fhn_automl.physics.datasets import file_sha256
 
 #: The files a saved model consists of (``model_io``'s names, repeated here so torch stays out).
 MODEL_FILES = ("spec.json", "weights.pt", "model.ts")
@@ -21,9 +22,5 @@ def file_digests(model_dir: str | os.PathLike) -> dict[str, str]:
     for name in MODEL_FILES:
         path = Path(model_dir) / name
         if path.is_file():
-            digest = hashlib.sha256()
-            with path.open("rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
-            digests[name] = digest.hexdigest()
+            digests[name] = file_sha256(path)
     return digests

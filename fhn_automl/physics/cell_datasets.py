@@ -18,7 +18,6 @@ atomically; a folder whose manifest matches the request and whose files match th
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -30,7 +29,7 @@ import pyarrow.parquet as pq
 
 from fhn_automl._atomic import write_atomically, write_text
 from fhn_automl._provenance import git_commit
-from fhn_automl.physics.datasets import DatasetError, prepare_output_dir
+from fhn_automl.physics.datasets import DatasetError, file_sha256, prepare_output_dir
 from fhn_automl.physics.ionic_model import IonicModel
 from fhn_automl.physics.ionic_solvers import integrate_cells
 from fhn_automl.physics.prepacing import prepace
@@ -100,10 +99,10 @@ def build_cell_dataset(model: IonicModel, out_dir: str | os.PathLike, *, n_cells
     files = {}
     for name, table in tables.items():
         write_atomically(out / name, lambda path, table=table: pq.write_table(table, path))
-        files[name] = {"sha256": _sha256(out / name), "rows": table.num_rows}
+        files[name] = {"sha256": file_sha256(out / name), "rows": table.num_rows}
     # the pre-paced states travel with the dataset: a consumer restarts cells from them
     write_atomically(out / "prepaced.npz", lambda path: _save_states(path, state, params, model))
-    files["prepaced.npz"] = {"sha256": _sha256(out / "prepaced.npz"), "rows": n_cells}
+    files["prepaced.npz"] = {"sha256": file_sha256(out / "prepaced.npz"), "rows": n_cells}
     manifest = {"request": request, "model": {"name": model.name, "source": model.source,
                                               "states": [vars(s) for s in model.states],
                                               "voltage": model.voltage, "gates": list(model.gates),
@@ -144,14 +143,8 @@ def _reusable(out: Path, request: dict) -> Path | None:
     if manifest.get("request") != json.loads(json.dumps(request)):
         return None
     for name, record in manifest.get("files", {}).items():
-        if not (out / name).is_file() or _sha256(out / name) != record["sha256"]:
+        if not (out / name).is_file() or file_sha256(out / name) != record["sha256"]:
             return None
     return out.resolve()
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

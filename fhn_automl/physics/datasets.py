@@ -102,7 +102,7 @@ def build_dataset(problem: str | Problem, out_dir: str | os.PathLike, *, n_traje
                 continue
             _progress(f"{problem.name}: writing {name}")
             rows = write_atomically(out / name, lambda path, writer=writer: writer(path, backend))
-            files[name] = {"sha256": _sha256(out / name), "bytes": (out / name).stat().st_size, "rows": rows}
+            files[name] = {"sha256": file_sha256(out / name), "bytes": (out / name).stat().st_size, "rows": rows}
             rebuilt.append(name)
         if rebuilt or manifest.get("files") != files:
             backends = dict(manifest.get("backends", {})) if manifest.get("key") == plan.key else {}
@@ -508,10 +508,12 @@ def _build_lock(out: Path) -> Iterator[None]:
 
 
 def _file_matches(path: Path, sha256: str) -> bool:
-    return path.is_file() and _sha256(path) == sha256
+    return path.is_file() and file_sha256(path) == sha256
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """SHA-256 hex of a file, read in 1 MiB blocks: the digest of every manifest (datasets, cell
+    datasets) and of model files (``learning.digests``)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
