@@ -60,10 +60,14 @@ def main(argv: list[str] | None = None) -> int:
     except (UnknownProblemError, DatasetError, CudaUnavailableError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    manifest = read_manifest(out)
-    for name, record in sorted(manifest["files"].items()):
-        print(f"{out / name}  {record['rows']:,} rows  sha256 {record['sha256'][:12]}")
+    _print_manifest(out)
     return 0
+
+
+def _print_manifest(out) -> None:
+    """One line per file the dataset's manifest lists: path, rows, the start of its SHA-256."""
+    for name, record in sorted(read_manifest(out)["files"].items()):
+        print(f"{out / name}  {record['rows']:,} rows  sha256 {record['sha256'][:12]}")
 
 
 def _cell_model_dataset(args: argparse.Namespace) -> int:
@@ -77,9 +81,7 @@ def _cell_model_dataset(args: argparse.Namespace) -> int:
     except (CellModelError, DatasetError, CudaUnavailableError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    manifest = read_manifest(out)
-    for name, record in sorted(manifest["files"].items()):
-        print(f"{out / name}  {record['rows']:,} rows  sha256 {record['sha256'][:12]}")
+    _print_manifest(out)
     return 0
 
 

@@ -29,16 +29,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracking-uri", default=None,
                         help="default: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlruns/mlflow.db")
     args = parser.parse_args(argv)
-    from fhn_automl.post.errors import PostStageError, tracking_failure
+    from fhn_automl.post.errors import cli_error_message
     from fhn_automl.post.registry import pull_models
 
     try:
         folders = pull_models(args.problem, args.to, alias=args.alias, tracking_uri=args.tracking_uri)
-    except PostStageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # MLflow that stalls or fails mid-way: named, not a traceback
-        reason = tracking_failure(exc)
+    except Exception as exc:  # a named error, or MLflow that stalls or fails mid-way: not a traceback
+        reason = cli_error_message(exc)
         if reason is None:
             raise
         print(f"error: {reason}", file=sys.stderr)

@@ -76,9 +76,7 @@ def _with_rollout(points: dict[str, float], along: torch.Tensor) -> dict[str, fl
     """An iterator's metrics: per step (``val_step_*``) and by rollout (``val_rollout_*``, which are
     also its ``val_*``, the figures a simulator would see)."""
     rollout = error_metrics(along.reshape(-1, along.shape[-1]))
-    metrics = _named("val_step_", points) | _named("val_rollout_", rollout) | _named("val_", rollout)
-    metrics["val_rollouts"] = float(along.shape[0])
-    return metrics
+    return _named("val_step_", points) | _named("val_rollout_", rollout) | _named("val_", rollout)
 
 
 def validation_metrics(model: nn.Module, val_x: torch.Tensor, val_y: torch.Tensor,
@@ -88,9 +86,7 @@ def validation_metrics(model: nn.Module, val_x: torch.Tensor, val_y: torch.Tenso
     points = error_metrics(point_abs_diffs(model, val_x, val_y))
     if rollout is None:
         return _named("val_", points)
-    metrics = _with_rollout(points, rollout_abs_diffs(model, *rollout))
-    del metrics["val_rollouts"]
-    return metrics
+    return _with_rollout(points, rollout_abs_diffs(model, *rollout))
 
 
 @torch.no_grad()
@@ -126,6 +122,8 @@ def final_full_metrics(model: nn.Module, batches: Iterable[tuple[np.ndarray, np.
     if rollout is None:
         metrics = _named("val_", points)
     else:
-        metrics = _with_rollout(points, rollout_abs_diffs(model, *rollout))
+        along = rollout_abs_diffs(model, *rollout)
+        metrics = _with_rollout(points, along)
+        metrics["val_rollouts"] = float(along.shape[0])
     metrics["val_points"] = float(summary.points)
     return {FINAL_FULL_PREFIX + key: value for key, value in metrics.items()}

@@ -17,7 +17,7 @@ import sys
 
 from fhn_automl._cli import device_name, non_negative_float, positive_int
 from fhn_automl.post.compile import BACKENDS, PRECISIONS
-from fhn_automl.post.errors import PostStageError, tracking_failure
+from fhn_automl.post.errors import cli_error_message
 from fhn_automl.post.settings import BUDGET_NAMES, DEFAULT_BUDGET
 
 
@@ -71,14 +71,11 @@ def main(argv: list[str] | None = None) -> int:
                                 front_rounds=args.front_rounds,
                                 tune_points=args.tune_points, threads=args.threads, time_rtol=args.time_rtol,
                                 register=not args.no_register, quiet=args.quiet)
-    except PostStageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:  # the stage removed its staging folder and rolled back a registration in progress
         print("post-stage interrupted: no report written, no registration left half-done", file=sys.stderr)
         return 130
-    except Exception as exc:  # MLflow that stalls or fails mid-way: named, not a traceback
-        reason = tracking_failure(exc)
+    except Exception as exc:  # a named error, or MLflow that stalls or fails mid-way: not a traceback
+        reason = cli_error_message(exc)
         if reason is None:
             raise
         print(f"error: {reason}", file=sys.stderr)

@@ -53,3 +53,10 @@ def tracking_failure(exc: BaseException) -> str | None:
     text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     return (f"the MLflow tracking store did not answer as it should ({type(exc).__name__}: {text[:300]}); "
             "check the server or --tracking-uri and run again (the output folder was not written)")
+
+
+def cli_error_message(exc: BaseException) -> str | None:
+    """What a post-stage CLI (``post``, ``pull``) prints for ``exc`` before exiting 2: a named
+    ``PostStageError`` or an MLflow failure (``tracking_failure``); None for anything else (a bug:
+    let it raise)."""
+    return str(exc) if isinstance(exc, PostStageError) else tracking_failure(exc)
