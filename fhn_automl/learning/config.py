@@ -174,12 +174,26 @@ class TrainConfig:
             problem = get_problem(self.problem)
         except KeyError as exc:
             raise ValueError(f"problem: {exc}") from None
+        if problem.kind == "beat":
+            self._check_beat(problem)
         splits = {"train", "val", *problem.extra_sets} | ({"rollout"} if problem.kind == "iterator" else set())
         for name in ("train_split", "val_split"):
             value = getattr(self, name)
             if value not in splits and not str(value).endswith(".parquet"):
                 raise ValueError(f"{name} {value!r} is not a split of {self.problem}'s dataset; "
                                  f"known: {', '.join(sorted(splits))}")
+
+    def _check_beat(self, problem) -> None:
+        """What a beat problem (an N-state cell model's voltage trace) cannot train."""
+        if self.kind == "pinn":
+            raise ValueError(f"kind 'pinn' is not possible on {problem.name}: its outputs ({', '.join(problem.outputs)}) "
+                             f"are not the model's whole state, so the ODE residual cannot be formed; use kind 'ddnn'")
+        if self.kind == "iter":
+            raise ValueError(f"kind 'iter' needs an iterator problem; {problem.name} is a beat problem")
+        region = self.extra_region
+        if region is not None and region.kind == "physics":
+            raise ValueError(f"a physics extra_region needs the FitzHugh-Nagumo equations; on {problem.name} "
+                             f"give a data extra_region (data:SET_OR_PATH) or none")
 
     @classmethod
     def from_mapping(cls, config: Mapping[str, Any]) -> "TrainConfig":

@@ -58,8 +58,8 @@ from fhn_automl.learning.losses import (BoxSampler, DataTerm, InitialConditionTe
 from fhn_automl.learning.mlp import (SurrogateMLP, activation_with_derivative, build_model, make_activation)
 from fhn_automl.learning.model_io import save_model
 from fhn_automl.learning.trainer import (BEST_MODEL_FOLDER, CHECKPOINT_FOLDER, DIVERGENCE_CHECK_EVERY, METRICS_FILE,
-                                         MODEL_FOLDER, Progress, TrainingSetup, distributed_context, full_rollout,
-                                         full_validation_batches, model_counts, prepare_training)
+                                         MODEL_FOLDER, Progress, TrainingSetup, distributed_context, final_physiology,
+                                         full_rollout, full_validation_batches, model_counts, prepare_training)
 from fhn_automl.learning.validation import REPORTED_ERROR_METRIC, final_full_metrics, validation_metrics
 from fhn_automl.learning.windows import parse_window
 from fhn_automl.physics.problems import get_problem
@@ -741,6 +741,7 @@ def train_pack(configs: Sequence[Mapping[str, Any]], report: PackReportFn | None
                     full_validation = list(full_validation_batches(member.cfg, setup))
                 metrics.update(final_full_metrics(member.model, full_validation, device,
                                                   full_rollout(member.cfg, setup)))
+                metrics.update(final_physiology(member.model, member.cfg, setup))
                 save_model(member.model, checkpoint_dir / FINAL_MODEL_FOLDER / str(member.index),
                            torchscript=member.cfg.write_torchscript)
             member.status = status

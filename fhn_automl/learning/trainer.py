@@ -409,6 +409,7 @@ def train(config: Mapping[str, Any], report: ReportFn | None = None, *, checkpoi
             status = "finished"
             metrics.update(final_full_metrics(model, full_validation_batches(cfg, setup), device,
                                               full_rollout(cfg, setup)))
+            metrics.update(final_physiology(model, cfg, setup))
         progress.history.append(progress.close(metrics, status, counts))
         if is_writer:
             _save_state(checkpoint_dir, model, optimizer, scheduler, generator, progress, cfg)
@@ -474,6 +475,17 @@ def full_validation_batches(cfg: TrainConfig, setup: TrainingSetup) -> Iterator[
 
     for chunk in iter_split(setup.dataset_dir, cfg.val_split, columns):
         yield as_xy(chunk)
+
+
+def final_physiology(model: nn.Module, cfg: TrainConfig, setup: TrainingSetup) -> dict[str, float]:
+    """A beat problem's physiology metrics (``learning.physiology``) of ``model`` on the whole validation
+    split; empty for other problems."""
+    if setup.problem.kind != "beat":
+        return {}
+    from fhn_automl.learning.physiology import physiology_metrics
+
+    return physiology_metrics(model, setup.problem, training_data.read_columns(setup.dataset_dir, cfg.val_split),
+                              setup.device)
 
 
 def full_rollout(cfg: TrainConfig, setup: TrainingSetup) -> tuple[torch.Tensor, torch.Tensor] | None:

@@ -29,12 +29,14 @@ import pyarrow.parquet as pq
 
 from fhn_automl._atomic import write_atomically, write_text
 from fhn_automl._provenance import git_commit
-from fhn_automl.physics.datasets import DatasetError, file_sha256, prepare_output_dir
+from fhn_automl.physics.dataset_files import DatasetError, file_sha256, prepare_output_dir
 from fhn_automl.physics.ionic_model import IonicModel
 from fhn_automl.physics.ionic_solvers import integrate_cells
 from fhn_automl.physics.prepacing import prepace
+from fhn_automl.physics.problems import Problem
 
-__all__ = ["CELL_DATASET_FORMAT_VERSION", "build_cell_dataset", "sample_parameters"]
+__all__ = ["CELL_DATASET_FORMAT_VERSION", "beat_model", "beat_parameters", "build_beat_dataset", "build_cell_dataset",
+           "sample_parameters", "sample_scales", "solve_beats"]
 
 CELL_DATASET_FORMAT_VERSION = 1
 
@@ -148,3 +150,139 @@ def _reusable(out: Path, request: dict) -> Path | None:
     return out.resolve()
 
 
+
+
+# ------------------------------------------------------------------------------------ beat problems
+
+BEAT_DATASET_FORMAT_VERSION = 1
+
+
+def beat_split_sizes(problem: Problem, n_cells: int | None) -> dict[str, int]:
+    """Cells per split: the problem's own sizes, or ``n_cells`` in its train : val ratio (at least 1 each)."""
+    if n_cells is None:
+        return {"train": problem.n_train, "val": problem.n_val}
+    if n_cells < 2:
+        raise DatasetError(f"a beat dataset needs at least 2 cells (train and validation), got {n_cells}")
+    n_val = min(n_cells - 1, max(1, round(n_cells * problem.n_val / (problem.n_train + problem.n_val))))
+    return {"train": n_cells - n_val, "val": n_val}
+
+
+def beat_model(problem: Problem) -> IonicModel:
+    """The cell model of beat problem ``problem``, checked against what the problem expects of it."""
+    from fhn_automl.physics.ionic_sources import resolve_cell_model
+
+    setup = problem.beat
+    if setup is None:
+        raise DatasetError(f"{problem.name} is not a beat problem")
+    model = resolve_cell_model(setup.cell_model)
+    missing = [name for name in setup.scaled if name not in model.parameter_names]
+    if missing:
+        raise DatasetError(f"{problem.name}: {model.name} has no parameters {missing}; it has "
+                           f"{', '.join(model.parameter_names)}")
+    unknown = {out: state for out, state in setup.outputs.items() if state not in model.state_names}
+    if unknown:
+        raise DatasetError(f"{problem.name}: outputs {unknown} name no state of {model.name}")
+    if abs(model.stimulus.period - setup.period) > 1e-9 * setup.period:
+        raise DatasetError(f"{problem.name}: the problem's cycle is {setup.period:g} ms but {model.name}'s "
+                           f"protocol paces every {model.stimulus.period:g} ms")
+    return model
+
+
+def beat_parameters(problem: Problem, model: IonicModel, scales: np.ndarray) -> np.ndarray:
+    """``(n_params, n_cells)`` parameter sets: the defaults with the scaled ones multiplied by ``scales``
+    (``(n_cells, n_scaled)``); a product outside a parameter's declared range raises ``ParameterRangeError``."""
+    scales = np.atleast_2d(np.asarray(scales, dtype=np.float64))
+    params = np.repeat(model.parameter_values({})[:, None], scales.shape[0], axis=1)
+    by_name = {p.name: (i, p) for i, p in enumerate(model.parameters)}
+    for column, name in enumerate(problem.beat.scaled):
+        index, parameter = by_name[name]
+        params[index] = params[index] * scales[:, column]
+        for value in (params[index].min(), params[index].max()):
+            parameter.check(float(value), model.name)
+    return params
+
+
+def solve_beats(problem: Problem, model: IonicModel, scales: np.ndarray, *, backend: str = "numba",
+                cache_dir: str | os.PathLike | None = None, dt: float | None = None,
+                method: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The learned beat of each cell: ``(t, Y, state)`` with ``t`` the times within the beat (every
+    ``save_dt``), ``Y`` ``(n_t, n_states, n_cells)`` and ``state`` the pre-paced start states.
+
+    Pre-pacing is the problem's (``n_prepace`` beats at ``pace_dt`` from the model's default state);
+    ``dt`` / ``method`` change only how the stored beat is solved (a solver sweep from the same states)."""
+    setup = problem.beat
+    params = beat_parameters(problem, model, scales)
+    state = prepace(model, n_beats=setup.n_prepace, params=params, dt=setup.pace_dt, method=setup.method,
+                    backend=backend, cache_dir=cache_dir)
+    dt = setup.dt if dt is None else dt
+    save_every = int(round(problem.save_dt / dt))
+    if save_every < 1 or abs(save_every * dt - problem.save_dt) > 1e-9 * problem.save_dt:
+        raise DatasetError(f"{problem.name}: the save spacing {problem.save_dt:g} is not a multiple of dt = {dt:g}")
+    n_steps = int(round(setup.period / dt))
+    t, Y = integrate_cells(model, state, params, dt=dt, n_steps=n_steps, save_every=save_every,
+                           method=method or setup.method, backend=backend)
+    return t, Y, state
+
+
+def sample_scales(problem: Problem, n_cells: int, seed: int, split: str) -> np.ndarray:
+    """``(n_cells, n_scaled)`` scale factors by Latin hypercube over the problem's box, one independent
+    stream per split (so validation cells are fresh parameter sets, not a share of the training draw)."""
+    from scipy.stats import qmc
+
+    streams = dict(zip(("train", "val", "bench"), np.random.SeedSequence(seed).spawn(3)))
+    low, high = problem.beat.scale_range
+    unit = qmc.LatinHypercube(d=len(problem.beat.scaled), seed=np.random.default_rng(streams[split])).random(n_cells)
+    return low + unit * (high - low)
+
+
+def build_beat_dataset(problem: Problem, out_dir: str | os.PathLike, *, n_cells: int | None = None, seed: int = 0,
+                       backend: str = "numba", progress=None) -> Path:
+    """Write (or reuse) the dataset of beat problem ``problem``: ``train.parquet`` / ``val.parquet`` with
+    ``traj, t, <scale inputs>, <outputs>`` and a manifest (request, model, solver, AP metrics of the
+    validation cells, every file's SHA-256). Everything is solved before the first byte is written."""
+    from fhn_automl.physics.ap_metrics import action_potential_metrics
+
+    model = beat_model(problem)
+    setup = problem.beat
+    sizes = beat_split_sizes(problem, n_cells)
+    request = {"format": BEAT_DATASET_FORMAT_VERSION, "problem": problem.name, "model": model.name,
+               "model_digest": model.digest, "sizes": sizes, "seed": seed, "scaled": list(setup.scaled),
+               "scale_range": list(setup.scale_range), "n_prepace": setup.n_prepace, "pace_dt": setup.pace_dt,
+               "dt": setup.dt, "method": setup.method, "save_dt": problem.save_dt, "outputs": dict(setup.outputs)}
+    out = Path(out_dir)
+    reused = _reusable(out, request)
+    if reused is not None:
+        return reused
+    tables, summaries = {}, {}
+    say = progress or (lambda message: None)
+    for split, count in sizes.items():
+        say(f"{problem.name}: pacing {count} {split} cells {setup.n_prepace} beats and solving their beat ({backend})")
+        scales = sample_scales(problem, count, seed, split)
+        t, Y, _ = solve_beats(problem, model, scales, backend=backend, cache_dir=out / "prepaced")
+        columns: dict[str, Any] = {"traj": np.repeat(np.arange(count, dtype=np.int64)
+                                                     + (0 if split == "train" else sizes["train"]), t.size),
+                                   "t": np.tile(t.astype(np.float32), count)}
+        for column, name in enumerate(setup.scale_inputs):
+            columns[name] = np.repeat(scales[:, column].astype(np.float32), t.size)
+        for output, state_name in setup.outputs.items():
+            columns[output] = Y[:, model.state_names.index(state_name), :].T.reshape(-1).astype(np.float32)
+        tables[f"{split}.parquet"] = pa.table(columns)
+        V = Y[:, model.state_names.index(model.voltage), :].T
+        metrics = action_potential_metrics(V, t)
+        summaries[split] = {"cells": count, "cells_without_ap": int(np.isnan(metrics["apd90"]).sum()),
+                            **{f"{key}_range": [float(np.nanmin(metrics[key])), float(np.nanmax(metrics[key]))]
+                               for key in ("apd90", "resting_potential", "peak")
+                               if np.isfinite(metrics[key]).any()}}
+    out = prepare_output_dir(out)
+    files = {}
+    for name, table in tables.items():
+        write_atomically(out / name, lambda path, table=table: pq.write_table(table, path))
+        files[name] = {"sha256": file_sha256(out / name), "rows": table.num_rows}
+    manifest = {"problem": problem.name, "request": request,
+                "model": {"name": model.name, "source": model.source, "voltage": model.voltage,
+                          "stimulus": vars(model.stimulus)},
+                "solver": {"method": setup.method, "dt": setup.dt, "pace_dt": setup.pace_dt, "backend": backend,
+                           "n_prepace": setup.n_prepace},
+                "cells": summaries, "commit": git_commit(), "files": files}
+    write_text(out / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True, default=float) + "\n")
+    return out.resolve()

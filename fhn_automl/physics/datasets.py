@@ -24,9 +24,7 @@ Rows (float columns float32, ``traj`` int64):
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import hashlib
 import json
 import os
 import sys
@@ -42,6 +40,7 @@ import pyarrow.parquet as pq
 
 from fhn_automl._atomic import final_name, write_atomically, write_text
 from fhn_automl._provenance import git_commit
+from fhn_automl.physics.dataset_files import DatasetError, build_lock as _build_lock, file_sha256, prepare_output_dir
 from fhn_automl.physics.euler import euler_trajectories, iter_euler_chunks, n_saved_states, resolve_backend
 from fhn_automl.physics.problems import Problem, get_problem
 from fhn_automl.physics.sampling import sample_initial_states, sample_iterator_states
@@ -56,10 +55,6 @@ ROWS_PER_CHUNK = 1 << 21
 #: the smallest validation sets a scaled-down iterator dataset keeps, so its metrics mean something
 MIN_ITERATOR_VAL_PAIRS = 100
 MIN_ROLLOUT_TRAJECTORIES = 20
-
-
-class DatasetError(ValueError):
-    """A dataset request that cannot be served (bad size, unwritable folder); the message says why."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +84,15 @@ def build_dataset(problem: str | Problem, out_dir: str | os.PathLike, *, n_traje
     ``CudaUnavailableError``) and leave the disk untouched.
     """
     problem = get_problem(problem) if isinstance(problem, str) else problem
+    if problem.kind == "beat":  # an N-state cell model's paced beats (issue 22): physics.cell_datasets
+        from fhn_automl.physics.cell_datasets import build_beat_dataset
+
+        _check_seed(seed)
+        backend = _beat_backend(device)
+        out = prepare_output_dir(Path(out_dir))
+        with _build_lock(out):
+            return build_beat_dataset(problem, out, n_cells=_check_size(n_trajectories), seed=seed, backend=backend,
+                                      progress=_progress)
     plan = _plan(problem, DatasetRequest(problem.name, _check_size(n_trajectories), _check_seed(seed)))
     _check_memory(problem, plan.sizes)
     backend = resolve_backend(device)
@@ -119,6 +123,11 @@ def ensure_dataset(problem: str | Problem, *, root: str | os.PathLike = "data", 
     request = DatasetRequest(problem.name, _check_size(n_trajectories), _check_seed(seed))
     return build_dataset(problem, Path(root) / request.folder_name(), n_trajectories=n_trajectories,
                          seed=seed, device=device)
+
+
+def _beat_backend(device: str) -> str:
+    """The N-state solver backend for ``device``: ``numba`` on CPU, ``cuda`` (CuPy) where asked or found."""
+    return "cuda" if resolve_backend(device) == "cuda" else "numba"
 
 
 def read_split(dataset_dir: str | os.PathLike, split: str) -> dict[str, np.ndarray]:
@@ -477,48 +486,8 @@ def _steps(span: float, dt: float) -> int:
     return n_steps
 
 
-def prepare_output_dir(out: Path) -> Path:
-    """Create ``out`` (with parents) and prove it writable before any work starts."""
-    if out.exists() and not out.is_dir():
-        raise DatasetError(f"--out {out} exists and is not a directory")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-probe.{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as error:
-        raise DatasetError(f"cannot write the dataset to {out}: {error.strerror or error}") from None
-    return out.resolve()
-
-
-@contextlib.contextmanager
-def _build_lock(out: Path) -> Iterator[None]:
-    """Serialise builders of one folder (parallel trials asking for the same dataset)."""
-    try:
-        import fcntl
-    except ImportError:  # not on POSIX: no lock, the atomic renames still keep files whole
-        yield
-        return
-    with open(out / ".lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _file_matches(path: Path, sha256: str) -> bool:
     return path.is_file() and file_sha256(path) == sha256
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 hex of a file, read in 1 MiB blocks: the digest of every manifest (datasets, cell
-    datasets) and of model files (``learning.digests``)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _package_version() -> str:

@@ -23,7 +23,7 @@ from typing import Literal
 
 from fhn_automl.physics.cell_models import CELL_MODELS, CellModel
 
-ProblemKind = Literal["trajectory", "iterator"]
+ProblemKind = Literal["trajectory", "iterator", "beat"]
 Sampling = Literal["lhs", "grid", "fixed"]
 
 #: Initial-condition box of the thesis (Table 1): "every state seen in the FHN phase plane".
@@ -53,6 +53,40 @@ class UnknownProblemError(KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
         return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class BeatSetup:
+    """How a ``beat`` problem's data are made from an N-state cell model (issue 22).
+
+    The learned beat is the ``n_prepace + 1``-th beat of the model's stimulus protocol, paced from the
+    model's default state with the cell's parameters (the ``scaled`` ones multiplied by the network's
+    scale inputs, the rest at their defaults), by ``method`` at step ``dt``; ``t`` is the time since that
+    beat's cycle start, stored every ``save_dt``. ``outputs`` maps each network output to a model state.
+    """
+
+    #: a built-in cell-model name or a model file's path (``physics.ionic_sources.resolve_cell_model``)
+    cell_model: str
+    #: parameters whose scale factors (``<name>_scale`` inputs) are drawn per cell
+    scaled: tuple[str, ...]
+    #: output name -> the model's state it is
+    outputs: dict[str, str]
+    scale_range: tuple[float, float] = (0.5, 2.0)
+    n_prepace: int = 100
+    #: step of the stored beat, and of the pre-pacing beats (coarser: they only carry the slow state over)
+    dt: float = 0.02
+    pace_dt: float = 0.1
+    method: str = "rush_larsen"
+    #: the cycle length (ms) of the model's protocol; checked against the model when data are made
+    period: float = 1000.0
+    #: units of the outputs, for model cards (output name -> unit)
+    units: dict[str, str] = field(default_factory=dict)
+    #: the output that is the membrane potential (the one the physiology metrics read)
+    voltage_output: str = "V"
+
+    @property
+    def scale_inputs(self) -> tuple[str, ...]:
+        return tuple(f"{name}_scale" for name in self.scaled)
 
 
 @dataclass(frozen=True)
@@ -102,6 +136,8 @@ class Problem:
     visited_fraction: float = 0.0
     #: named extra datasets (problem A: 'scarce' 10 points, 'complete' 1000 points)
     extra_sets: dict[str, int] = field(default_factory=dict)
+    #: ``beat`` problems: the N-state model and how its beats are made (None for FitzHugh-Nagumo problems)
+    beat: BeatSetup | None = None
 
     @property
     def has_k(self) -> bool:
@@ -109,6 +145,10 @@ class Problem:
 
     @property
     def model(self) -> CellModel:
+        if self.beat is not None:
+            raise TypeError(f"{self.name} is a beat problem of the N-state model {self.beat.cell_model!r}: "
+                            f"its equations are an IonicModel (physics.ionic_sources.resolve_cell_model), "
+                            f"not a two-variable CellModel")
         return CELL_MODELS[self.cell_model]
 
     @property
@@ -217,6 +257,40 @@ PROBLEMS["problem_c_code"] = _code_variant(PROBLEMS["problem_c"], measured=True,
 for _text in ("problem_b_s", "problem_b_c", "problem_b_c_small", "problem_b_c_iter"):
     PROBLEMS[CODE_VARIANTS[_text]] = _code_variant(PROBLEMS[_text], measured=False)
 del _text
+
+
+def beat_problem(name: str, cell_model: str, *, scaled: tuple[str, ...], outputs: dict[str, str],
+                 units: dict[str, str], description: str, n_prepace: int, dt: float, pace_dt: float,
+                 period: float = 1000.0, save_dt: float = 1.0, scale_range: tuple[float, float] = (0.5, 2.0),
+                 n_train: int = 512, n_val: int = 128) -> Problem:
+    """A ``beat`` problem: (t, scale factors of ``scaled``) -> ``outputs`` over one paced beat.
+
+    ``n_train`` / ``n_val``: cells (parameter sets) per split at the full size; validation cells are drawn
+    apart from the training cells, so the validation figure is on fresh parameter sets."""
+    setup = BeatSetup(cell_model=cell_model, scaled=tuple(scaled), outputs=dict(outputs), scale_range=scale_range,
+                      n_prepace=n_prepace, dt=dt, pace_dt=pace_dt, period=period, units=dict(units))
+    ranges = {"t": (0.0, period), **{name: tuple(scale_range) for name in setup.scale_inputs}}
+    return Problem(name=name, description=description, kind="beat", inputs=("t", *setup.scale_inputs),
+                   outputs=tuple(outputs), ranges=ranges, t_span=(0.0, period), i_base=0.0, cell_model=cell_model,
+                   n_train=n_train, n_val=n_val, solver_dt=dt, save_dt=save_dt,
+                   domain={name: ranges[name] for name in setup.scale_inputs}, beat=setup)
+
+
+#: TP06 (epicardial): 100 pre-pacing beats. Measured (16 Latin-hypercube cells over the scale box,
+#: Rush-Larsen dt 0.1): the median cell's largest |V| change between consecutive beats is 1.3 mV at beat 5,
+#: 0.23 mV at 20 and 0.08 mV at 100 (0.03 at 200); a few cells of the box keep ~4-5 mV beat-to-beat (an
+#: alternans-like pattern) at any beat count, so "steady" is the median cell's < 0.1 mV.
+PROBLEMS["tp06_beat"] = beat_problem(
+    "tp06_beat", "tp06_epi", scaled=("gKr", "gKs", "gCaL", "gNa"), outputs={"V": "u"}, units={"V": "mV"},
+    description="TP06 epicardial paced beat V(t, gKr, gKs, gCaL, gNa scale factors in [0.5, 2]), 1 Hz, "
+                "t in [0, 1000] ms, after 100 pre-pacing beats (issue 22)",
+    n_prepace=100, dt=0.02, pace_dt=0.1)
+PROBLEMS["ms_beat"] = beat_problem(
+    "ms_beat", "mitchell_schaeffer", scaled=("tau_in", "tau_out", "tau_open", "tau_close"), outputs={"V": "u"},
+    units={"V": "dimensionless"},
+    description="Mitchell-Schaeffer paced beat V(t, tau_in, tau_out, tau_open, tau_close scale factors in "
+                "[0.5, 2]), 1 Hz, t in [0, 1000] ms, after 20 pre-pacing beats (issue 22)",
+    n_prepace=20, dt=0.05, pace_dt=0.05)
 
 
 def code_variant(name: str) -> str:
