@@ -41,9 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--problem", default="problem_b_s", choices=sorted(PROBLEMS),
                         help="problem whose workload and reference are used (default problem_b_s)")
     parser.add_argument("--n", type=positive_int, default=None,
-                        help="initial conditions (default 16,000,000 on a GPU, 100,000 on a CPU)")
-    parser.add_argument("--n-ref", type=positive_int, default=256,
-                        help="ICs whose errors are measured against DOP853")
+                        help="initial conditions (default 16,000,000 on a GPU, 100,000 on a CPU); beat problems: "
+                             "fresh cells, one beat each (default 64)")
+    parser.add_argument("--n-ref", type=positive_int, default=None,
+                        help="ICs whose errors are measured against DOP853 (default 256); beat problems: cells "
+                             "solved by the stiff reference, BDF, ~3 s each for TP06 (default 8)")
+    parser.add_argument("--cache-dir", default=None,
+                        help="beat problems: where the fresh cells' pre-paced states are cached (default none)")
     parser.add_argument("--model-dir", action="append", default=[], help="a saved model folder (repeatable)")
     parser.add_argument("--registered", action="store_true",
                         help="benchmark the problem's registered models of --alias (fhn_automl.PROBLEM)")
@@ -59,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16"), help="fp16 needs a CUDA device")
     parser.add_argument("--device", default=None, type=device_name, help="cpu | cuda[:N]")
     parser.add_argument("--dts", type=positive_float, nargs="+", default=None,
-                        help="Euler steps, each dividing the evaluation interval (default 0.1 .. 0.005)")
+                        help="Euler steps, each dividing the evaluation interval (default 0.1 .. 0.005); beat problems: "
+                             "the solver's steps in ms (default 0.01 .. 0.5)")
     parser.add_argument("--repeats", type=positive_int, default=5,
                         help="timed calls of each side; the median is reported (default 5)")
     parser.add_argument("--warmup", type=non_negative_int, default=1,
@@ -152,9 +157,28 @@ def _check_pulled_folder(folder: Path) -> None:
             verify_model_files(folder, expected, what=f"--model-dir {folder} (pulled; digests in model_card.json)")
 
 
+def _run_beat_verdict(args: argparse.Namespace, device: str, staging: Path) -> None:
+    """A beat problem's verdict (``post.beat_benchmark``): solver dt sweep vs surrogates, counts (a) and (b)."""
+    from fhn_automl.physics.problems import get_problem
+    from fhn_automl.post.beat_benchmark import (DEFAULT_BEAT_DTS, beat_report_markdown, run_beat_benchmark,
+                                                write_beat_report)
+
+    entries = _surrogates(args, device, staging / "_models")
+    report = run_beat_benchmark(get_problem(args.problem), entries, n=args.n or 64, n_ref=args.n_ref,
+                                dts=args.dts or DEFAULT_BEAT_DTS, device=device, warmup=args.warmup,
+                                repeats=args.repeats, cache_dir=Path(args.cache_dir) if args.cache_dir else None,
+                                progress=lambda message: print(f"[bench] {message}", flush=True))
+    shutil.rmtree(staging / "_models", ignore_errors=True)
+    write_beat_report(report, staging)
+    print(beat_report_markdown(report))
+
+
 def _run_benchmark(args: argparse.Namespace, device: str, staging: Path) -> None:
     from fhn_automl.post.benchmark import DEFAULT_EULER_DTS, report_markdown, run_benchmark, write_report
 
+    if PROBLEMS[args.problem].kind == "beat":
+        _run_beat_verdict(args, device, staging)
+        return
     n = args.n or (16_000_000 if device.startswith("cuda") else 100_000)
     entries = _surrogates(args, device, staging / "_models")
     report = run_benchmark(args.problem, entries, n=n, n_ref=args.n_ref, euler_dts=args.dts or DEFAULT_EULER_DTS,
@@ -238,9 +262,15 @@ def _check_inputs(parser: argparse.ArgumentParser, args: argparse.Namespace, dev
         if spec.problem != args.problem:  # a B_S model timed on C's workload would report a meaningless error
             parser.error(f"--model-dir {folder}: the model is for {spec.problem} (spec.json field 'problem'), "
                          f"but --problem is {args.problem}; pass --problem {spec.problem}")
-    probe = make_workload(args.problem, 1)
-    eval_every = probe.eval_every
-    _check_memory(parser, args, device, len(probe.eval_times))
+    beat = PROBLEMS[args.problem].kind == "beat"
+    if args.n_ref is None:
+        args.n_ref = 8 if beat else 256
+    if beat:  # cells of a cell model: a few hundred at most, one beat each; the steps must land on the grid
+        eval_every = PROBLEMS[args.problem].save_dt
+    else:
+        probe = make_workload(args.problem, 1)
+        eval_every = probe.eval_every
+        _check_memory(parser, args, device, len(probe.eval_times))
     for dt in args.dts or ():
         steps = eval_every / dt
         if abs(steps - round(steps)) > 1e-6 * steps:  # the Euler states must land on the evaluation times

@@ -23,6 +23,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from fhn_automl.post.beat_benchmark import DEFAULT_BEAT_DTS
 from fhn_automl.post.benchmark import DEFAULT_EULER_DTS
 from fhn_automl.search.budgets import BUDGET_NAMES as SEARCH_BUDGET_NAMES
 
@@ -49,6 +50,9 @@ class PostSettings:
     euler_dts: tuple[float, ...]               # Euler's work-precision curve
     max_bench_models: int                      # front models benchmarked (spread along the front)
     threads: int | None                        # CPU threads for torch and numba alike; None = all
+    beat_cells: int = 64                       # beat problems: fresh cells of the verdict (one beat each)
+    beat_n_ref: int = 4                        # ... of which solved by the stiff reference (BDF; ~3 s each, TP06)
+    beat_dts: tuple[float, ...] = DEFAULT_BEAT_DTS  # ... the solver's dt sweep (ms)
 
     def bench_n(self, device: str) -> int:
         return self.bench_n_gpu if device.startswith("cuda") else self.bench_n_cpu
@@ -65,7 +69,8 @@ PRESETS: dict[str, PostSettings] = {
     # CI / the README's `make smoke`: the whole post-stage of a 3-trial search in well under a minute.
     "smoke": PostSettings("smoke", tune_points=16_384, batch_sizes=(1_024, 4_096, 16_384), warmup=1, repeats=3,
                           front_rounds=7, eager_full_tuning=False, bench_n_cpu=10_000, bench_n_gpu=1_000_000, n_ref=64,
-                          euler_dts=(0.1, 0.05, 0.02, 0.01), max_bench_models=2, threads=1),
+                          euler_dts=(0.1, 0.05, 0.02, 0.01), max_bench_models=2, threads=1,
+                          beat_cells=8, beat_n_ref=1, beat_dts=(0.05, 0.1, 0.25)),
     # a laptop: the sizes the post-stage had before the presets, with one pinned thread on the CPU.
     "small": PostSettings("small", tune_points=65_536, batch_sizes=None, warmup=1, repeats=3,
                           front_rounds=9, eager_full_tuning=True, bench_n_cpu=100_000, bench_n_gpu=16_000_000, n_ref=256,
@@ -73,7 +78,8 @@ PRESETS: dict[str, PostSettings] = {
     # the thesis' scale: 16M ICs on a GPU (1M on a CPU), more repetitions, every core.
     "paper": PostSettings("paper", tune_points=262_144, batch_sizes=None, warmup=2, repeats=5,
                           front_rounds=11, eager_full_tuning=True, bench_n_cpu=1_000_000, bench_n_gpu=16_000_000, n_ref=1_024,
-                          euler_dts=DEFAULT_EULER_DTS, max_bench_models=6, threads=None),
+                          euler_dts=DEFAULT_EULER_DTS, max_bench_models=6, threads=None,
+                          beat_cells=256, beat_n_ref=16),
 }
 
 

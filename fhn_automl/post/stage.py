@@ -297,6 +297,8 @@ def _pareto_mode(table, handles, trained: list[TrialRecord], staging: Path, resu
     from fhn_automl.post.analysis import (ERROR_FORMULA, SPEEDUP_FORMULA, TIME_FORMULA, anova, anova_markdown,
                                           error_anova_by_study, thesis_analyses_markdown, trials_frame,
                                           notable_models, plot_error_vs_neurons, plot_error_vs_time, plot_pareto)
+    from fhn_automl.physics.problems import get_problem
+    from fhn_automl.post.beat_benchmark import beat_report_markdown, plot_beat_work_precision, run_beat_benchmark
     from fhn_automl.post.benchmark import (SurrogateEntry, markdown_table, plot_work_precision, report_markdown,
                                            run_benchmark)
     from fhn_automl.post.pareto import Candidate, pareto_front
@@ -332,17 +334,29 @@ def _pareto_mode(table, handles, trained: list[TrialRecord], staging: Path, resu
                                   inputs=handles[table.at[i, "run_id"]]["_inputs"],
                                   kind=handles[table.at[i, "run_id"]]["_kind"], batch_size=int(table.at[i, "batch_size"]))
                    for i in chosen]
+        beat = get_problem(problem).kind == "beat"
         with phases("benchmark"):
-            report = run_benchmark(problem, entries, n=bench_n, n_ref=settings.n_ref, euler_dts=settings.euler_dts,
-                                   device=device, warmup=settings.warmup, repeats=settings.repeats)
+            if beat:  # an N-state cell model's beat: the verdict against its own solver (post.beat_benchmark)
+                report = run_beat_benchmark(get_problem(problem), entries, n=settings.beat_cells,
+                                            n_ref=settings.beat_n_ref, dts=settings.beat_dts, device=device,
+                                            warmup=settings.warmup, repeats=settings.repeats,
+                                            cache_dir=staging / "_prepaced")
+            else:
+                report = run_benchmark(problem, entries, n=bench_n, n_ref=settings.n_ref, euler_dts=settings.euler_dts,
+                                       device=device, warmup=settings.warmup, repeats=settings.repeats)
         for name, seconds in report.seconds.items():
             phases.add(f"benchmark: {name.split(' ')[0]}", seconds)
         reports.append(report)
-        (staging / f"benchmark_{problem}.md").write_text(report_markdown(report))
+        (staging / f"benchmark_{problem}.md").write_text(beat_report_markdown(report) if beat else report_markdown(report))
         (staging / f"benchmark_{problem}.json").write_text(json.dumps(report.as_dict(), indent=2, default=str))
         analysis_started = time.perf_counter()
-        plot_work_precision([report], staging / f"work_precision_{problem}.png")
-        euler = next(r for r in report.rows if r.side == "euler")
+        if beat:
+            shutil.rmtree(staging / "_prepaced", ignore_errors=True)
+            plot_beat_work_precision(report, staging / f"work_precision_{problem}.png")
+        else:
+            plot_work_precision([report], staging / f"work_precision_{problem}.png")
+        euler = next(r for r in report.rows if r.side in ("euler", "solver") and getattr(r, "stable", True)
+                     and math.isfinite(r.time_s))
         frame = table.loc[indices]
         plot_error_vs_neurons(frame, staging / f"error_vs_neurons_{problem}.png")
         plot_error_vs_time(frame, staging / f"error_vs_time_{problem}.png", euler_time_per_ic=euler.time_per_ic_s,
