@@ -14,7 +14,8 @@ problems) and both traces go through ``physics.ap_metrics.action_potential_metri
 ``final_full_val_max_dvdt_err_pct``        the same for the largest dV/dt (at the stored spacing: a 1 ms grid
                                            sees a fraction of the true upstroke velocity, on both sides)
 ``final_full_val_rest_err``                mean ``|V_rest_pred - V_rest|`` (units of V)
-``final_full_val_ap_mismatch_cells``       cells where one trace has an action potential and the other not;
+``final_full_val_ap_mismatch_cells``       cells where one trace has an action potential (a finite APD90 and
+                                           at least half the targets' largest amplitude) and the other not;
                                            they are left out of the APD means and counted here
 =========================================  ============================================================
 
@@ -65,8 +66,12 @@ def trace_physiology(t: np.ndarray, predicted: np.ndarray, target: np.ndarray) -
     squared = (predicted - target) ** 2
     cell_rmse = np.sqrt(squared.mean(axis=1))
     mine, theirs = action_potential_metrics(predicted, t), action_potential_metrics(target, t)
-    both = np.isfinite(mine["apd90"]) & np.isfinite(theirs["apd90"])
-    mismatch = np.isfinite(mine["apd90"]) != np.isfinite(theirs["apd90"])
+    # an action potential: a finite APD90 and an amplitude of at least half the targets' largest (a flat trace
+    # with a ripple has a "duration" by the letter of the APD definition, but no action potential)
+    scale = np.nanmax(theirs["amplitude"]) if np.isfinite(theirs["amplitude"]).any() else 0.0
+    mine_ap, their_ap = (np.isfinite(m["apd90"]) & (np.nan_to_num(m["amplitude"]) >= 0.5 * scale)
+                         for m in (mine, theirs))
+    both, mismatch = mine_ap & their_ap, mine_ap != their_ap
 
     def relative(key: str) -> np.ndarray:
         ok = both & np.isfinite(mine[key]) & np.isfinite(theirs[key]) & (np.abs(theirs[key]) > 0)
