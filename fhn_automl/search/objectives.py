@@ -306,9 +306,12 @@ def front_figure(models: Sequence[Model], front_models: Sequence[Model], keys: S
     return path
 
 
-def models_from_results(results: Any, keys: Sequence[str], name_of: Callable[[Mapping[str, Any]], str]) -> list[Model]:
+def models_from_results(results: Any, keys: Sequence[str], name_of: Callable[[Mapping[str, Any]], str],
+                        extra: Sequence[str] = ()) -> list[Model]:
     """Finished models of a Tune ``ResultGrid`` (packs split into members): their objective values.
-    ``name_of`` names a member from its trial spec (``TrialSpec.from_dict(spec).name``)."""
+    ``name_of`` names a member from its trial spec (``TrialSpec.from_dict(spec).name``). A model needs a
+    finite value of every objective in ``keys``; the ``extra`` keys (what the constraints read, when it is
+    not an objective) come along as they are, NaN where a model lacks them."""
     models = []
     for result in results:
         metrics = getattr(result, "metrics", None) or {}
@@ -324,6 +327,7 @@ def models_from_results(results: Any, keys: Sequence[str], name_of: Callable[[Ma
                 continue
             values = {key: _number(record.get(key)) for key in keys}
             if all(math.isfinite(v) for v in values.values()):
+                values.update({key: _number(record.get(key)) for key in extra if key not in values})
                 if name == "trial":
                     name = Path(str(getattr(result, "path", "trial"))).name
                     layers = layers_of["trial"]

@@ -271,7 +271,9 @@ def _run_search(options: SearchOptions) -> SearchSummary:
             asked = getattr(getattr(tune_config, "search_alg", None), "asked", None)
             if asked is not None and not resuming:  # a packed MO search may exhaust its space early
                 total = monitor.total = asked
-            report_front(tracker, multi, models_from_results(results, multi.keys, lambda spec: TrialSpec.from_dict(spec).name),
+            models = models_from_results(results, multi.keys, lambda spec: TrialSpec.from_dict(spec).name,
+                                         extra=[c.key for c in multi.constraints])
+            report_front(tracker, multi, models,
                          Path(tune_path) / "front" if state_file is not None else Path("runs") / "front",
                          quiet=options.quiet)
     except KeyboardInterrupt:
@@ -373,6 +375,23 @@ def _environment_variable(key: str, value: str) -> Iterator[None]:
             os.environ[key] = before
 
 
+def trial_counter(trial: Any) -> int:
+    """The 0-based creation count of a Tune trial that a searcher suggested: it makes the Optuna trial's
+    name (and the name its MLflow child run is found by), so it must survive a restore.
+
+    Tune's ``SearchGenerator`` counts the trials it creates (the count is in its saved state) and puts
+    the count first in the trial's ``experiment_tag`` (``"<count>_<sampled values>"``, 1-based); older
+    Ray also ended the trial id with it (``<run id>_<0-based count>``), Ray 2.60's ids are random hex.
+    """
+    head = str(getattr(trial, "experiment_tag", "") or "").split("_", 1)[0]
+    if head.isdigit():
+        return int(head) - 1
+    tail = str(trial.trial_id).rsplit("_", 1)
+    if len(tail) == 2 and tail[1].isdigit():
+        return int(tail[1])
+    raise ValueError(f"Tune trial {trial.trial_id!r} (tag {trial.experiment_tag!r}) carries no creation count")
+
+
 def _is_uri(value: str | None) -> bool:
     return bool(value) and "://" in str(value)
 
@@ -455,10 +474,9 @@ def tune_setup(space: SearchSpace, budget: Budget, trials: list[TrialSpec],
                                 seed=space.search.seed, **study)
     else:
         searcher = OptunaSearch(metric=metric, mode="min", seed=space.search.seed, **study)
+
     def index_trial(trial: Any) -> str:
-        # Tune numbers trials ``<run id>_<counter>`` in creation order, across restores too; the
-        # counter makes the Optuna trial's name (and the name its MLflow child run is found by).
-        trial.config.setdefault("index", int(str(trial.trial_id).rsplit("_", 1)[-1]))
+        trial.config.setdefault("index", trial_counter(trial))
         return trial_from_config(trial.config).name
 
     param_space = {"sampled": dimensions, "template": template, "plan": plan}
