@@ -19,7 +19,11 @@ its own search's validation set (same problem and distribution; the size may dif
 
 ``pull_models`` writes, per model, what a simulator needs without fhn_automl installed: the
 self-contained TorchScript file (``torch.jit.load(path)(x)``), the spec JSON, the raw TensorRT
-engine where one was built, and a model card (inputs, ranges, units, error, latency, device).
+engine where one was built, and a model card (inputs, ranges, units, error, latency, device). For a
+``beat`` problem of an N-state cell model (``tp06_beat``, ``ms_beat``) the version's tags and the card
+also carry the physiology metrics on the validation cells (``physiology_tags``: V RMSE, APD90 / APD50 /
+max dV/dt / resting-potential errors), the outputs' units (``BeatSetup.units``) and what the inputs are:
+``t`` in ms since the cycle start, and scale factors of the named model parameters.
 """
 
 from __future__ import annotations
@@ -51,6 +55,12 @@ UNITS = {"t": "FHN time units (dimensionless; the thesis writes ms)", "u0": "dim
 
 
 REGISTERED_PREFIX = "fhn_automl."
+#: A beat problem's physiology figures as version tags: ``fhn_automl.val_<name>`` of the trial's
+#: ``final_full_val_<name>`` metric (``learning.physiology``).
+PHYSIOLOGY_TAG_PREFIX = "val_"
+#: Units of the physiology figures (``V`` stands for the voltage output's unit)
+_PHYSIOLOGY_UNITS = {"v_rmse": "V", "v_rmse_max_cell": "V", "apd90_err_pct": "%", "apd90_max_err_pct": "%",
+                     "apd50_err_pct": "%", "max_dvdt_err_pct": "%", "rest_err": "V", "ap_mismatch_cells": "cells"}
 
 
 def registered_model_name(problem: str) -> str:
@@ -283,14 +293,76 @@ def download_version_files(version: Any, dst: str | os.PathLike, tracking_uri: s
     return local
 
 
+def _beat_setup(problem: str) -> Any:
+    """The ``BeatSetup`` of ``problem``, or None (not a beat problem, or no longer a known one)."""
+    from fhn_automl.physics.problems import UnknownProblemError, get_problem
+
+    try:
+        return get_problem(problem).beat
+    except UnknownProblemError:
+        return None
+
+
+def physiology_tags(problem: str, metrics: dict[str, float]) -> dict[str, str]:
+    """Version tags of a beat problem's physiology metrics (``fhn_automl.val_v_rmse``, ...) from a trial
+    run's metrics; empty for other problems, and for a run that lacks them (logged before they existed)."""
+    from fhn_automl.learning.physiology import PHYSIOLOGY_METRICS
+
+    if _beat_setup(problem) is None:
+        return {}
+    return {f"{TAG_PREFIX}{PHYSIOLOGY_TAG_PREFIX}{name}": str(metrics[f"final_full_val_{name}"])
+            for name in PHYSIOLOGY_METRICS if f"final_full_val_{name}" in metrics}
+
+
+def _beat_card(beat: Any, tags: dict[str, str]) -> dict[str, Any]:
+    """The card's ``beat`` section: the cell model, what the inputs are, the physiology figures."""
+    from fhn_automl.learning.physiology import PHYSIOLOGY_METRICS
+
+    voltage_units = beat.units.get(beat.voltage_output, "dimensionless")
+    figures = {name: _float(tags.get(f"{TAG_PREFIX}{PHYSIOLOGY_TAG_PREFIX}{name}")) for name in PHYSIOLOGY_METRICS}
+    return {
+        "cell_model": beat.cell_model, "scaled_parameters": list(beat.scaled),
+        "scale_range": list(beat.scale_range), "period_ms": beat.period, "prepacing_beats": beat.n_prepace,
+        "inputs": (f"t: ms since the start of the paced beat's cycle (0 to {beat.period:g}); "
+                   + ", ".join(f"{n}_scale" for n in beat.scaled)
+                   + f": scale factors of the {beat.cell_model} parameters {', '.join(beat.scaled)} "
+                   "(each multiplies the parameter's default value; 1 = the default cell), the other parameters "
+                   "at their defaults"),
+        "beat": (f"one beat at a {beat.period:g} ms cycle length (the model's stimulus protocol), after "
+                 f"{beat.n_prepace} pre-pacing beats from its default state ({beat.method}, dt {beat.dt:g} ms)"),
+        "voltage_output": beat.voltage_output,
+        "physiology": {**figures,
+                       "units": {name: voltage_units if unit == "V" else unit
+                                 for name, unit in _PHYSIOLOGY_UNITS.items()},
+                       "definition": "this model's beats against the dataset's (the problem's solver) on the "
+                                     "validation cells (parameter sets drawn apart from the training cells), "
+                                     "at the stored 1 ms spacing; APD / dV/dt errors: mean (and for APD90 the "
+                                     "largest) relative error over the cells in %; rest_err: mean |V_rest "
+                                     "error|; ap_mismatch_cells: cells where one trace has an action potential "
+                                     "and the other not (fhn_automl.learning.physiology)",
+                       "metrics": "final_full_val_<name> of the trial's MLflow run"},
+    }
+
+
+def _units(name: str, beat: Any) -> str:
+    if beat is None:
+        return UNITS.get(name, "dimensionless")
+    if name == "t":
+        return "ms since the start of the beat's cycle"
+    if name in beat.scale_inputs:
+        parameter = name.removesuffix("_scale")
+        return f"scale factor of {beat.cell_model}'s {parameter}: 1 = its default value"
+    return beat.units.get(name, "dimensionless")
+
+
 def model_card(spec: dict[str, Any], tags: dict[str, str], *, alias: str, version: str, problem: str) -> dict[str, Any]:
     """The facts a simulator author needs before trusting the file."""
     def tag(key: str) -> str | None:
         return tags.get(TAG_PREFIX + key)
 
-    inputs = [{"name": n, "range": spec["ranges"].get(n), "units": UNITS.get(n, "dimensionless")}
-              for n in spec["inputs"]]
-    outputs = [{"name": n, "units": UNITS.get(n, "dimensionless")} for n in spec["outputs"]]
+    beat = _beat_setup(problem)
+    inputs = [{"name": n, "range": spec["ranges"].get(n), "units": _units(n, beat)} for n in spec["inputs"]]
+    outputs = [{"name": n, "units": _units(n, beat)} for n in spec["outputs"]]
     iterator = spec.get("kind") == "iter"
     usage = ("x = torch.tensor(rows, dtype=torch.float32)  # shape (N, %d), columns %s\n"
              "y = torch.jit.load('model.ts')(x)            # shape (N, %d), columns %s"
@@ -298,15 +370,23 @@ def model_card(spec: dict[str, Any], tags: dict[str, str], *, alias: str, versio
     if iterator:
         usage += (f"\nstates = torch.jit.load('model.ts').rollout(x0, n_steps)  # every dt_net = {spec.get('dt_net')}"
                   " time units, shape (N, n_steps + 1, 2)")
-    return {
+    if beat is None:
+        error_definition = ("|u_pred - u_true| + |w_pred - w_true| per point, over the problem's whole validation "
+                            "set (iterators: every rollout to t = 50), of this model: the weights at the end of "
+                            "training")
+    else:
+        point_error = (" + ".join(f"|d{n}|" for n in spec["outputs"])
+                       + f", {', '.join(_units(n, beat) for n in spec['outputs'])}")
+        error_definition = (" + ".join(f"|{n}_pred - {n}_true|" for n in spec["outputs"])
+                            + f" ({', '.join(_units(n, beat) for n in spec['outputs'])}) per point, over every "
+                            "validation cell's beat, of this model: the weights at the end of training")
+    card = {
         "problem": problem, "registered_model": registered_model_name(problem), "version": version, "alias": alias,
         "kind": spec.get("kind"), "layers": spec.get("layers"), "inputs": inputs, "outputs": outputs,
         "input_scaling": "done inside the model: pass raw values within the ranges above",
         "dt_net": spec.get("dt_net"), "window_mode": spec.get("window_mode"),
         "validation": {"mean_err": _float(tag("val_mean_err")), "max_err": _float(tag("val_max_err")),
-                       "error_definition": "|u_pred - u_true| + |w_pred - w_true| per point, over the "
-                                           "problem's whole validation set (iterators: every rollout to "
-                                           "t = 50), of this model: the weights at the end of training",
+                       "error_definition": error_definition,
                        "error_metric": "final_full_val_mean_err / final_full_val_max_err (the thesis' "
                                        "figure; fhn_automl.learning.validation.REPORTED_ERROR_METRIC)",
                        "code_mean_err": _float(tag("val_code_mean_err")),
@@ -320,6 +400,10 @@ def model_card(spec: dict[str, Any], tags: dict[str, str], *, alias: str, versio
         "provenance": {"experiment": tag("experiment"), "run_id": tag("run_id"), "post_run_id": tag("post_run_id")},
         "usage": usage,
     }
+    if beat is not None:
+        card["validation"]["point_error"] = point_error
+        card["beat"] = _beat_card(beat, tags)
+    return card
 
 
 def _range(low: float | None, high: float | None) -> tuple[float, float] | None:
@@ -339,7 +423,8 @@ def card_markdown(card: dict[str, Any]) -> str:
     lines = [f"# {card['registered_model']} v{card['version']} (alias `{card['alias']}`)", "",
              f"- kind: {card['kind']}; layers: `{card['layers']}`; neurons: {card['size']['neurons']}; "
              f"multiply-adds per point: {card['size']['macs_per_point']}",
-             f"- validation error (mean / max of |du| + |dw|): {val['mean_err']} / {val['max_err']}",
+             f"- validation error (mean / max of {val.get('point_error', '|du| + |dw|')}): {val['mean_err']} / "
+             f"{val['max_err']}",
              f"- the same in the thesis code's measure (mean of |out - true| over points and outputs / largest "
              f"component): {val.get('code_mean_err')} / {val.get('code_max_err')}",
              f"- latency: {lat['seconds_per_point']} s per point at batch {lat['batch_size']}, backend "
@@ -347,10 +432,22 @@ def card_markdown(card: dict[str, Any]) -> str:
              f"- {card['input_scaling']}", "", "## Inputs", ""]
     lines += [f"- `{i['name']}` in {i['range']} ({i['units']})" for i in card["inputs"]]
     lines += ["", "## Outputs", ""] + [f"- `{o['name']}` ({o['units']})" for o in card["outputs"]]
+    if card.get("beat"):
+        lines += _beat_markdown(card["beat"])
     lines += ["", "## Use (plain torch, no fhn_automl needed)", "", "```python", "import torch", card["usage"], "```",
               "", f"Provenance: experiment `{card['provenance']['experiment']}`, trial run "
               f"`{card['provenance']['run_id']}`, post-stage run `{card['provenance']['post_run_id']}`.", ""]
     return "\n".join(lines)
+
+
+def _beat_markdown(beat: dict[str, Any]) -> list[str]:
+    """The card's beat section: the model and inputs, then the physiology figures as a table."""
+    physiology = beat["physiology"]
+    units = physiology["units"]
+    lines = ["", f"## Beat of {beat['cell_model']}", "", f"- inputs: {beat['inputs']}", f"- {beat['beat']}",
+             "", "## Physiology on the validation cells", "", "| metric | value | units |", "|---|---|---|"]
+    lines += [f"| `{name}` | {physiology.get(name)} | {unit} |" for name, unit in units.items()]
+    return lines + ["", physiology["definition"] + "."]
 
 
 def pull_models(problem: str, to: str | os.PathLike, *, alias: str = DEFAULT_ALIAS,

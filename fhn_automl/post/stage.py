@@ -302,7 +302,7 @@ def _pareto_mode(table, handles, trained: list[TrialRecord], staging: Path, resu
     from fhn_automl.post.benchmark import (SurrogateEntry, markdown_table, plot_work_precision, report_markdown,
                                            run_benchmark)
     from fhn_automl.post.pareto import Candidate, pareto_front
-    from fhn_automl.post.registry import RegistrationRequest, register_front
+    from fhn_automl.post.registry import RegistrationRequest, physiology_tags, register_front
     from fhn_automl.post.timing import describe_device
 
     table["pareto"] = False
@@ -412,6 +412,7 @@ def _pareto_mode(table, handles, trained: list[TrialRecord], staging: Path, resu
                 "backend": table.at[i, "backend"], "device": device_name, "cost_basis": front.cost_basis,
                 "macs": table.at[i, "macs"], "neurons": table.at[i, "neurons"], "layers": table.at[i, "layers"],
                 "experiment": experiment_name, "run_id": run_id, "post_run_id": post_run.info.run_id}.items()}
+            tags.update(physiology_tags(problem, trial_run.data.metrics))  # beat problems: V RMSE, APD errors, ...
             requests.append(RegistrationRequest(run_id=run_id, model_source=f"{trial_run.info.artifact_uri}/model",
                                                 tags=tags, engine_source=engine_source))
         requests_by_problem[problem] = requests

@@ -10,8 +10,19 @@
       latency: {device: cpu, backend: eager, batch: 4096, repeats: 20, warmup: 5, threads: 1}
 
 ``error`` is the file's ``search.metric`` (``val_mean_err`` unless set); ``latency`` is the measured
-latency (``search.latency``); the other names are the metrics every trial reports (``REPORTED``). Each
-is checked on load, and an error names the file and the field.
+latency (``search.latency``); the other names are the metrics every trial reports (``REPORTED``), and,
+on ``beat`` problems only (``tp06_beat``, ``ms_beat``), their physiology metrics (``BEAT_METRICS``, by
+the full name or the short one: ``v_rmse``, ``apd90_err_pct``, ``apd90_max_err_pct``, ``apd50_err_pct``,
+``max_dvdt_err_pct``, ``rest_err``, ...)::
+
+      objectives: [v_rmse, latency]
+      constraints: ["apd90_err_pct <= 1"]
+
+Each is checked on load, and an error names the file and the field; a physiology metric on a problem
+that is not a beat is refused there (``check_problem_metrics``), not left to report NaN. The figures
+that exist only at a trial's end (``final_full_*``, physiology included) are fine as objectives and
+constraints (Optuna is told the trial's final result) but cannot be MOASHA's cost, which ranks rungs
+during training.
 
 At the end of a search each constraint is a query: "the fastest model with error <= 1e-3" is the
 finished model that meets it with the least of the *other* objective (``answer_queries``).
@@ -27,15 +38,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# the names only: learning.physiology imports torch inside its functions, so validation stays torch-free
+from fhn_automl.learning.physiology import PHYSIOLOGY_METRICS
 from fhn_automl.search.latency import BACKENDS, LATENCY_METRIC, LatencyTarget
 
+#: Physiology metrics (``learning.physiology``) that trials on a ``beat`` problem report at their end.
+BEAT_METRICS = tuple(f"final_full_val_{name}" for name in PHYSIOLOGY_METRICS)
 #: objective / constraint name -> the result key it reads ("error" is resolved to ``search.metric``)
 ALIASES = {"latency": LATENCY_METRIC, "macs": "macs_per_eval", "parameters": "n_parameters",
-           "neurons": "n_neurons"}
-#: Metrics every trial reports (learning layer's ``report``, ``model_counts``), usable by name.
+           "neurons": "n_neurons", **{name: f"final_full_val_{name}" for name in PHYSIOLOGY_METRICS}}
+#: Metrics every trial reports (learning layer's ``report``, ``model_counts``), usable by name; the
+#: ``BEAT_METRICS`` only on beat problems.
 REPORTED = ("val_mean_err", "val_max_err", "best_val_mean_err", "best_val_max_err", "final_full_val_mean_err",
             "final_full_val_max_err", "macs_per_eval", "n_parameters", "n_neurons", "train_seconds",
-            LATENCY_METRIC)
+            LATENCY_METRIC, *BEAT_METRICS)
+#: Result keys a trial reports only once, at its end (the model at training end on the whole validation set).
+END_ONLY_PREFIX = "final_full_"
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
 _OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt}
@@ -109,7 +127,8 @@ def parse_multi_objective(check: Any, raw: Mapping[str, Any], error_metric: str)
     if not isinstance(objectives, (list, tuple)) or len(objectives) < 2:
         raise check.error("search.objectives", "must be a list of at least two metrics, e.g. [error, latency]",
                           objectives)
-    known = "error, latency, macs, parameters, neurons, " + ", ".join(REPORTED)
+    known = ("error, latency, macs, parameters, neurons, " + ", ".join(REPORTED[:-len(BEAT_METRICS)])
+             + "; on beat problems also " + ", ".join(PHYSIOLOGY_METRICS) + " (or final_full_val_<name>)")
     keys = []
     for name in objectives:
         key = resolve_name(str(name), error_metric)
@@ -139,6 +158,38 @@ def parse_multi_objective(check: Any, raw: Mapping[str, Any], error_metric: str)
     latency = _parse_latency(check, raw.get("latency", {}))
     return MultiObjective(names=tuple(map(str, objectives)), keys=tuple(keys), constraints=tuple(constraints),
                           sampler=sampler, latency=latency)
+
+
+def check_problem_metrics(check: Any, multi: MultiObjective | None, problems: Sequence[str],
+                          problem_kinds: Mapping[str, str]) -> None:
+    """Refuse a physiology metric (``BEAT_METRICS``) as an objective or constraint of a search that trains
+    on a problem that is not a ``beat`` one (its trials never report it); ``problem_kinds``: problem ->
+    ``Problem.kind``. The error names the field, the metric and the problem."""
+    if multi is None:
+        return
+    others = [p for p in problems if problem_kinds.get(p) != "beat"]
+    if not others:
+        return
+    fields = [("search.objectives", name, key) for name, key in zip(multi.names, multi.keys)]
+    fields += [("search.constraints", str(c), c.key) for c in multi.constraints]
+    for field_name, written, key in fields:
+        if key in BEAT_METRICS:
+            raise check.error(field_name, f"names {key.removeprefix('final_full_val_')!r}, a physiology metric of "
+                              f"beat problems (tp06_beat, ms_beat), but problem {others[0]!r} is not a beat: its "
+                              f"trials never report it", written)
+
+
+def check_moasha_cost(check: Any, multi: MultiObjective | None, error_metric: str) -> None:
+    """MOASHA ranks each rung by (error, cost) during training: its cost (the first objective other than
+    ``error``) must be a figure reported before the end, not a ``final_full_*`` one."""
+    if multi is None:
+        return
+    cost = next((k for k in multi.keys if k != error_metric), None)
+    if cost is not None and cost.startswith(END_ONLY_PREFIX):
+        name = multi.names[multi.keys.index(cost)]
+        raise check.error("scheduler.type", f"moasha ranks rungs during training by (error, {name}), but {name} "
+                          "is reported only at a trial's end; use fifo (or asha), or put a cost reported from "
+                          "the start (latency, macs, parameters, neurons) second in search.objectives", "moasha")
 
 
 def _parse_latency(check: Any, raw: Any) -> LatencyTarget:
@@ -255,9 +306,12 @@ def front_figure(models: Sequence[Model], front_models: Sequence[Model], keys: S
     return path
 
 
-def models_from_results(results: Any, keys: Sequence[str], name_of: Callable[[Mapping[str, Any]], str]) -> list[Model]:
+def models_from_results(results: Any, keys: Sequence[str], name_of: Callable[[Mapping[str, Any]], str],
+                        extra: Sequence[str] = ()) -> list[Model]:
     """Finished models of a Tune ``ResultGrid`` (packs split into members): their objective values.
-    ``name_of`` names a member from its trial spec (``TrialSpec.from_dict(spec).name``)."""
+    ``name_of`` names a member from its trial spec (``TrialSpec.from_dict(spec).name``). A model needs a
+    finite value of every objective in ``keys``; the ``extra`` keys (what the constraints read, when it is
+    not an objective) come along as they are, NaN where a model lacks them."""
     models = []
     for result in results:
         metrics = getattr(result, "metrics", None) or {}
@@ -273,6 +327,7 @@ def models_from_results(results: Any, keys: Sequence[str], name_of: Callable[[Ma
                 continue
             values = {key: _number(record.get(key)) for key in keys}
             if all(math.isfinite(v) for v in values.values()):
+                values.update({key: _number(record.get(key)) for key in extra if key not in values})
                 if name == "trial":
                     name = Path(str(getattr(result, "path", "trial"))).name
                     layers = layers_of["trial"]

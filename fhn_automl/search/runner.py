@@ -256,8 +256,8 @@ def _run_search(options: SearchOptions) -> SearchSummary:
     replayed = None
     try:
         t0 = time.perf_counter()
-        with _no_default_tune_loggers(), _sigint_kept(), (signing_tune_writes(tune_path) if local_tune_path is not None
-                                                         else contextlib.nullcontext()):
+        with _no_default_tune_loggers(), _end_only_objectives(space), _sigint_kept(), (
+                signing_tune_writes(tune_path) if local_tune_path is not None else contextlib.nullcontext()):
             results = tuner.fit()
         timings["tune_fit_seconds"] = time.perf_counter() - t0
         monitor.drain()  # the replay below reads what the queued calls write (which trials are closed)
@@ -271,7 +271,9 @@ def _run_search(options: SearchOptions) -> SearchSummary:
             asked = getattr(getattr(tune_config, "search_alg", None), "asked", None)
             if asked is not None and not resuming:  # a packed MO search may exhaust its space early
                 total = monitor.total = asked
-            report_front(tracker, multi, models_from_results(results, multi.keys, lambda spec: TrialSpec.from_dict(spec).name),
+            models = models_from_results(results, multi.keys, lambda spec: TrialSpec.from_dict(spec).name,
+                                         extra=[c.key for c in multi.constraints])
+            report_front(tracker, multi, models,
                          Path(tune_path) / "front" if state_file is not None else Path("runs") / "front",
                          quiet=options.quiet)
     except KeyboardInterrupt:
@@ -341,9 +343,29 @@ def _sigint_kept():
 def _no_default_tune_loggers() -> Iterator[None]:
     """Tune adds CSV, JSON and TensorBoard loggers unless this variable says not to; the search
     passes the first two itself (see ``_run_search``). Put back afterwards: it is process-wide."""
-    key = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"
+    with _environment_variable("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1"):
+        yield
+
+
+@contextlib.contextmanager
+def _end_only_objectives(space: SearchSpace) -> Iterator[None]:
+    """Tune refuses a result without every objective of its searcher in it, but the ``final_full_*``
+    figures (the reported error, a beat problem's physiology metrics) exist only in a trial's final
+    result, the one Optuna is told; the validations before it lack them. For a search with such an
+    objective Tune's check is switched off around ``fit`` (process-wide, so put back afterwards)."""
+    multi = space.search.multi
+    if multi is None or space.resources.executor == "packed" or not any(
+            key.startswith("final_full_") for key in multi.keys):
+        yield  # packed: the searcher reads each member's final record itself (search.mo_packed)
+        return
+    with _environment_variable("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1"):
+        yield
+
+
+@contextlib.contextmanager
+def _environment_variable(key: str, value: str) -> Iterator[None]:
     before = os.environ.get(key)
-    os.environ[key] = "1"
+    os.environ[key] = value
     try:
         yield
     finally:
@@ -351,6 +373,23 @@ def _no_default_tune_loggers() -> Iterator[None]:
             os.environ.pop(key, None)
         else:
             os.environ[key] = before
+
+
+def trial_counter(trial: Any) -> int:
+    """The 0-based creation count of a Tune trial that a searcher suggested: it makes the Optuna trial's
+    name (and the name its MLflow child run is found by), so it must survive a restore.
+
+    Tune's ``SearchGenerator`` counts the trials it creates (the count is in its saved state) and puts
+    the count first in the trial's ``experiment_tag`` (``"<count>_<sampled values>"``, 1-based); older
+    Ray also ended the trial id with it (``<run id>_<0-based count>``), Ray 2.60's ids are random hex.
+    """
+    head = str(getattr(trial, "experiment_tag", "") or "").split("_", 1)[0]
+    if head.isdigit():
+        return int(head) - 1
+    tail = str(trial.trial_id).rsplit("_", 1)
+    if len(tail) == 2 and tail[1].isdigit():
+        return int(tail[1])
+    raise ValueError(f"Tune trial {trial.trial_id!r} (tag {trial.experiment_tag!r}) carries no creation count")
 
 
 def _is_uri(value: str | None) -> bool:
@@ -435,10 +474,9 @@ def tune_setup(space: SearchSpace, budget: Budget, trials: list[TrialSpec],
                                 seed=space.search.seed, **study)
     else:
         searcher = OptunaSearch(metric=metric, mode="min", seed=space.search.seed, **study)
+
     def index_trial(trial: Any) -> str:
-        # Tune numbers trials ``<run id>_<counter>`` in creation order, across restores too; the
-        # counter makes the Optuna trial's name (and the name its MLflow child run is found by).
-        trial.config.setdefault("index", int(str(trial.trial_id).rsplit("_", 1)[-1]))
+        trial.config.setdefault("index", trial_counter(trial))
         return trial_from_config(trial.config).name
 
     param_space = {"sampled": dimensions, "template": template, "plan": plan}

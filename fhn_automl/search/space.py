@@ -388,6 +388,12 @@ def parse_search_space(raw: Any, path: Path) -> SearchSpace:
         check_packed_multi_objective(space)
     if space.scheduler.kind == "moasha" and space.search.multi is None:
         raise check.error("scheduler.type", "moasha (Pareto halving) needs search.objectives", "moasha")
+    from fhn_automl.search.objectives import check_moasha_cost, check_problem_metrics
+
+    check_problem_metrics(check, space.search.multi, space.problems,
+                          {problem: get_problem(problem).kind for problem in space.problems})
+    if space.scheduler.kind == "moasha":
+        check_moasha_cost(check, space.search.multi, space.search.metric)
     if space.search.algorithm != "grid" and any(s.axes["kind"] == ("untrained",) for s in studies):
         raise check.error("search.algorithm", "untrained sweeps have no error to optimise: use grid",
                           space.search.algorithm)

@@ -9,7 +9,8 @@ Layout (the post-stage reads exactly this):
   ``fhn_automl.trial_status`` = ``finished`` | ``diverged`` | ``error``; params (problem, kind, layers,
   depth, widths, activations, shape_class, neurons, parameters, macs, pinn, batch_size, extra_region,
   window, seed, ...); the tags of the parent's environment (user, source, git commit, versions);
-  a small metric vocabulary (``FINAL_METRICS``, the reported error ``final_full_val_mean_err`` first;
+  a small metric vocabulary (``FINAL_METRICS``, the reported error ``final_full_val_mean_err`` first,
+  the physiology metrics of ``beat`` problems last;
   curves ``CURVE_METRICS`` at each validation, MLflow step = training step) and everything else a
   trial reports (timings, counts, best step) in one artifact, ``trial_result.json``;
   the learning layer's model files under the artifact path ``model/`` (``spec.json``, ``weights.pt``,
@@ -43,6 +44,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from fhn_automl._provenance import git_commit
+# the names only: learning.physiology imports torch inside its functions, so the search stays torch-free
+from fhn_automl.learning.physiology import PHYSIOLOGY_METRICS
 from fhn_automl.search.tracking_tags import (BUDGET_TAG, DEVICE_TAG, ERROR_TAG, EXPERIMENT_KIND_TAG, GIT_COMMIT_TAG,
                                              HOST_TAG, KIND_TAG, LAYERS_TAG, MLFLOW_MODEL_FILES, PROBLEM_TAG,
                                              PYTHON_TAG, STORAGE_TAG, WORKER_RESTARTS_TAG,
@@ -75,10 +78,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 # numbers; a run page shows only these, the rest go to one JSON artifact (RESULT_ARTIFACT).
 #: Logged once when the trial ends, the reported error first: the model at training end on the whole
 #: validation set (the figure the post-stage ranks and registers by), then the last validation on
-#: the validation subset, the best subset point during training, and the training seconds.
+#: the validation subset, the best subset point during training, and the training seconds; last, for
+#: ``beat`` problems only, the physiology metrics of the same model (``learning.physiology``: V RMSE,
+#: APD90 / APD50 / max dV/dt / resting-potential errors on the validation cells).
 FINAL_METRICS = ("final_full_val_mean_err", "final_full_val_max_err", "final_full_val_code_mean_err",
                  "final_full_val_code_max_err", "final_val_mean_err", "final_val_max_err", "latency_ms",
-                 "best_subset_val_mean_err", "best_subset_val_max_err", "train_seconds")
+                 "best_subset_val_mean_err", "best_subset_val_max_err", "train_seconds",
+                 *(f"final_full_val_{name}" for name in PHYSIOLOGY_METRICS))
 #: Curves, at every validation (MLflow step = training step); also ``loss_<term>`` and, for
 #: iterators, ``val_step_*_err`` / ``val_rollout_*_err`` (and their ``final_full_`` figures at the end).
 CURVE_METRICS = ("val_mean_err", "val_max_err", "loss", "lr", "step_time_ms", "pack_members")

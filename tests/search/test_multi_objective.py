@@ -100,6 +100,85 @@ def test_search_file_objectives_and_named_errors():
         parse_search_space({**BASE, "scheduler": "moasha"}, Path("mo.yaml"))
 
 
+def test_physiology_metrics_are_objectives_and_constraints_of_beat_problems_only():
+    """Issue 22: a beat problem's physiology metrics (short or full name) are objectives and constraints;
+    on a problem that is not a beat, or as MOASHA's cost (reported only at the end), they are refused."""
+    from fhn_automl.learning.physiology import PHYSIOLOGY_METRICS
+    from fhn_automl.search.objectives import BEAT_METRICS
+
+    beat = {**BASE, "problem": "tp06_beat"}
+    space = parse_search_space({**beat, "search": {
+        "algorithm": "multi_objective", "num_samples": 4, "objectives": ["v_rmse", "latency", "final_full_val_rest_err"],
+        "constraints": ["apd90_err_pct <= 1", "final_full_val_ap_mismatch_cells < 1"]}}, Path("beat.yaml"))
+    multi = space.search.multi
+    assert multi.keys == ("final_full_val_v_rmse", "latency_ms", "final_full_val_rest_err")
+    assert [c.key for c in multi.constraints] == ["final_full_val_apd90_err_pct", "final_full_val_ap_mismatch_cells"]
+    assert multi.constraint_values({"final_full_val_apd90_err_pct": 3.0, "final_full_val_ap_mismatch_cells": 0.0}) \
+        == pytest.approx([2.0, -1.0])
+    assert len(BEAT_METRICS) == len(PHYSIOLOGY_METRICS) == 8
+    for name in PHYSIOLOGY_METRICS:  # every one by its short name, on a beat problem
+        parse_search_space({**beat, "search": {"algorithm": "multi_objective", "num_samples": 4,
+                                               "objectives": ["error", "latency"], "constraints": [f"{name} <= 5"]}},
+                           Path("beat.yaml"))
+    cases = [({"objectives": ["apd90_err_pct", "latency"]}, "search.objectives", "'apd90_err_pct'"),
+             ({"objectives": ["error", "final_full_val_v_rmse"]}, "search.objectives", "'v_rmse'"),
+             ({"objectives": ["error", "latency"], "constraints": ["rest_err < 2"]}, "search.constraints", "'rest_err'")]
+    for fields, field_name, text in cases:
+        with pytest.raises(SearchSpaceError) as caught:
+            _search(**fields)  # problem_b_s: FitzHugh-Nagumo, no action potential metrics
+        message = str(caught.value)
+        assert "mo.yaml" in message and f"'{field_name}'" in message and text in message
+        assert "problem 'problem_b_s' is not a beat" in message
+    # a file with a beat and a non-beat study is refused too (the FHN trials would never report it)
+    mixed = {**beat, "studies": {"beat": {}, "fhn": {"problem": "problem_b_s"}},
+             "search": {"algorithm": "multi_objective", "num_samples": 4, "objectives": ["error", "v_rmse"]}}
+    with pytest.raises(SearchSpaceError, match="problem 'problem_b_s' is not a beat"):
+        parse_search_space(mixed, Path("mixed.yaml"))
+    with pytest.raises(SearchSpaceError, match=r"'scheduler.type' moasha ranks rungs during training by \(error, "
+                                               r"apd90_err_pct\)"):
+        parse_search_space({**beat, "scheduler": "moasha", "search": {
+            "algorithm": "multi_objective", "num_samples": 4, "objectives": ["error", "apd90_err_pct"]}}, Path("b.yaml"))
+
+
+def test_a_constraint_on_a_metric_that_is_no_objective_is_answered():
+    """``objectives: [v_rmse, macs]``, ``constraints: ["apd90_err_pct <= 1"]``: the query reads each
+    model's APD90 error although the front does not rank by it; a NaN there fails the constraint only."""
+    from types import SimpleNamespace
+
+    from fhn_automl.search.objectives import answer_queries, front, models_from_results
+
+    space = parse_search_space({**BASE, "problem": "tp06_beat", "search": {
+        "algorithm": "multi_objective", "num_samples": 3, "objectives": ["v_rmse", "macs"],
+        "constraints": ["apd90_err_pct <= 1"]}}, Path("beat.yaml"))
+    multi = space.search.multi
+    figures = {"a": (2.0, 300, 0.5), "b": (5.0, 100, 3.0), "c": (1.0, 900, float("nan"))}
+    results = [SimpleNamespace(metrics={"final_full_val_v_rmse": rmse, "macs_per_eval": macs,
+                                        "final_full_val_apd90_err_pct": apd, "status": "finished"},
+                               config={"trial": {"layers": name}}, path=f"/tune/{name}")
+               for name, (rmse, macs, apd) in figures.items()]
+    models = models_from_results(results, multi.keys, lambda spec: "unused",
+                                 extra=[c.key for c in multi.constraints])
+    assert [m.name for m in models] == ["a", "b", "c"]  # c's NaN APD error does not drop it from the front
+    assert [m.name for m in front(models, multi.keys)] == ["c", "a", "b"]
+    (constraint, target, best), = answer_queries(models, multi)
+    assert target == "final_full_val_v_rmse" and best.name == "a"  # c is more accurate but fails the constraint
+    assert [m.name for m in models_from_results(results, multi.keys, lambda spec: "unused")] == ["a", "b", "c"]
+    assert "final_full_val_apd90_err_pct" not in models_from_results(results, multi.keys, str)[0].values
+
+
+def test_model_based_trials_are_numbered_by_their_creation_count():
+    """Ray 2.60's trial ids are random hex: the count comes from the trial's experiment tag (older Ray:
+    from the id's tail), 0-based, and a trial that carries neither is an error, not a made-up index."""
+    from types import SimpleNamespace
+
+    from fhn_automl.search.runner import trial_counter
+
+    assert trial_counter(SimpleNamespace(trial_id="1a6b4010", experiment_tag="3_layers=silu-8")) == 2
+    assert trial_counter(SimpleNamespace(trial_id="1a6b4_00004", experiment_tag="")) == 4
+    with pytest.raises(ValueError, match="1a6b4010"):
+        trial_counter(SimpleNamespace(trial_id="1a6b4010", experiment_tag=None))
+
+
 def test_constraint_queries_and_front():
     from fhn_automl.search.objectives import Model, answer_queries, describe_answer, front
 
