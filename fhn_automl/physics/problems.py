@@ -2,7 +2,10 @@
 
 A problem says what the network maps from and to, the input ranges, the time span, how the applied
 current depends on the parameter K, how its datasets are sampled and how big they are by default.
-Nothing here knows about solvers or files: the solver and the datasets code take a ``Problem``.
+Nothing here knows about solvers or files: the solver and the datasets code take a ``Problem``. The one
+exception is ``beat:MODEL_FILE?OPTIONS`` (:func:`beat_file_problem`): the problem of a user's cell-model
+file is made from what the file declares (its protocol's cycle, its voltage state and units), so the file
+is read (``physics.ionic_sources``, lazily) when such a spec is resolved.
 
 Two boxes per problem, kept apart:
 
