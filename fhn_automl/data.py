@@ -5,6 +5,9 @@ Euler (dt = 0.01, a state kept every 0.1 time unit) and writes ``train.parquet``
 (+ problem A's ``scarce`` / ``complete``, the iterator's ``rollout``) and ``manifest.json`` into DIR.
 Running it again with the same arguments reuses valid files and rebuilds missing or corrupted ones.
 
+A beat problem of your own cell model is a problem too: ``python -m fhn_automl.data
+'beat:my_model.mmt?vary=gKr,gKs' --out DIR`` (``physics.problems.beat_file_problem``: options, defaults).
+
 N-state cell models: ``python -m fhn_automl.data --cell-model NAME_OR_PATH --out DIR`` (no problem name)
 writes one pre-paced beat per cell, cells differing in their parameters (``physics.cell_datasets``).
 NAME is a built-in model (fhn, tp06_epi, tp06_m, mitchell_schaeffer) or the path of a Myokit ``.mmt`` or
@@ -28,7 +31,8 @@ from fhn_automl.physics.problems import PROBLEMS, UnknownProblemError
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m fhn_automl.data", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("problem", nargs="?", help=f"one of: {', '.join(sorted(PROBLEMS))} (omit with --cell-model)")
+    parser.add_argument("problem", nargs="?", help=f"one of: {', '.join(sorted(PROBLEMS))}, or "
+                        "'beat:MODEL_FILE?vary=P1,P2[&OPTION=VALUE...]' (omit with --cell-model)")
     parser.add_argument("--out", required=True, help="folder for the Parquet files and manifest.json")
     parser.add_argument("--n-trajectories", type=positive_int, default=None,
                         help="trajectories over train + val (iterator: pairs); default: the thesis' sizes")
@@ -57,8 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         out = build_dataset(args.problem, args.out, n_trajectories=args.n_trajectories, seed=args.seed,
                             device=args.device)
-    except (UnknownProblemError, DatasetError, CudaUnavailableError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    except (UnknownProblemError, DatasetError, CudaUnavailableError, CellModelError) as error:
+        print(f"error: {error}", file=sys.stderr)  # CellModelError: a beat problem's cell outside its ranges
         return 2
     _print_manifest(out)
     return 0

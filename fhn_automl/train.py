@@ -31,7 +31,9 @@ from fhn_automl.learning.architecture import LayerNotationError, parse_layers
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fhn_automl.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("problem", help="problem name, e.g. problem_b_s (see fhn_automl.physics.problems)")
+    parser.add_argument("problem", help="problem name, e.g. problem_b_s (see fhn_automl.physics.problems), or "
+                        "'beat:MODEL_FILE?vary=P1,P2' for a beat problem of your own cell model (README, "
+                        "\"Your own cell model\")")
     parser.add_argument("--layers", default="silu-32,tanh-32,silu-32", help="hidden layers, e.g. silu-32,tanh-32,silu-32")
     parser.add_argument("--kind", choices=("ddnn", "pinn", "iter"), default=None,
                         help="model kind (default: iter for iterator problems, else ddnn)")
@@ -109,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     kind = args.kind or ("iter" if problem.kind == "iterator" else "ddnn")
     config: dict[str, Any] = {
-        "problem": args.problem, "layers": args.layers, "kind": kind, "recipe": args.recipe, "steps": args.steps,
+        "problem": problem.key, "layers": args.layers, "kind": kind, "recipe": args.recipe, "steps": args.steps,
         "val_every": args.val_every or max(1, args.steps // 20), "seed": args.seed, "device": args.device,
         "data_root": args.data_root, "out_dir": args.out,
     }

@@ -32,6 +32,7 @@ class ModelSpec:
     marched to ``horizon`` at inference. ``input_scaling`` False keeps the thesis' raw inputs.
     """
 
+    #: ``Problem.key``: a registered name, or a model file's canonical ``beat:/PATH?...`` spec
     problem: str
     kind: str
     layers: tuple[LayerSpec, ...]

@@ -234,7 +234,7 @@ def _region_points(cfg: TrainConfig, problem: Problem, dataset_dir: Path, window
 
 def _make_spec(cfg: TrainConfig, recipe: Recipe, problem: Problem, window: WindowPlan, mean, std) -> ModelSpec:
     return ModelSpec(
-        problem=problem.name, kind=cfg.kind, layers=cfg.layers, inputs=problem.inputs, outputs=problem.outputs,
+        problem=problem.key, kind=cfg.kind, layers=cfg.layers, inputs=problem.inputs, outputs=problem.outputs,
         ranges={name: problem.ranges[name] for name in problem.inputs}, input_scaling=recipe.scale_inputs,
         output_mean=tuple(float(v) for v in mean), output_std=tuple(float(v) for v in std),
         window_mode=window.mode, window_edges=window.edges,

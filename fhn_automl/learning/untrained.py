@@ -26,7 +26,7 @@ def untrained_spec(problem_name: str, layers: str | Iterable[LayerSpec], *,
     metadata: dict = {"untrained": True}
     if seed is not None:
         metadata["seed"] = seed
-    return ModelSpec(problem=problem.name, kind="ddnn", layers=parse_layers(layers),
+    return ModelSpec(problem=problem.key, kind="ddnn", layers=parse_layers(layers),
                      inputs=problem.inputs, outputs=problem.outputs,
                      ranges={name: problem.ranges[name] for name in problem.inputs},
                      metadata=metadata)

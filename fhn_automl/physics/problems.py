@@ -2,7 +2,10 @@
 
 A problem says what the network maps from and to, the input ranges, the time span, how the applied
 current depends on the parameter K, how its datasets are sampled and how big they are by default.
-Nothing here knows about solvers or files: the solver and the datasets code take a ``Problem``.
+Nothing here knows about solvers or files: the solver and the datasets code take a ``Problem``. The one
+exception is ``beat:MODEL_FILE?OPTIONS`` (:func:`beat_file_problem`): the problem of a user's cell-model
+file is made from what the file declares (its protocol's cycle, its voltage state and units), so the file
+is read (``physics.ionic_sources``, lazily) when such a spec is resolved.
 
 Two boxes per problem, kept apart:
 
@@ -18,7 +21,11 @@ Two boxes per problem, kept apart:
 
 from __future__ import annotations
 
+import functools
+import os
+import re
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Literal
 
 from fhn_automl.physics.cell_models import CELL_MODELS, CellModel
@@ -53,6 +60,12 @@ class UnknownProblemError(KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
         return str(self.args[0])
+
+
+class ProblemSpecError(UnknownProblemError):
+    """A ``beat:MODEL_FILE[?OPTIONS]`` problem that cannot be made: the message names the bad part (the
+    file, an option, a value). A subclass of ``UnknownProblemError``, so every caller that handles an
+    unknown problem name handles it too."""
 
 
 @dataclass(frozen=True)
@@ -138,6 +151,16 @@ class Problem:
     extra_sets: dict[str, int] = field(default_factory=dict)
     #: ``beat`` problems: the N-state model and how its beats are made (None for FitzHugh-Nagumo problems)
     beat: BeatSetup | None = None
+    #: a problem of a user's model file: its canonical ``beat:/ABSOLUTE/PATH[?OPTIONS]`` spec, the string
+    #: ``get_problem`` makes it from again in any process; empty for registered problems (their ``name``)
+    spec: str = ""
+
+    @property
+    def key(self) -> str:
+        """What travels where the problem must be found again (training configs, trial specs, MLflow's
+        ``problem`` param, a model's spec.json): ``get_problem(problem.key)`` is this problem. ``name``
+        stays a safe identifier for folders and registered-model names."""
+        return self.spec or self.name
 
     @property
     def has_k(self) -> bool:
@@ -262,13 +285,15 @@ del _text
 def beat_problem(name: str, cell_model: str, *, scaled: tuple[str, ...], outputs: dict[str, str],
                  units: dict[str, str], description: str, n_prepace: int, dt: float, pace_dt: float,
                  period: float = 1000.0, save_dt: float = 1.0, scale_range: tuple[float, float] = (0.5, 2.0),
-                 n_train: int = 512, n_val: int = 128) -> Problem:
+                 n_train: int = 512, n_val: int = 128, method: str = "rush_larsen",
+                 voltage_output: str = "V") -> Problem:
     """A ``beat`` problem: (t, scale factors of ``scaled``) -> ``outputs`` over one paced beat.
 
     ``n_train`` / ``n_val``: cells (parameter sets) per split at the full size; validation cells are drawn
     apart from the training cells, so the validation figure is on fresh parameter sets."""
     setup = BeatSetup(cell_model=cell_model, scaled=tuple(scaled), outputs=dict(outputs), scale_range=scale_range,
-                      n_prepace=n_prepace, dt=dt, pace_dt=pace_dt, period=period, units=dict(units))
+                      n_prepace=n_prepace, dt=dt, pace_dt=pace_dt, period=period, units=dict(units), method=method,
+                      voltage_output=voltage_output)
     ranges = {"t": (0.0, period), **{name: tuple(scale_range) for name in setup.scale_inputs}}
     return Problem(name=name, description=description, kind="beat", inputs=("t", *setup.scale_inputs),
                    outputs=tuple(outputs), ranges=ranges, t_span=(0.0, period), i_base=0.0, cell_model=cell_model,
@@ -299,10 +324,259 @@ def code_variant(name: str) -> str:
     return CODE_VARIANTS.get(name, name)
 
 
-def get_problem(name: str) -> Problem:
-    """The registered problem called ``name``; an ``UnknownProblemError`` lists the known names."""
+def get_problem(name: str, *, base_dir: str | os.PathLike | None = None) -> Problem:
+    """The problem ``name`` stands for: a registered name, or ``beat:MODEL_FILE[?OPTIONS]``, a beat problem
+    of a user's model file (:func:`beat_file_problem`; a relative path is taken from ``base_dir``, default
+    the working directory). ``UnknownProblemError`` lists the known names; ``ProblemSpecError`` (a
+    subclass) names what is wrong with a ``beat:`` spec."""
+    if isinstance(name, str) and name.startswith(BEAT_SPEC_PREFIX):
+        return beat_file_problem(name, base_dir=base_dir)
     try:
         return PROBLEMS[name]
-    except KeyError:
+    except (KeyError, TypeError):
         known = ", ".join(sorted(PROBLEMS))
-        raise UnknownProblemError(f"unknown problem {name!r}; known problems: {known}") from None
+        raise UnknownProblemError(f"unknown problem {name!r}; known problems: {known}; or a model file's beat "
+                                  f"problem, {BEAT_SPEC_PREFIX}MODEL_FILE[?vary=P1,P2&...]") from None
+
+
+# ----------------------------------------------------------------------- beat problems of model files
+#
+# ``beat:PATH[?KEY=VALUE&...]`` makes a beat problem of a user's model file (Myokit .mmt, CellML, or a JSON
+# bundle of ``physics.ionic_sources``) wherever a problem name goes. The spec string is the problem's
+# identity across processes (a Ray worker re-resolves its trial's ``problem``), so it is made canonical
+# once (absolute path, options normalised) and kept as ``Problem.spec``; ``Problem.name`` is a safe
+# identifier (``<file stem>_beat`` or ``name=``) for dataset folders and registered-model names.
+
+BEAT_SPEC_PREFIX = "beat:"
+#: the options of a ``beat:`` spec: what each sets (and its default), in the canonical spec's order
+BEAT_SPEC_OPTIONS = {
+    "name": "the problem's name: dataset folder, registered model fhn_automl.NAME (default <file stem>_beat)",
+    "vary": "comma-separated parameters whose scale factors are the network's inputs (default: the file's "
+            "declared varied parameters; .mmt / CellML files declare none)",
+    "outputs": "comma-separated OUTPUT:STATE (or STATE) the network predicts (default V:<membrane potential>)",
+    "scale": "LOW:HIGH, the range of every scale factor (default 0.5:2)",
+    "n_prepace": "pre-pacing beats before the learned beat (default 50)",
+    "dt": "solver step of the learned beat, ms (default the model's default_dt)",
+    "pace_dt": "solver step of the pre-pacing beats (default dt)",
+    "method": "rush_larsen or euler (default rush_larsen)",
+    "save_dt": "spacing of the stored points, a multiple of dt (default 1 ms)",
+    "n_train": "training cells at the full size (default 512)",
+    "n_val": "validation cells at the full size (default 128)",
+}
+FILE_BEAT_DEFAULT_PREPACE = 50
+_SAFE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,99}")
+
+
+class _ProblemChoices:
+    """``argparse`` ``choices`` that take every registered name and any ``beat:`` spec (judged later, by
+    ``get_problem``, whose error names the bad part); iterating lists what ``--help`` shows."""
+
+    def __contains__(self, value: object) -> bool:
+        return isinstance(value, str) and (value in PROBLEMS or value.startswith(BEAT_SPEC_PREFIX))
+
+    def __iter__(self):
+        return iter([*sorted(PROBLEMS), f"{BEAT_SPEC_PREFIX}MODEL_FILE[?OPTIONS]"])
+
+
+#: for ``parser.add_argument(..., choices=PROBLEM_CHOICES)``
+PROBLEM_CHOICES = _ProblemChoices()
+
+
+def is_beat_spec(name: str) -> bool:
+    return isinstance(name, str) and name.startswith(BEAT_SPEC_PREFIX)
+
+
+def problem_name(name: str) -> str:
+    """The safe identifier of problem ``name`` without reading any file: a registered name itself, a
+    ``beat:`` spec's ``name=`` or ``<file stem>_beat`` (what ``get_problem(name).name`` is)."""
+    if not is_beat_spec(name):
+        return name
+    path, options = _split_beat_spec(name)
+    return _beat_name(name, Path(path), options)
+
+
+def _split_beat_spec(spec: str) -> tuple[str, dict[str, str]]:
+    """``(path, options)`` of ``beat:PATH?K=V&...``; malformed options raise ``ProblemSpecError``."""
+    path, _, query = spec[len(BEAT_SPEC_PREFIX):].partition("?")
+    if not path.strip():
+        raise ProblemSpecError(f"problem {spec!r}: no model file after {BEAT_SPEC_PREFIX!r}; write "
+                               f"{BEAT_SPEC_PREFIX}PATH[?vary=P1,P2&...]")
+    options: dict[str, str] = {}
+    for item in query.split("&") if query else []:
+        key, equals, value = item.partition("=")
+        if not equals or not key or not value:
+            raise ProblemSpecError(f"problem {spec!r}: option {item!r} is not KEY=VALUE")
+        if key not in BEAT_SPEC_OPTIONS:
+            raise ProblemSpecError(f"problem {spec!r}: unknown option {key!r}; known: {', '.join(BEAT_SPEC_OPTIONS)}")
+        if key in options:
+            raise ProblemSpecError(f"problem {spec!r}: option {key!r} is given twice")
+        options[key] = value
+    return path, options
+
+
+def _beat_name(spec: str, path: Path, options: dict[str, str]) -> str:
+    if "name" in options:
+        name = options["name"]
+        if not _SAFE_NAME.fullmatch(name):
+            raise ProblemSpecError(f"problem {spec!r}: option name={name!r} must be a letter, then letters, digits "
+                                   f"or _ (it names folders and the registered model)")
+    else:
+        stem = re.sub(r"[^A-Za-z0-9_]+", "_", path.stem).strip("_") or "model"
+        name = (stem if stem[0].isalpha() else f"m_{stem}")[:90] + "_beat"
+    if name in PROBLEMS:
+        raise ProblemSpecError(f"problem {spec!r}: its name {name!r} is a built-in problem's; give another with "
+                               f"name=NAME")
+    return name
+
+
+def beat_file_problem(spec: str, *, base_dir: str | os.PathLike | None = None) -> Problem:
+    """The beat problem of ``spec`` = ``beat:PATH[?KEY=VALUE&...]`` (options: :data:`BEAT_SPEC_OPTIONS`).
+
+    The learned beat is the model file's own protocol's (its cycle length is the time window), after
+    ``n_prepace`` beats from the file's initial state; the inputs are ``t`` and one scale factor per
+    varied parameter, the default output ``V`` the membrane potential (in the file's unit). Parameter and
+    state names may be written short (``gNa`` for ``ina.gNa``) where that is unambiguous. The result's
+    ``spec`` is canonical: an absolute path, options in a fixed order with full names, so equal problems
+    have equal keys. Read once per file version (cached on its modification time and size)."""
+    path_text, options = _split_beat_spec(spec)
+    path = Path(path_text).expanduser()
+    if not path.is_absolute():
+        path = Path(base_dir if base_dir is not None else Path.cwd()) / path
+    path = Path(os.path.normpath(path.absolute()))
+    name = _beat_name(spec, path, options)
+    try:
+        stat = path.stat()
+    except OSError:
+        raise ProblemSpecError(f"problem {spec!r}: model file {path} does not exist") from None
+    if not path.is_file():
+        raise ProblemSpecError(f"problem {spec!r}: {path} is not a file")
+    return _beat_file_problem(str(path), name, tuple(options.items()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=32)
+def _beat_file_problem(path: str, name: str, option_items: tuple[tuple[str, str], ...], mtime_ns: int,
+                       size: int) -> Problem:
+    from fhn_automl.physics.ionic_model import CellModelError
+    from fhn_automl.physics.ionic_solvers import METHODS
+    from fhn_automl.physics.ionic_sources import resolve_cell_model
+
+    options = dict(option_items)
+    shown = BEAT_SPEC_PREFIX + path + ("?" + "&".join(f"{k}={v}" for k, v in option_items) if option_items else "")
+
+    def error(message: str) -> ProblemSpecError:
+        return ProblemSpecError(f"problem {shown!r}: {message}")
+
+    try:
+        model = resolve_cell_model(path)
+    except CellModelError as exc:
+        raise error(str(exc)) from None
+    period = float(model.stimulus.period)
+    if not period > 0:
+        raise error(f"{model.name}'s protocol paces no periodic beat (period {period:g}); a beat problem "
+                    f"needs one (a Myokit [[protocol]] with a period)")
+
+    def number(key: str, default: float) -> float:
+        """A positive, finite float option."""
+        if key not in options:
+            return default
+        try:
+            value = float(options[key])
+        except ValueError:
+            raise error(f"option {key}={options[key]!r} is not a number") from None
+        if not 0 < value < float("inf"):
+            raise error(f"option {key}={options[key]!r} must be > 0")
+        return value
+
+    def count(key: str, default: int, minimum: int) -> int:
+        if key not in options:
+            return default
+        try:
+            value = int(options[key])
+        except ValueError:
+            raise error(f"option {key}={options[key]!r} is not an integer") from None
+        if value < minimum:
+            raise error(f"option {key}={options[key]!r} must be at least {minimum}")
+        return value
+
+    def find(kind: str, wanted: str, names: tuple[str, ...]) -> str:
+        if wanted in names:
+            return wanted
+        matches = [n for n in names if n.rsplit(".", 1)[-1] == wanted]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise error(f"{kind} {wanted!r} is ambiguous in {model.name}: {', '.join(matches)}")
+        raise error(f"{model.name} has no {kind} {wanted!r}; its {kind}s: {', '.join(names)}")
+
+    if "vary" in options:
+        scaled = tuple(find("parameter", item.strip(), model.parameter_names)
+                       for item in options["vary"].split(",") if item.strip())
+    else:
+        scaled = tuple(model.varied)
+    if not scaled:
+        raise error(f"{Path(path).name} declares no varied parameters: give vary=P1,P2,... (the scale factors "
+                    f"the surrogate takes); its parameters: {', '.join(model.parameter_names)}")
+    if len(set(scaled)) != len(scaled):
+        raise error(f"option vary names a parameter twice: {', '.join(scaled)}")
+    low, high = 0.5, 2.0
+    if "scale" in options:
+        try:
+            low, high = (float(x) for x in options["scale"].split(":"))
+        except ValueError:
+            raise error(f"option scale={options['scale']!r} is not LOW:HIGH") from None
+        if not 0 < low < high < float("inf"):
+            raise error(f"option scale={options['scale']!r} needs 0 < LOW < HIGH")
+    by_name = {p.name: p for p in model.parameters}
+    for parameter in scaled:
+        declared = by_name[parameter]
+        for factor in (low, high):
+            value = declared.default * factor
+            if not declared.range[0] <= value <= declared.range[1]:
+                raise error(f"parameter {parameter} = {declared.default:g} x {factor:g} is outside its declared "
+                            f"range [{declared.range[0]:g}, {declared.range[1]:g}]; narrow scale=LOW:HIGH")
+    outputs: dict[str, str] = {}
+    for item in (options["outputs"].split(",") if "outputs" in options else [f"V:{model.voltage}"]):
+        output, colon, state = item.strip().rpartition(":")
+        state = find("state", state, model.state_names)
+        output = output if colon else re.sub(r"\W", "_", state.rsplit(".", 1)[-1])
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", output) or output == "t" or output.endswith("_scale"):
+            raise error(f"output name {output!r} must be a letter, then letters, digits or _, and not t or *_scale")
+        if output in outputs:
+            raise error(f"output {output!r} is named twice")
+        outputs[output] = state
+    voltage_output = next((out for out, state in outputs.items() if state == model.voltage), None)
+    if voltage_output is None:
+        raise error(f"the outputs must include the membrane potential {model.voltage} (the physiology metrics "
+                    f"read it); e.g. outputs=V:{model.voltage}")
+    dt = number("dt", float(model.default_dt))
+    pace_dt = number("pace_dt", dt)
+    save_dt = number("save_dt", 1.0)
+    for key, value, whole, what in (("dt", dt, period, "the cycle length"), ("pace_dt", pace_dt, period, "the cycle length"),
+                                    ("save_dt", save_dt, period, "the cycle length"), ("dt", dt, save_dt, "save_dt")):
+        steps = round(whole / value)
+        if steps < 1 or abs(steps * value - whole) > 1e-9 * whole:
+            raise error(f"{key} = {value:g} does not divide {what} {whole:g}")
+    method = options.get("method", "rush_larsen")
+    if method not in METHODS:
+        raise error(f"option method={method!r}: one of {', '.join(METHODS)}")
+    n_prepace = count("n_prepace", FILE_BEAT_DEFAULT_PREPACE, 0)
+    n_train = count("n_train", 512, 1)
+    n_val = count("n_val", 128, 1)
+    units = {out: model.states[model.state_names.index(state)].unit.strip().strip("[]").strip() or "dimensionless"
+             for out, state in outputs.items()}
+
+    canonical = {"name": options.get("name"), "vary": ",".join(scaled),
+                 "outputs": ",".join(f"{out}:{state}" for out, state in outputs.items()),
+                 "scale": f"{low!r}:{high!r}", "n_prepace": str(n_prepace), "dt": repr(dt), "pace_dt": repr(pace_dt),
+                 "method": method, "save_dt": repr(save_dt), "n_train": str(n_train), "n_val": str(n_val)}
+    query = "&".join(f"{key}={canonical[key]}" for key in BEAT_SPEC_OPTIONS if key in options)
+    spec = BEAT_SPEC_PREFIX + path + (f"?{query}" if query else "")
+    unit = model.time_unit.strip().strip("[]").strip() or "ms"
+    description = (f"{model.description or model.name} ({Path(path).name}) paced beat "
+                   f"{', '.join(outputs)}(t, {', '.join(scaled)} scale factors in [{low:g}, {high:g}]), "
+                   f"t in [0, {period:g}] {unit}, after {n_prepace} pre-pacing beats")
+    problem = beat_problem(name, path, scaled=scaled, outputs=outputs, units=units, description=description,
+                           n_prepace=n_prepace, dt=dt, pace_dt=pace_dt, period=period, save_dt=save_dt,
+                           scale_range=(low, high), n_train=n_train, n_val=n_val, method=method,
+                           voltage_output=voltage_output)
+    return replace(problem, spec=spec)

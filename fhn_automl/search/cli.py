@@ -30,6 +30,7 @@ Examples:
   python -m fhn_automl.search problem_b_s --budget smoke          # the README's main job
   python -m fhn_automl.search problem_b_s --budget smoke --executor packed  # trials trained in packs
   python -m fhn_automl.search problem_c --dry-run                 # trial count, first trials
+  python -m fhn_automl.search tp06_beat --problem 'beat:my_model.mmt?vary=gKr,gKs'  # your own cell model
   python -m fhn_automl.search problem_c --budget paper --address auto --storage /shared/runs
   python -m fhn_automl.search problem_b_s --budget smoke --resume # continue an interrupted search
   python -m fhn_automl.search problem_b_s --budget smoke --sync-tracking  # MLflow was down: fill it in
@@ -44,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("search", help="search file: a name in search_spaces/ (problem_b_s) or a "
                         "path to a .yaml file")
+    parser.add_argument("--problem", metavar="PROBLEM",
+                        help="run the file's grid on this problem instead of the file's own: a registered name or "
+                        "'beat:MODEL_FILE?vary=P1,P2' (your own cell model; README \"Your own cell model\"); the "
+                        "search (MLflow experiment) is then named SEARCH-<problem name>-BUDGET")
     parser.add_argument("--budget", choices=BUDGET_NAMES, default="smoke",
                         help="scale of the run: smoke (CI, ~3 min on 2 CPUs), small (laptop), "
                         "paper (the thesis: 1M steps per model, whole grids). Default: smoke")
@@ -120,6 +125,13 @@ def dry_run(space, budget, trials, show: int, *, measure: bool = True) -> None:
         print(line)
 
 
+def _same_search(args: argparse.Namespace) -> str:
+    """The arguments that name this search again (file, --problem, budget), for the hints printed."""
+    import shlex
+
+    return shlex.join([args.search, *(["--problem", args.problem] if args.problem else []), "--budget", args.budget])
+
+
 def run_search_command(args: argparse.Namespace) -> tuple[int, SearchSummary | None]:
     """Run the search the parsed options ask for: (exit code, its summary, None when none ran).
 
@@ -129,7 +141,7 @@ def run_search_command(args: argparse.Namespace) -> tuple[int, SearchSummary | N
     """
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        space = load_search_space(args.search)
+        space = load_search_space(args.search, problem=args.problem)
         if args.executor:
             space = dataclasses.replace(space, resources=dataclasses.replace(space.resources, executor=args.executor))
         budget = space.budget(args.budget)
@@ -175,12 +187,12 @@ def run_search_command(args: argparse.Namespace) -> tuple[int, SearchSummary | N
                    if summary.models_missing else "")
         print(f"error: tracking failed: {summary.tracking_problem or 'models missing'}{missing}. Every trial's "
               f"results are kept in {summary.tune_path}; once MLflow works, fill it in with: python -m "
-              f"fhn_automl.search {args.search} --budget {args.budget} --sync-tracking"
+              f"fhn_automl.search {_same_search(args)} --sync-tracking"
               + (f" --storage {args.storage}" if args.storage else "")
               + (f" --tracking-uri {args.tracking_uri}" if args.tracking_uri else ""), file=sys.stderr)
     if summary.interrupted:
-        print(f"search interrupted; continue it with: python -m fhn_automl.search {args.search} "
-              f"--budget {args.budget} --resume", file=sys.stderr)
+        print(f"search interrupted; continue it with: python -m fhn_automl.search {_same_search(args)} --resume",
+              file=sys.stderr)
         return 130, summary
     if summary.tracking_problem or summary.models_missing:
         return 3, summary

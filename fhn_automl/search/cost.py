@@ -69,7 +69,7 @@ def measure_step_rate(trial: TrialSpec, *, seconds: float = 0.4) -> float:
     torch.set_num_threads(1)  # as a trial trains (one thread per trial)
     try:
         torch.manual_seed(0)
-        spec = ModelSpec(problem=problem.name, kind="iter" if problem.kind == "iterator" else "ddnn",
+        spec = ModelSpec(problem=problem.key, kind="iter" if problem.kind == "iterator" else "ddnn",
                          layers=parse_layers(trial.layers), inputs=problem.inputs, outputs=problem.outputs,
                          ranges=problem.ranges)
         model = build_model(spec)

@@ -5,7 +5,9 @@ settings. Every field is checked on load and an error names the file and the fie
 paper-budget search should fail in a second, not after a day on a cluster. The format is documented in
 ``search_spaces/README.md``; the fields are:
 
-- ``problem``, ``kind`` (``ddnn`` | ``pinn`` | ``iter`` | ``untrained``), ``batch_size``,
+- ``problem`` (a registered name, or ``beat:MODEL_FILE?OPTIONS``: a beat problem of a user's cell-model
+  file, its path relative to the search file's folder; kept in the trials as its canonical, absolute spec),
+  ``kind`` (``ddnn`` | ``pinn`` | ``iter`` | ``untrained``), ``batch_size``,
   ``extra_region``, ``window``, ``seeds``: a value or a list (a list is a grid axis);
 - ``layers``: ``choices`` (``activation-width`` tokens) and ``depths`` -> the choices^depth grid, optional
   ``shape_classes`` filter; or explicit ``sequences``;
@@ -35,7 +37,7 @@ from fhn_automl.learning.architecture import (MAX_HIDDEN_WEIGHTS, SHAPE_CLASSES,
                                               parse_layers, shape_class)
 from fhn_automl.learning.config import MAX_BATCH_SIZE, MAX_STEPS, TrainConfig, parse_extra_region
 from fhn_automl.learning.windows import parse_window
-from fhn_automl.physics.problems import PROBLEMS, get_problem
+from fhn_automl.physics.problems import PROBLEMS, UnknownProblemError, get_problem, is_beat_spec, problem_name
 from fhn_automl.search.budgets import BUDGET_FIELDS, BUDGET_NAMES, Budget, resolve_budget
 from fhn_automl.search.grid import evenly_spaced, layer_sequences
 
@@ -234,7 +236,7 @@ class TrialSpec:
     def name(self) -> str:
         """Deterministic, so a restarted search finds its trials again (no timestamps, no hashes)."""
         layers = ".".join(token.replace("-", "") for token in self.layers.split(","))
-        parts = [f"t{self.index:04d}", self.study, self.problem.removeprefix("problem_"), self.kind,
+        parts = [f"t{self.index:04d}", self.study, problem_name(self.problem).removeprefix("problem_"), self.kind,
                  layers, f"bs{self.batch_size}"]
         if self.extra_region:
             parts.append("xr" + _short(self.extra_region.partition(":")[0])[:8])
@@ -323,8 +325,18 @@ _SearchFileLoader.add_implicit_resolver(
     list("-+0123456789"))
 
 
-def load_search_space(name_or_path: str | Path) -> SearchSpace:
-    """Read and validate a search file; any problem raises ``SearchSpaceError`` naming the field."""
+def load_search_space(name_or_path: str | Path, *, problem: str | None = None) -> SearchSpace:
+    """Read and validate a search file; any problem raises ``SearchSpaceError`` naming the field.
+
+    ``problem`` (the search CLI's ``--problem``): the file's grid on that problem instead of its own (every
+    study's), e.g. a beat problem of a user's model file on ``tp06_beat.yaml``'s grid; a relative model
+    path is taken from the working directory. The search is then named ``<file>-<problem name>``, so its
+    MLflow experiment and Tune state are its own."""
+    if problem is not None:
+        try:
+            problem = get_problem(problem).key
+        except UnknownProblemError as exc:
+            raise SearchSpaceError(f"--problem: {exc}") from None
     path = resolve_search_file(name_or_path)
     if path.is_dir():
         raise SearchSpaceError(f"{path}: is a folder, not a search file")
@@ -339,7 +351,14 @@ def load_search_space(name_or_path: str | Path) -> SearchSpace:
         raw = yaml.load(text, Loader=_SearchFileLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
         raise SearchSpaceError(f"{path}: not valid YAML: {exc}") from None
-    return parse_search_space(raw, path)
+    if problem is None or not isinstance(raw, Mapping):
+        return parse_search_space(raw, path)
+    raw = {**raw, "problem": problem}
+    if isinstance(raw.get("studies"), Mapping):
+        raw["studies"] = {name: ({k: v for k, v in study.items() if k != "problem"} if isinstance(study, Mapping)
+                                 else study) for name, study in raw["studies"].items()}
+    space = parse_search_space(raw, path)
+    return dataclasses.replace(space, name=f"{space.name}-{problem_name(problem)}")
 
 
 def parse_search_space(raw: Any, path: Path) -> SearchSpace:
@@ -378,6 +397,7 @@ def parse_search_space(raw: Any, path: Path) -> SearchSpace:
         scheduler=_parse_scheduler(check, raw.get("scheduler", {})),
         resources=_parse_resources(check, raw.get("resources", {})),
         budget_overrides=_parse_budgets(check, raw.get("budgets", {})))
+    check_problem_names(path, space.problems)
     if space.search.algorithm != "grid" and space.resources.executor == "packed" and not (
             space.search.algorithm == "multi_objective" and space.search.multi is not None):
         raise check.error("resources.executor", "packed trains a grid's trials in packs: it needs "
@@ -464,8 +484,8 @@ def _parse_study(check: _Checker, name: str, fields_: Mapping[str, Any], prefix:
         if required not in fields_:
             raise check.error(prefix + required, "is required", None)
 
-    problems = [str(p) for p in check.as_list(prefix + "problem", fields_["problem"])]
-    _check_problems(check, prefix + "problem", problems)
+    problems = _check_problems(check, prefix + "problem",
+                               [str(p) for p in check.as_list(prefix + "problem", fields_["problem"])])
     kinds = check.as_list(prefix + "kind", fields_["kind"])
     for kind in kinds:
         if kind not in KINDS:
@@ -596,11 +616,34 @@ def _check_with_learning(check: _Checker, field_name: str, what: str, value: Any
         raise check.error(field_name, str(exc), value) from None
 
 
-def _check_problems(check: _Checker, field_name: str, problems: Sequence[str]) -> None:
+def _check_problems(check: _Checker, field_name: str, problems: Sequence[str]) -> list[str]:
+    """The problems as trials carry them: registered names as written, a model file's ``beat:`` spec made
+    canonical (absolute path from the search file's folder, so a Ray worker in another folder finds it)."""
+    keys = []
     for problem in problems:
-        if problem not in PROBLEMS:
-            raise check.error(field_name, f"names no problem; known: {', '.join(sorted(PROBLEMS))}",
-                              problem)
+        if is_beat_spec(problem):
+            try:
+                keys.append(get_problem(problem, base_dir=check.path.parent).key)
+            except UnknownProblemError as exc:  # ProblemSpecError: names the file, the option, the value
+                raise check.error(field_name, str(exc), None) from None
+        elif problem not in PROBLEMS:
+            raise check.error(field_name, f"names no problem; known: {', '.join(sorted(PROBLEMS))}; or a model "
+                              "file's beat problem, beat:MODEL_FILE?vary=P1,P2", problem)
+        else:
+            keys.append(problem)
+    return keys
+
+
+def check_problem_names(path: Path, problems: Sequence[str]) -> None:
+    """Different problems of one search need different names: the name keys their dataset folders and
+    registered models. Two beat specs of files with one stem (or one file, other options) collide."""
+    by_name: dict[str, str] = {}
+    for problem in problems:
+        name = problem_name(problem)
+        if by_name.setdefault(name, problem) != problem:
+            raise SearchSpaceError(f"{path}: field 'problem': {by_name[name]!r} and {problem!r} are both named "
+                                   f"{name!r} (it names their datasets and registered models); give one "
+                                   f"another with the spec option name=NAME")
 
 
 def _parse_layers(check: _Checker, field_name: str, raw: Any) -> LayerGrid:
