@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 from fhn_automl._cli import comma_list, device_name, non_negative_int, positive_float, positive_int
-from fhn_automl.physics.problems import PROBLEMS
+from fhn_automl.physics.problems import PROBLEM_CHOICES, UnknownProblemError, get_problem, problem_name
 
 REFERENCE_ARCHITECTURE = "silu-32,tanh-32,silu-32"
 #: compile backends, as fhn_automl.post.compile names them (kept here so --help needs no torch import)
@@ -38,8 +38,8 @@ backend_list = comma_list(BACKENDS)
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fhn_automl.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--problem", default="problem_b_s", choices=sorted(PROBLEMS),
-                        help="problem whose workload and reference are used (default problem_b_s)")
+    parser.add_argument("--problem", default="problem_b_s", choices=PROBLEM_CHOICES,
+                        help="problem whose workload and reference are used (default problem_b_s); a beat problem (tp06_beat, ms_beat, beat:MODEL_FILE?...) gets the verdict against its cell model's solver")
     parser.add_argument("--n", type=positive_int, default=None,
                         help="initial conditions (default 16,000,000 on a GPU, 100,000 on a CPU); beat problems: "
                              "fresh cells, one beat each (default 64)")
@@ -176,7 +176,7 @@ def _run_beat_verdict(args: argparse.Namespace, device: str, staging: Path) -> N
 def _run_benchmark(args: argparse.Namespace, device: str, staging: Path) -> None:
     from fhn_automl.post.benchmark import DEFAULT_EULER_DTS, report_markdown, run_benchmark, write_report
 
-    if PROBLEMS[args.problem].kind == "beat":
+    if get_problem(args.problem).kind == "beat":
         _run_beat_verdict(args, device, staging)
         return
     n = args.n or (16_000_000 if device.startswith("cuda") else 100_000)
@@ -251,6 +251,10 @@ def _check_inputs(parser: argparse.ArgumentParser, args: argparse.Namespace, dev
     from fhn_automl.post.benchmark import make_workload
     from fhn_automl.post.compile import check_compile_request
 
+    try:
+        problem = get_problem(args.problem)
+    except UnknownProblemError as exc:  # a beat: spec whose file or options are wrong
+        parser.error(f"--problem: {exc}")
     for folder in args.model_dir:
         if not (Path(folder) / "spec.json").is_file():
             parser.error(f"--model-dir {folder}: not a saved model folder (no spec.json there)")
@@ -259,14 +263,14 @@ def _check_inputs(parser: argparse.ArgumentParser, args: argparse.Namespace, dev
             spec = load_model(folder).spec  # the whole folder, before any work: spec, problem, weights
         except ModelFolderError as exc:
             parser.error(f"--model-dir {folder}: {exc}")
-        if spec.problem != args.problem:  # a B_S model timed on C's workload would report a meaningless error
+        if get_problem(spec.problem).key != problem.key:  # a B_S model timed on C's workload would report a meaningless error
             parser.error(f"--model-dir {folder}: the model is for {spec.problem} (spec.json field 'problem'), "
                          f"but --problem is {args.problem}; pass --problem {spec.problem}")
-    beat = PROBLEMS[args.problem].kind == "beat"
+    beat = problem.kind == "beat"
     if args.n_ref is None:
         args.n_ref = 8 if beat else 256
     if beat:  # cells of a cell model: a few hundred at most, one beat each; the steps must land on the grid
-        eval_every = PROBLEMS[args.problem].save_dt
+        eval_every = problem.save_dt
     else:
         probe = make_workload(args.problem, 1)
         eval_every = probe.eval_every
@@ -298,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not device.startswith("cuda"):
         set_cpu_threads(args.threads)
-    target = Path(args.out or Path("runs") / "bench" / ("sweep" if args.sweep else args.problem)).resolve()
+    target = Path(args.out or Path("runs") / "bench" / ("sweep" if args.sweep else problem_name(args.problem))).resolve()
     try:
         with staged_folder(target) as staging:
             (_run_sweep if args.sweep else _run_benchmark)(args, device, staging)

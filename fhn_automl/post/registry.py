@@ -64,7 +64,11 @@ _PHYSIOLOGY_UNITS = {"v_rmse": "V", "v_rmse_max_cell": "V", "apd90_err_pct": "%"
 
 
 def registered_model_name(problem: str) -> str:
-    """``fhn_automl.<problem>``: one registered model per problem (``pull PROBLEM`` takes either)."""
+    """``fhn_automl.<problem>``: one registered model per problem (``pull PROBLEM`` takes either); a ``beat:``
+    spec registers under its safe name (``physics.problems.problem_name``)."""
+    from fhn_automl.physics.problems import problem_name
+
+    problem = problem_name(problem)
     return problem if problem.startswith(REGISTERED_PREFIX) else REGISTERED_PREFIX + problem
 
 

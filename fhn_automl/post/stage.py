@@ -297,7 +297,7 @@ def _pareto_mode(table, handles, trained: list[TrialRecord], staging: Path, resu
     from fhn_automl.post.analysis import (ERROR_FORMULA, SPEEDUP_FORMULA, TIME_FORMULA, anova, anova_markdown,
                                           error_anova_by_study, thesis_analyses_markdown, trials_frame,
                                           notable_models, plot_error_vs_neurons, plot_error_vs_time, plot_pareto)
-    from fhn_automl.physics.problems import get_problem
+    from fhn_automl.physics.problems import get_problem, problem_name
     from fhn_automl.post.beat_benchmark import beat_report_markdown, plot_beat_work_precision, run_beat_benchmark
     from fhn_automl.post.benchmark import (SurrogateEntry, markdown_table, plot_work_precision, report_markdown,
                                            run_benchmark)
@@ -335,6 +335,7 @@ def _pareto_mode(table, handles, trained: list[TrialRecord], staging: Path, resu
                                   kind=handles[table.at[i, "run_id"]]["_kind"], batch_size=int(table.at[i, "batch_size"]))
                    for i in chosen]
         beat = get_problem(problem).kind == "beat"
+        safe = problem_name(problem)  # a beat: spec holds a path and options; files take its safe name
         with phases("benchmark"):
             if beat:  # an N-state cell model's beat: the verdict against its own solver (post.beat_benchmark)
                 report = run_beat_benchmark(get_problem(problem), entries, n=settings.beat_cells,
@@ -347,22 +348,22 @@ def _pareto_mode(table, handles, trained: list[TrialRecord], staging: Path, resu
         for name, seconds in report.seconds.items():
             phases.add(f"benchmark: {name.split(' ')[0]}", seconds)
         reports.append(report)
-        (staging / f"benchmark_{problem}.md").write_text(beat_report_markdown(report) if beat else report_markdown(report))
-        (staging / f"benchmark_{problem}.json").write_text(json.dumps(report.as_dict(), indent=2, default=str))
+        (staging / f"benchmark_{safe}.md").write_text(beat_report_markdown(report) if beat else report_markdown(report))
+        (staging / f"benchmark_{safe}.json").write_text(json.dumps(report.as_dict(), indent=2, default=str))
         analysis_started = time.perf_counter()
         if beat:
             shutil.rmtree(staging / "_prepaced", ignore_errors=True)
-            plot_beat_work_precision(report, staging / f"work_precision_{problem}.png")
+            plot_beat_work_precision(report, staging / f"work_precision_{safe}.png")
         else:
-            plot_work_precision([report], staging / f"work_precision_{problem}.png")
+            plot_work_precision([report], staging / f"work_precision_{safe}.png")
         euler = next(r for r in report.rows if r.side in ("euler", "solver") and getattr(r, "stable", True)
                      and math.isfinite(r.time_s))
         frame = table.loc[indices]
-        plot_error_vs_neurons(frame, staging / f"error_vs_neurons_{problem}.png")
-        plot_error_vs_time(frame, staging / f"error_vs_time_{problem}.png", euler_time_per_ic=euler.time_per_ic_s,
+        plot_error_vs_neurons(frame, staging / f"error_vs_neurons_{safe}.png")
+        plot_error_vs_time(frame, staging / f"error_vs_time_{safe}.png", euler_time_per_ic=euler.time_per_ic_s,
                            euler_err=euler.mean_err, points_per_ic=int(round(report.t_end / report.eval_every)),
                            backend=str(frame["backend"].iloc[0]))
-        plot_pareto(frame, staging / f"pareto_{problem}.png")
+        plot_pareto(frame, staging / f"pareto_{safe}.png")
         analysis_parts.append(f"## {problem}\n")
         # one error fit per study and model kind: their errors differ for reasons eq. 4.2 does not hold
         for label, fitted, reason in error_anova_by_study(frame, ERROR_FORMULA):
@@ -382,7 +383,7 @@ def _pareto_mode(table, handles, trained: list[TrialRecord], staging: Path, resu
                        table.at[i, "code_mean_err"], table.at[i, "code_max_err"],
                        table.at[i, "time_per_point_s"], table.at[i, "macs"], table.at[i, "neurons"],
                        table.at[i, "backend"], table.at[i, "batch_size"], table.at[i, "run_id"]] for i in unique]
-        (staging / f"pareto_{problem}.md").write_text(
+        (staging / f"pareto_{safe}.md").write_text(
             f"# Pareto front, {problem}\n\nCost: time per point at the tuned batch size on {device_name} "
             f"(median of {settings.front_rounds} interleaved rounds; two times tie when they are within "
             f"{time_rtol:.0%} or their min-max spreads overlap, and multiply-adds decide; basis used: "
