@@ -406,12 +406,7 @@ def plot_beat_work_precision(report: BeatBenchmarkReport, path: Path) -> Path:
 
 def write_beat_report(report: BeatBenchmarkReport, out_dir: Path) -> dict[str, Path]:
     """``benchmark.md``, ``benchmark.json`` and ``work_precision.png`` in ``out_dir``."""
-    import json
+    from fhn_automl.post.benchmark import write_report_files
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    files = {"markdown": out_dir / "benchmark.md", "json": out_dir / "benchmark.json",
-             "plot": out_dir / "work_precision.png"}
-    files["markdown"].write_text(beat_report_markdown(report))
-    files["json"].write_text(json.dumps(report.as_dict(), indent=2, default=str))
-    plot_beat_work_precision(report, files["plot"])
-    return files
+    return write_report_files(report, out_dir, beat_report_markdown(report),
+                              lambda path: plot_beat_work_precision(report, path))

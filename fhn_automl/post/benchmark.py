@@ -441,12 +441,19 @@ def plot_work_precision(reports: Sequence[BenchmarkReport], path: Path) -> Path:
 
 def write_report(report: BenchmarkReport, out_dir: Path) -> dict[str, Path]:
     """``benchmark.md``, ``benchmark.json`` and ``work_precision.png`` in ``out_dir``."""
+    return write_report_files(report, out_dir, report_markdown(report),
+                              lambda path: plot_work_precision([report], path))
+
+
+def write_report_files(report: Any, out_dir: Path, markdown: str, plot: Any) -> dict[str, Path]:
+    """The three files of a benchmark report (either kind): ``markdown``, the report's ``as_dict()`` as JSON,
+    and ``plot(path)``'s figure."""
     import json
 
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {"markdown": out_dir / "benchmark.md", "json": out_dir / "benchmark.json",
              "plot": out_dir / "work_precision.png"}
-    files["markdown"].write_text(report_markdown(report))
+    files["markdown"].write_text(markdown)
     files["json"].write_text(json.dumps(report.as_dict(), indent=2, default=str))
-    plot_work_precision([report], files["plot"])
+    plot(files["plot"])
     return files

@@ -37,3 +37,33 @@ def test_count_b_adds_the_pacing_beats_to_the_solver_only():
     _add_verdict([*solver, surrogate], n_prepace=100, pace_time=10.0)
     assert surrogate.speedup_a_v == pytest.approx(10.0 / 2.0)
     assert surrogate.speedup_b_v == pytest.approx((100 * 10.0 + 10.0) / 2.0)
+
+
+def test_a_small_verdict_runs_end_to_end_and_writes_its_report(tmp_path):
+    """Mitchell-Schaeffer, 3 cells, an untrained network: every row is there, the solver converges at first
+    order against BDF, the report files are written and the verdict says which side is faster."""
+    from dataclasses import replace
+
+    from fhn_automl.learning.untrained import untrained_model
+    from fhn_automl.physics.problems import get_problem
+    from fhn_automl.post.beat_benchmark import run_beat_benchmark, write_beat_report
+    from fhn_automl.post.benchmark import SurrogateEntry
+    from fhn_automl.post.compile import compile_surrogate
+
+    problem = get_problem("ms_beat")
+    problem = replace(problem, beat=replace(problem.beat, n_prepace=2))
+    model = untrained_model("ms_beat", "tanh-8", seed=0)
+    entry = SurrogateEntry(name="tanh-8", surrogate=compile_surrogate(model, 5, backend="eager", device="cpu"),
+                           inputs=problem.inputs, kind="ddnn", batch_size=1024, untrained=True)
+    report = run_beat_benchmark(problem, [entry], n=3, n_ref=1, dts=(0.05, 0.1), repeats=1, warmup=0)
+    solver = [r for r in report.rows if r.side == "solver"]
+    assert [r.setting for r in solver] == ["dt=0.05", "dt=0.1"]
+    assert solver[1].v_rmse == pytest.approx(2 * solver[0].v_rmse, rel=0.2)  # first order
+    surrogate = next(r for r in report.rows if r.side == "surrogate")
+    assert surrogate.untrained and surrogate.v_rmse > solver[1].v_rmse
+    assert surrogate.matched_v_note.startswith("capped at the coarsest stable dt 0.1")  # worse than every dt
+    assert surrogate.speedup_a_v is not None and surrogate.speedup_b_v > surrogate.speedup_a_v
+    files = write_beat_report(report, tmp_path / "verdict")
+    text = files["markdown"].read_text()
+    assert "## Verdict" in text and "tanh-8 (untrained)" in text and "Matched point capped" in text
+    assert files["plot"].stat().st_size > 0 and files["json"].is_file()
