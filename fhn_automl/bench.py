@@ -157,14 +157,13 @@ def _check_pulled_folder(folder: Path) -> None:
             verify_model_files(folder, expected, what=f"--model-dir {folder} (pulled; digests in model_card.json)")
 
 
-def _run_beat_verdict(args: argparse.Namespace, device: str, staging: Path) -> None:
+def _run_beat_verdict(args: argparse.Namespace, device: str, staging: Path, problem) -> None:
     """A beat problem's verdict (``post.beat_benchmark``): solver dt sweep vs surrogates, counts (a) and (b)."""
-    from fhn_automl.physics.problems import get_problem
     from fhn_automl.post.beat_benchmark import (DEFAULT_BEAT_DTS, beat_report_markdown, run_beat_benchmark,
                                                 write_beat_report)
 
     entries = _surrogates(args, device, staging / "_models")
-    report = run_beat_benchmark(get_problem(args.problem), entries, n=args.n or 64, n_ref=args.n_ref,
+    report = run_beat_benchmark(problem, entries, n=args.n or 64, n_ref=args.n_ref,
                                 dts=args.dts or DEFAULT_BEAT_DTS, device=device, warmup=args.warmup,
                                 repeats=args.repeats, cache_dir=Path(args.cache_dir) if args.cache_dir else None,
                                 progress=lambda message: print(f"[bench] {message}", flush=True))
@@ -176,8 +175,9 @@ def _run_beat_verdict(args: argparse.Namespace, device: str, staging: Path) -> N
 def _run_benchmark(args: argparse.Namespace, device: str, staging: Path) -> None:
     from fhn_automl.post.benchmark import DEFAULT_EULER_DTS, report_markdown, run_benchmark, write_report
 
-    if get_problem(args.problem).kind == "beat":
-        _run_beat_verdict(args, device, staging)
+    problem = get_problem(args.problem)
+    if problem.kind == "beat":
+        _run_beat_verdict(args, device, staging, problem)
         return
     n = args.n or (16_000_000 if device.startswith("cuda") else 100_000)
     entries = _surrogates(args, device, staging / "_models")

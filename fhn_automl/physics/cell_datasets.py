@@ -35,8 +35,8 @@ from fhn_automl.physics.ionic_solvers import integrate_cells
 from fhn_automl.physics.prepacing import prepace
 from fhn_automl.physics.problems import Problem
 
-__all__ = ["CELL_DATASET_FORMAT_VERSION", "beat_model", "beat_parameters", "build_beat_dataset", "build_cell_dataset",
-           "sample_parameters", "sample_scales", "solve_beats"]
+__all__ = ["CELL_DATASET_FORMAT_VERSION", "beat_from_states", "beat_model", "beat_parameters", "build_beat_dataset",
+           "build_cell_dataset", "prepaced_cells", "sample_parameters", "sample_scales", "solve_beats"]
 
 CELL_DATASET_FORMAT_VERSION = 1
 
@@ -202,26 +202,38 @@ def beat_parameters(problem: Problem, model: IonicModel, scales: np.ndarray) -> 
     return params
 
 
-def solve_beats(problem: Problem, model: IonicModel, scales: np.ndarray, *, backend: str = "numba",
-                cache_dir: str | os.PathLike | None = None, dt: float | None = None,
-                method: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The learned beat of each cell: ``(t, Y, state)`` with ``t`` the times within the beat (every
-    ``save_dt``), ``Y`` ``(n_t, n_states, n_cells)`` and ``state`` the pre-paced start states.
-
-    Pre-pacing is the problem's (``n_prepace`` beats at ``pace_dt`` from the model's default state);
-    ``dt`` / ``method`` change only how the stored beat is solved (a solver sweep from the same states)."""
+def prepaced_cells(problem: Problem, model: IonicModel, scales: np.ndarray, *, backend: str = "numba",
+                   cache_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(params, states)`` of cells with scale factors ``scales``: their parameters ``(n_params, n)`` and their
+    states ``(n_states, n)`` at the learned beat's start, paced as the problem defines it (``n_prepace`` beats at
+    ``pace_dt`` from the model's default state)."""
     setup = problem.beat
     params = beat_parameters(problem, model, scales)
-    state = prepace(model, n_beats=setup.n_prepace, params=params, dt=setup.pace_dt, method=setup.method,
-                    backend=backend, cache_dir=cache_dir)
+    states = prepace(model, n_beats=setup.n_prepace, params=params, dt=setup.pace_dt, method=setup.method,
+                     backend=backend, cache_dir=cache_dir)
+    return params, states
+
+
+def beat_from_states(problem: Problem, model: IonicModel, states: np.ndarray, params: np.ndarray, *,
+                     dt: float | None = None, method: str | None = None,
+                     backend: str = "numba") -> tuple[np.ndarray, np.ndarray]:
+    """One beat from ``states``: ``(t, Y)``, ``t`` the times within the beat (every ``save_dt``) and ``Y``
+    ``(n_t, n_states, n_cells)``; ``dt`` / ``method`` default to the problem's (a solver sweep changes them)."""
+    setup = problem.beat
     dt = setup.dt if dt is None else dt
     save_every = int(round(problem.save_dt / dt))
     if save_every < 1 or abs(save_every * dt - problem.save_dt) > 1e-9 * problem.save_dt:
         raise DatasetError(f"{problem.name}: the save spacing {problem.save_dt:g} is not a multiple of dt = {dt:g}")
-    n_steps = int(round(setup.period / dt))
-    t, Y = integrate_cells(model, state, params, dt=dt, n_steps=n_steps, save_every=save_every,
-                           method=method or setup.method, backend=backend)
-    return t, Y, state
+    return integrate_cells(model, states, params, dt=dt, n_steps=int(round(setup.period / dt)),
+                           save_every=save_every, method=method or setup.method, backend=backend)
+
+
+def solve_beats(problem: Problem, model: IonicModel, scales: np.ndarray, *, backend: str = "numba",
+                cache_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The learned beat of each cell: ``(t, Y, states)`` (:func:`prepaced_cells`, then :func:`beat_from_states`)."""
+    params, states = prepaced_cells(problem, model, scales, backend=backend, cache_dir=cache_dir)
+    t, Y = beat_from_states(problem, model, states, params, backend=backend)
+    return t, Y, states
 
 
 def sample_scales(problem: Problem, n_cells: int, seed: int, split: str) -> np.ndarray:

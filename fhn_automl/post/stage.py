@@ -334,11 +334,12 @@ def _pareto_mode(table, handles, trained: list[TrialRecord], staging: Path, resu
                                   inputs=handles[table.at[i, "run_id"]]["_inputs"],
                                   kind=handles[table.at[i, "run_id"]]["_kind"], batch_size=int(table.at[i, "batch_size"]))
                    for i in chosen]
-        beat = get_problem(problem).kind == "beat"
+        problem_spec = get_problem(problem)  # once: a beat: spec reads its model file
+        beat = problem_spec.kind == "beat"
         safe = problem_name(problem)  # a beat: spec holds a path and options; files take its safe name
         with phases("benchmark"):
             if beat:  # an N-state cell model's beat: the verdict against its own solver (post.beat_benchmark)
-                report = run_beat_benchmark(get_problem(problem), entries, n=settings.beat_cells,
+                report = run_beat_benchmark(problem_spec, entries, n=settings.beat_cells,
                                             n_ref=settings.beat_n_ref, dts=settings.beat_dts, device=device,
                                             warmup=settings.warmup, repeats=settings.repeats,
                                             cache_dir=staging / "_prepaced")
