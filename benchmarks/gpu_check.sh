@@ -17,10 +17,14 @@
 # versions.txt and gpu_check.tar.gz (all of it).
 #
 # GPU_CHECK_STEPS="euler_cuda bench_cuda" runs only the named GPU steps (a rerun after a fix).
-# Trained models for bench_cuda: every folder gpu_models/*/model (spec.json + weights.pt), made on a
+# Trained models for bench_cuda: every folder gpu_models/b_s_*/model (spec.json + weights.pt), made on a
 # CPU beforehand with `python -m fhn_automl.train problem_b_s --layers L --steps 15000 --threads 1
 # --seed 0 --out gpu_models/b_s_<L>` and carried; without them bench_cuda times the untrained reference
-# architecture only (its error is meaningless).
+# architecture only (its error is meaningless). The TP06 verdict (verdict_tp06_cuda) takes every
+# gpu_models/tp06_*/model, made with `python -m fhn_automl.train tp06_beat --layers tanh-64,tanh-64,tanh-64
+# --steps 60000 --out gpu_models/tp06_tanh64x3` (RESULTS.md, issue 22); without them it times the solver
+# sweep and an untrained network only. TP06 resolves from benchmarks/models/tp06_epi.json on a host
+# without the finitewave packages (physics.ionic_sources.CHECKOUT_BUNDLES).
 #
 # Exit status: 0 a GPU was visible and every step passed; 1 some step failed or timed out (GPU or
 # not); 2 no GPU was visible: the GPU steps were skipped and only the CPU-side kernel checks ran
@@ -184,7 +188,7 @@ fi
 step cuda_source 120 "$PYTHON" -m pytest tests/physics/test_cuda_source.py -m "not gpu" -q -p no:cacheprovider -rs \
     --junitxml="$RESULTS/junit-cuda_source.xml"
 
-GPU_STEPS="gpu_tests euler_cuda bench_cuda train_step_cuda packed_cuda cell_solvers_cuda euler_cpu_same_host"
+GPU_STEPS="gpu_tests euler_cuda bench_cuda train_step_cuda packed_cuda cell_solvers_cuda verdict_tp06_cuda euler_cpu_same_host"
 if ((HAVE_GPU != 0)); then
     for name in $GPU_STEPS; do
         wanted "$name" && record "$name" "skipped" "-" 0 "no GPU: ${GPU_REASON//$'\n'/ }"
@@ -208,10 +212,10 @@ else
     # 3. surrogates (trained Pareto-size models if carried) vs the CUDA Euler kernel at matched accuracy
     #    against DOP853, each with eager, CUDA graphs, torch.compile and torch.compile + CUDA graphs
     models=()
-    for folder in gpu_models/*/model; do
+    for folder in gpu_models/b_s_*/model; do
         [[ -f "$folder/spec.json" ]] && models+=(--model-dir "$folder")
     done
-    ((${#models[@]} == 0)) && log "bench_cuda: no gpu_models/*/model: timing the untrained reference only"
+    ((${#models[@]} == 0)) && log "bench_cuda: no gpu_models/b_s_*/model: timing the untrained reference only"
     step bench_cuda 200 "$PYTHON" -m fhn_automl.bench --device cuda --n-ref 256 --repeats 3 \
         --backend eager,cudagraph,compile,compile-cudagraph "${models[@]}" --out "$RESULTS/bench"
     # 4. packed training vs one model per train() on the GPU (issue 10's >= 50x): the B_S grid, 252
@@ -226,6 +230,16 @@ else
     #     on the host; its gpu-marked kernel tests ran in step 1
     step cell_solvers_cuda 200 "$PYTHON" benchmarks/cell_solvers.py --cell-model benchmarks/models/tp06_epi.json \
         --beats 20 --cells 16384 --device cuda --json "$RESULTS/cell_solvers_cuda.json"
+    # 5c. the verdict of issue 22 on the GPU: TP06 beat surrogates (torch CUDA, eager and CUDA graphs)
+    #     against the generated CUDA Rush-Larsen kernel over its dt sweep, 16,384 fresh cells paced 100
+    #     beats on the GPU, errors against BDF on 8 of them (host CPU), counts (a) and (b)
+    tp06_models=()
+    for folder in gpu_models/tp06_*/model; do
+        [[ -f "$folder/spec.json" ]] && tp06_models+=(--model-dir "$folder")
+    done
+    ((${#tp06_models[@]} == 0)) && log "verdict_tp06_cuda: no gpu_models/tp06_*/model: an untrained network only"
+    step verdict_tp06_cuda 240 "$PYTHON" -m fhn_automl.bench --problem tp06_beat --device cuda --n 16384 --n-ref 8 \
+        --repeats 3 --backend eager,cudagraph "${tp06_models[@]}" --out "$RESULTS/verdict_tp06"
     # 6. the numba baseline on this host's CPUs, for a same-machine speed-up
     step euler_cpu_same_host 60 "$PYTHON" benchmarks/euler.py --backends cpu --repeats 1
 fi

@@ -4,10 +4,11 @@
     nice -n 10 python benchmarks/search_efficiency.py [--steps 400] [--val-every 50] [--seeds 5]
 
 Ground truth: the whole grid (layer choices silu-8, silu-32, silu-64, tanh-32, tanh-64, elu-8 at depths 2
-and 3, 252 DDNNs, seed 0, batch 128, the paper recipe) trained packed (``learning.packed.train_pack``,
-packs of 36) for ``--steps`` steps with a validation every ``--val-every`` steps; every member's
-validation curve is kept. Latency: ``search.latency`` (median of timed calls after warm-up, CPU, one
-thread, eager, batch ``--latency-batch``), one measurement per architecture. The true front is the
+and 3, 252 DDNNs, seed 0, ``--recipe``: the paper's by default, batch 128 and Adam 1e-3, or fast, batch
+1024 and lr 2e-2 cosine) trained packed (``learning.packed.train_pack``, packs of 36) for
+``--steps`` steps with a validation every ``--val-every`` steps; every member's validation curve is kept.
+Latency: ``search.latency`` (median of timed calls after warm-up, CPU, one thread, eager, batch
+``--latency-batch``), one measurement per architecture. The true front is the
 non-dominated set of (final validation error, latency) over the 252.
 
 The strategies are then *replayed on those curves* (a tabular benchmark, as NAS-Bench does): a member of
@@ -20,7 +21,10 @@ value at s. What each strategy decides runs the product's code: ``learning.packe
 * grid + ASHA: the whole grid in packs of 36, in-pack successive halving on the error alone;
 * random: architectures drawn uniformly without repeats, trained to the end, until the budget;
 * MO-TPE: ``PackSearcher`` (no halving), packs of ``--pack-size``, until the budget;
-* MO-TPE + Pareto halving: the same with ``scheduler: moasha`` (MOASHA's rule inside each pack).
+* MO-TPE + Pareto halving: the same with ``scheduler: moasha`` (MOASHA's rule inside each pack);
+* MO-TPE + query phase, MO-TPE + halving + query: the two above with ``search.query_fraction`` (the last
+  ``--query-fraction`` of the models chosen for the constrained query, ``search.query_phase``); the two
+  above run with ``query_fraction: 0``.
 
 Budget: ``--budget`` (default 20 %) of the exhaustive model-steps, except grid + ASHA, which trains the
 grid and spends what halving leaves. Reported per strategy and seed: model-steps (fraction of the
@@ -60,7 +64,7 @@ def exhaustive(args: argparse.Namespace, root: Path) -> dict:
                                   seed=0, device="cpu"))
     layers = [",".join(c) for depth in (2, 3) for c in itertools.product(CHOICES, repeat=depth)]
     configs = [{"problem": "problem_b_s", "layers": layer, "seed": 0, "steps": args.steps,
-                "val_every": args.val_every, "batch_size": 128, "recipe": "paper", "data_dir": data_dir,
+                "val_every": args.val_every, "batch_size": args.batch_size, "recipe": args.recipe, "data_dir": data_dir,
                 "device": "cpu", "threads": 1, "val_max_points": 2_000, "write_torchscript": False,
                 "out_dir": None} for layer in layers]
     curves: dict[str, dict[int, float]] = {layer: {} for layer in layers}
@@ -128,7 +132,7 @@ def grid_asha(curves: dict, args: argparse.Namespace) -> tuple[dict[str, float],
     from fhn_automl.learning.packed import Halving
     from fhn_automl.search.space import Scheduler
 
-    grace = Scheduler(kind="asha").grace_steps(args.steps, args.val_every)
+    grace = Scheduler(kind="asha", grace_fraction=args.grace_fraction).grace_steps(args.steps, args.val_every)
     halving = Halving(grace_steps=grace, reduction_factor=3)
     finished: dict[str, float] = {}
     spent = 0
@@ -149,29 +153,30 @@ def random_search(curves: dict, args: argparse.Namespace, seed: int, budget: int
 
 
 def mo_tpe(curves: dict, latency: dict, args: argparse.Namespace, seed: int, budget: int, pareto: bool,
-           bound: float, sampler: str = "tpe") -> tuple[dict[str, float], int]:
+           bound: float, sampler: str = "tpe", query_fraction: float = 0.0) -> tuple[dict[str, float], int]:
     from fhn_automl.search.mo_packed import PackSearcher, halving_from_pack, pack_halving, packed_mo_template
     from fhn_automl.search.space import parse_search_space
 
     raw = {"problem": "problem_b_s", "kind": "ddnn", "steps": args.steps, "val_every": args.val_every,
            "layers": {"choices": list(CHOICES), "depths": [2, 3]},
            "search": {"algorithm": "multi_objective", "num_samples": 252, "seed": seed, "sampler": sampler,
-                      "objectives": ["error", "latency"], "constraints": [f"error <= {bound!r}"]},
-           "scheduler": {"type": "moasha" if pareto else "fifo"},
+                      "objectives": ["error", "latency"], "constraints": [f"error <= {bound!r}"],
+                      "query_fraction": query_fraction},
+           "scheduler": {"type": "moasha", "grace_fraction": args.grace_fraction} if pareto else {"type": "fifo"},
            "resources": {"executor": "packed", "pack_size": args.pack_size}}
     space = parse_search_space(raw, Path("search_efficiency.yaml"))
     trials = space.trials("paper")
     template, grid, seeds = packed_mo_template(space, trials)
     # without halving a model costs the full steps: as many models as the budget pays for; with halving
     # packs are asked while the next one's cost (every member cut as early as the rule allows) still fits
-    n_models = 252 if pareto else budget // args.steps
+    pack_cost = replay_cost(args.pack_size, args.steps, halving_from_pack({"halving": pack_halving(space, template)}))
+    n_models = min(252, args.pack_size * (budget // pack_cost)) if pareto else budget // args.steps
     searcher = PackSearcher(space=space, template=template, grid=grid, seeds=seeds, n_models=n_models,
                             pack_size=args.pack_size, halving=pack_halving(space, template), latency_cache=None)
     searcher._latency = _FixedLatency(latency)  # the latencies measured once for the whole benchmark
     finished: dict[str, float] = {}
     spent = 0
     number = 0
-    pack_cost = replay_cost(args.pack_size, args.steps, halving_from_pack({"halving": pack_halving(space, template)}))
     while spent + (pack_cost if pareto else 0) <= budget:
         suggestion = searcher.suggest(f"p{number}")
         if not isinstance(suggestion, dict):
@@ -206,7 +211,17 @@ def main() -> None:
     parser.add_argument("--n-trajectories", type=int, default=100)
     parser.add_argument("--latency-batch", type=int, default=4096)
     parser.add_argument("--pack-size", type=int, default=16)
+    parser.add_argument("--grace-fraction", type=float, default=0.1,
+                        help="the first rung of ASHA and of Pareto halving, as a fraction of the steps (the "
+                             "search files' scheduler.grace_fraction; default 0.1, theirs)")
+    parser.add_argument("--recipe", choices=("paper", "fast"), default="paper",
+                        help="the grid's training recipe (default paper: Adam 1e-3, constant lr)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="default: the recipe's (paper 128, fast 1024)")
     parser.add_argument("--budget", type=float, default=0.2)
+    parser.add_argument("--query-fraction", type=float, default=0.5,
+                        help="search.query_fraction of the '+ query' strategies (default 0.5, the search "
+                             "files'); the plain MO-TPE strategies run with 0")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--out", default="benchmarks/search_efficiency.json")
     parser.add_argument("--curves", default=None, help="reuse the curves (and latencies) of an earlier run's JSON")
@@ -216,6 +231,7 @@ def main() -> None:
                         help="rounds of latency measurement; each architecture keeps its smallest median "
                              "(a load burst inflates a median, nothing deflates it)")
     args = parser.parse_args()
+    args.batch_size = args.batch_size or (128 if args.recipe == "paper" else 1024)
 
     import torch
 
@@ -223,6 +239,7 @@ def main() -> None:
     report: dict = {"machine": f"{platform.node()} {platform.processor() or platform.machine()}, "
                                f"{os.cpu_count()} CPUs, torch {torch.__version__}",
                     "load_start": uptime(), "args": vars(args)}
+    from fhn_automl.physics.problems import get_problem
     from fhn_automl.search.latency import LatencyTarget, measure_latency
 
     latency = None
@@ -244,7 +261,7 @@ def main() -> None:
         latency = {k: math.inf for k in curves}
         for _ in range(args.latency_rounds):  # round by round, so a load burst hits one round of each
             for k in curves:
-                latency[k] = min(latency[k], measure_latency("problem_b_s", k, target))
+                latency[k] = min(latency[k], measure_latency(get_problem("problem_b_s"), k, target))
         report["latency_wall_s"] = time.perf_counter() - started
         report["load_after_latency"] = uptime()
     report["curves"] = curves
@@ -287,9 +304,11 @@ def main() -> None:
         t0 = time.perf_counter()
         finished, spent = random_search(curves, args, seed, budget)
         record("random", seed, finished, spent, time.perf_counter() - t0)
-        for name, pareto in (("MO-TPE", False), ("MO-TPE + Pareto halving", True)):
+        for name, pareto, fraction in (("MO-TPE", False, 0.0), ("MO-TPE + Pareto halving", True, 0.0),
+                                       ("MO-TPE + query phase", False, args.query_fraction),
+                                       ("MO-TPE + halving + query", True, args.query_fraction)):
             t0 = time.perf_counter()
-            finished, spent = mo_tpe(curves, latency, args, seed, budget, pareto, bound)
+            finished, spent = mo_tpe(curves, latency, args, seed, budget, pareto, bound, query_fraction=fraction)
             record(name, seed, finished, spent, time.perf_counter() - t0)
     report["runs"] = runs
     report["summary"] = {

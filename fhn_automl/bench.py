@@ -24,7 +24,17 @@ import sys
 from pathlib import Path
 
 from fhn_automl._cli import comma_list, device_name, non_negative_int, positive_float, positive_int
-from fhn_automl.physics.problems import PROBLEM_CHOICES, UnknownProblemError, get_problem, problem_name
+from fhn_automl.learning.architecture import format_layers
+from fhn_automl.learning.untrained import untrained_model
+from fhn_automl.physics.problems import PROBLEM_CHOICES, Problem, UnknownProblemError, get_problem, problem_name
+from fhn_automl.post.errors import PostStageError
+from fhn_automl.post.integrity import verify_model_files
+from fhn_automl.post.registry import download_version_files, front_versions
+from fhn_automl.post.runs import resolve_tracking_uri
+from fhn_automl.post.settings import DEFAULT_BEAT_DTS, DEFAULT_EULER_DTS
+from fhn_automl.post.staging import staged_folder
+from fhn_automl.post.timing import pin_cpu_threads
+from fhn_automl.search.tracking_tags import LAYERS_TAG
 
 REFERENCE_ARCHITECTURE = "silu-32,tanh-32,silu-32"
 #: compile backends, as fhn_automl.post.compile names them (kept here so --help needs no torch import)
@@ -92,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _surrogates(args: argparse.Namespace, device: str, scratch: Path) -> list:
+def _surrogates(args: argparse.Namespace, problem: Problem, device: str, scratch: Path) -> list:
     import torch
 
     from fhn_automl.learning.model_io import load_model
@@ -101,28 +111,21 @@ def _surrogates(args: argparse.Namespace, device: str, scratch: Path) -> list:
 
     folders: list[tuple[str, Path, bool]] = [(Path(d).name, Path(d), False) for d in args.model_dir]
     if args.registered:
-        from fhn_automl.post.registry import download_version_files, front_versions
-        from fhn_automl.post.runs import resolve_tracking_uri
-        from fhn_automl.search.tracking_tags import LAYERS_TAG
-
         uri = resolve_tracking_uri(args.tracking_uri)
         for alias, version in front_versions(uri, args.problem, args.alias):
             local = download_version_files(version, scratch / alias, uri)
             folders.append((f"{alias} {version.tags.get(LAYERS_TAG, '')}", local, False))
     entries = []
     if not folders:
-        from fhn_automl.learning.untrained import untrained_model
-
-        model = untrained_model(args.problem, REFERENCE_ARCHITECTURE, seed=0)
+        model = untrained_model(problem, REFERENCE_ARCHITECTURE, seed=0)
         models = [(REFERENCE_ARCHITECTURE, model, True)]
     else:
-        from fhn_automl.learning.architecture import format_layers
-
         models = []
         for name, folder, untrained in folders:
             _check_pulled_folder(folder)
             model = load_model(folder)
             models.append((format_layers(model.spec.layers) if name == "model" else name, model, untrained))
+        models = _distinct_names(models, [folder for _, folder, _ in folders])
     for (name, model, untrained), backend in ((m, b) for m in models for b in args.backend):
         compiled = compile_surrogate(model, model.spec.n_in, backend=backend, precision=args.precision,
                                      device=device)
@@ -136,6 +139,14 @@ def _surrogates(args: argparse.Namespace, device: str, scratch: Path) -> list:
     return entries
 
 
+def _distinct_names(models: list, folders: list[Path]) -> list:
+    """Rows of the report are told apart by name: two models of the same layers (a DDNN and a PINN, two
+    seeds) get their kind and folder added, e.g. ``tanh-64,tanh-64 (pinn, runs/ms_pinn/model)``."""
+    names = [name for name, _, _ in models]
+    return [(f"{name} ({model.spec.kind}, {folder})" if names.count(name) > 1 else name, model, untrained)
+            for (name, model, untrained), folder in zip(models, folders)]
+
+
 def tune_points(args: argparse.Namespace, device: str) -> int:
     return args.tune_points or (1 << 22 if device.startswith("cuda") else 65_536)
 
@@ -144,8 +155,6 @@ def _check_pulled_folder(folder: Path) -> None:
     """A folder written by ``pull`` carries its files' digests in ``model_card.json``: a file changed
     since is refused (``ModelDigestError``). Other folders are the user's own and loaded as given."""
     import json
-
-    from fhn_automl.post.integrity import verify_model_files
 
     card = folder / "model_card.json"
     if card.is_file():
@@ -157,12 +166,11 @@ def _check_pulled_folder(folder: Path) -> None:
             verify_model_files(folder, expected, what=f"--model-dir {folder} (pulled; digests in model_card.json)")
 
 
-def _run_beat_verdict(args: argparse.Namespace, device: str, staging: Path, problem) -> None:
+def _run_beat_verdict(args: argparse.Namespace, problem: Problem, device: str, staging: Path) -> None:
     """A beat problem's verdict (``post.beat_benchmark``): solver dt sweep vs surrogates, counts (a) and (b)."""
-    from fhn_automl.post.beat_benchmark import (DEFAULT_BEAT_DTS, beat_report_markdown, run_beat_benchmark,
-                                                write_beat_report)
+    from fhn_automl.post.beat_benchmark import beat_report_markdown, run_beat_benchmark, write_beat_report
 
-    entries = _surrogates(args, device, staging / "_models")
+    entries = _surrogates(args, problem, device, staging / "_models")
     report = run_beat_benchmark(problem, entries, n=args.n or 64, n_ref=args.n_ref,
                                 dts=args.dts or DEFAULT_BEAT_DTS, device=device, warmup=args.warmup,
                                 repeats=args.repeats, cache_dir=Path(args.cache_dir) if args.cache_dir else None,
@@ -172,23 +180,22 @@ def _run_beat_verdict(args: argparse.Namespace, device: str, staging: Path, prob
     print(beat_report_markdown(report))
 
 
-def _run_benchmark(args: argparse.Namespace, device: str, staging: Path) -> None:
-    from fhn_automl.post.benchmark import DEFAULT_EULER_DTS, report_markdown, run_benchmark, write_report
+def _run_benchmark(args: argparse.Namespace, problem: Problem, device: str, staging: Path) -> None:
+    from fhn_automl.post.benchmark import report_markdown, run_benchmark, write_report
 
-    problem = get_problem(args.problem)
-    if problem.kind == "beat":
-        _run_beat_verdict(args, device, staging, problem)
+    if problem.is_n_state:  # an N-state model: the verdict against its own solver
+        _run_beat_verdict(args, problem, device, staging)
         return
     n = args.n or (16_000_000 if device.startswith("cuda") else 100_000)
-    entries = _surrogates(args, device, staging / "_models")
-    report = run_benchmark(args.problem, entries, n=n, n_ref=args.n_ref, euler_dts=args.dts or DEFAULT_EULER_DTS,
+    entries = _surrogates(args, problem, device, staging / "_models")
+    report = run_benchmark(problem, entries, n=n, n_ref=args.n_ref, euler_dts=args.dts or DEFAULT_EULER_DTS,
                            device=device, warmup=args.warmup, repeats=args.repeats)
     shutil.rmtree(staging / "_models", ignore_errors=True)
     write_report(report, staging)
     print(report_markdown(report))
 
 
-def _run_sweep(args: argparse.Namespace, device: str, staging: Path) -> None:
+def _run_sweep(args: argparse.Namespace, problem: Problem, device: str, staging: Path) -> None:
     from fhn_automl.post.benchmark import THESIS_N, make_workload, time_euler
     from fhn_automl.post.compile import tensorrt_installed
     from fhn_automl.post.sweep import (DEFAULT_DEPTHS, DEFAULT_WIDTHS, run_inference_sweep, sweep_architectures,
@@ -205,9 +212,9 @@ def _run_sweep(args: argparse.Namespace, device: str, staging: Path) -> None:
     architectures = sweep_architectures(widths, depths, activation=activation, mode=args.mode,
                                         max_models=args.max_models)
     print(f"[bench] sweep: {len(architectures)} networks x backends {backends} on {device}", flush=True)
-    sweep = run_inference_sweep(architectures, problem=args.problem, backends=backends, device=device,
+    sweep = run_inference_sweep(architectures, problem=problem, backends=backends, device=device,
                                 n_points=tune_points(args, device), repeats=args.repeats)
-    workload = make_workload(args.problem, args.n or 1_000_000)
+    workload = make_workload(problem, args.n or 1_000_000)
     euler = time_euler(workload, 0.1, device=device, warmup=args.warmup, repeats=args.repeats)
     files = write_sweep_report(sweep, staging, euler_workload_time_s=euler.median_s * THESIS_N / workload.n)
     print(files["markdown"].read_text())
@@ -221,8 +228,6 @@ def set_cpu_threads(threads: int | None) -> None:
     count than the one they were tuned at, and the report's "torch threads" would not say which.
     """
     import torch
-
-    from fhn_automl.post.timing import pin_cpu_threads
 
     pin_cpu_threads(threads or torch.get_num_threads())
 
@@ -245,8 +250,9 @@ def _check_memory(parser: argparse.ArgumentParser, args: argparse.Namespace, dev
                          f"{available / 2**30:.1f} GiB free; ask for fewer")
 
 
-def _check_inputs(parser: argparse.ArgumentParser, args: argparse.Namespace, device: str) -> None:
-    """What argparse cannot judge alone, before any work: folders, Euler steps, backend vs device."""
+def _check_inputs(parser: argparse.ArgumentParser, args: argparse.Namespace, device: str) -> Problem:
+    """What argparse cannot judge alone, before any work: folders, Euler steps, backend vs device.
+    Returns ``--problem`` resolved, the object every step below takes."""
     from fhn_automl.learning.model_io import ModelFolderError, load_model
     from fhn_automl.post.benchmark import make_workload
     from fhn_automl.post.compile import check_compile_request
@@ -266,13 +272,13 @@ def _check_inputs(parser: argparse.ArgumentParser, args: argparse.Namespace, dev
         if get_problem(spec.problem).key != problem.key:  # a B_S model timed on C's workload would report a meaningless error
             parser.error(f"--model-dir {folder}: the model is for {spec.problem} (spec.json field 'problem'), "
                          f"but --problem is {args.problem}; pass --problem {spec.problem}")
-    beat = problem.kind == "beat"
+    beat = problem.is_n_state  # an N-state model's solver, cells not FHN initial conditions
     if args.n_ref is None:
         args.n_ref = 8 if beat else 256
     if beat:  # cells of a cell model: a few hundred at most, one beat each; the steps must land on the grid
         eval_every = problem.save_dt
     else:
-        probe = make_workload(args.problem, 1)
+        probe = make_workload(problem, 1)
         eval_every = probe.eval_every
         _check_memory(parser, args, device, len(probe.eval_times))
     for dt in args.dts or ():
@@ -285,18 +291,17 @@ def _check_inputs(parser: argparse.ArgumentParser, args: argparse.Namespace, dev
             check_compile_request(backend, args.precision, device)
         except ValueError as exc:  # fp16 on a CPU and the like: bad input, not a bug
             parser.error(str(exc))
+    return problem
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from fhn_automl.post.compile import default_device
-    from fhn_automl.post.errors import PostStageError
-    from fhn_automl.post.staging import staged_folder
 
     device = args.device or default_device()
     try:
-        _check_inputs(parser, args, device)
+        problem = _check_inputs(parser, args, device)
     except PostStageError as exc:  # a backend or device this machine cannot run
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -305,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     target = Path(args.out or Path("runs") / "bench" / ("sweep" if args.sweep else problem_name(args.problem))).resolve()
     try:
         with staged_folder(target) as staging:
-            (_run_sweep if args.sweep else _run_benchmark)(args, device, staging)
+            (_run_sweep if args.sweep else _run_benchmark)(args, problem, device, staging)
     except PostStageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

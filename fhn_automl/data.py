@@ -10,7 +10,7 @@ A beat problem of your own cell model is a problem too: ``python -m fhn_automl.d
 
 N-state cell models: ``python -m fhn_automl.data --cell-model NAME_OR_PATH --out DIR`` (no problem name)
 writes one pre-paced beat per cell, cells differing in their parameters (``physics.cell_datasets``).
-NAME is a built-in model (fhn, tp06_epi, tp06_m, mitchell_schaeffer) or the path of a Myokit ``.mmt`` or
+NAME is a built-in model (fhn, tp06_epi, tp06_endo, tp06_m, mitchell_schaeffer) or the path of a Myokit ``.mmt`` or
 CellML ``.cellml`` file.
 """
 
@@ -41,7 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="where Euler runs: cuda needs CuPy and a GPU; auto picks cuda when present")
     cell = parser.add_argument_group("N-state cell models (--cell-model)")
     cell.add_argument("--cell-model", default=None,
-                      help="built-in name (fhn, tp06_epi, tp06_m, mitchell_schaeffer) or a .mmt / .cellml path")
+                      help="built-in name (fhn, tp06_epi, tp06_endo, tp06_m, mitchell_schaeffer) or a .mmt / .cellml path")
     cell.add_argument("--beats", type=non_negative_int, default=10, help="pre-pacing beats before the stored beat")
     cell.add_argument("--method", choices=("rush_larsen", "euler"), default="rush_larsen", help="explicit solver")
     cell.add_argument("--dt", type=float, default=None, help="solver step (default: the model's)")

@@ -12,8 +12,11 @@ import argparse
 import sys
 from pathlib import Path
 
+import fhn_automl.post
+from fhn_automl.post.console import mlflow_ui_address, where_to_look
 from fhn_automl.search.cli import build_parser as build_search_parser
 from fhn_automl.search.cli import run_search_command
+from fhn_automl.search.job_records import job_working_dir_copy
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +33,6 @@ def main(argv: list[str] | None = None) -> int:
         _print_mlflow_address(summary.experiment, summary.tracking_uri)
     if code != 0 or summary is None or args.no_post:
         return code
-    from fhn_automl.search.job_records import job_working_dir_copy
 
     out_dir = None
     if job_working_dir_copy() is not None and args.storage and "://" not in args.storage:
@@ -45,8 +47,6 @@ def _print_mlflow_address(experiment: str, tracking_uri: str) -> None:
     try:
         from mlflow.tracking import MlflowClient
 
-        from fhn_automl.post.console import mlflow_ui_address
-
         found = MlflowClient(tracking_uri=tracking_uri).get_experiment_by_name(experiment)
         address, command = mlflow_ui_address(tracking_uri, found.experiment_id if found else None)
     except Exception as exc:  # noqa: BLE001 - only a hint is lost
@@ -59,7 +59,7 @@ def run_post_stage(experiment: str, tracking_uri: str, budget: str | None = None
                    out_dir: str | None = None) -> int:
     """The post-stage on a finished search, at the preset of the search's budget; 1 if it fails."""
     try:
-        from fhn_automl.post import run_post_stage as post_stage
+        post_stage = fhn_automl.post.run_post_stage  # loads post.stage (torch and friends) here, not at import
     except ImportError as exc:  # an optional dependency of the post-stage is missing
         print(f"post-stage not run: it cannot be imported ({exc}); run it later with "
               f"python -m fhn_automl.post {experiment}", file=sys.stderr)
@@ -74,7 +74,6 @@ def run_post_stage(experiment: str, tracking_uri: str, budget: str | None = None
     except Exception as exc:  # the search's results are safe in MLflow; report and fail the command
         print(f"error: the post-stage failed on {experiment!r}: {exc}", file=sys.stderr)
         return 1
-    from fhn_automl.post.console import where_to_look
 
     print("\n" + where_to_look(result, tracking_uri), flush=True)
     return 0

@@ -16,6 +16,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from fhn_automl.post.errors import cli_error_message
+from fhn_automl.post.registry import pull_models
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fhn_automl.pull", description=__doc__,
@@ -29,9 +32,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracking-uri", default=None,
                         help="default: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlruns/mlflow.db")
     args = parser.parse_args(argv)
-    from fhn_automl.post.errors import cli_error_message
-    from fhn_automl.post.registry import pull_models
-
     try:
         folders = pull_models(args.problem, args.to, alias=args.alias, tracking_uri=args.tracking_uri)
     except Exception as exc:  # a named error, or MLflow that stalls or fails mid-way: not a traceback

@@ -43,13 +43,23 @@ from typing import TYPE_CHECKING, Any
 
 from fhn_automl._cli import positive_int
 from fhn_automl.physics.error_measures import ERROR_KEYS
+from fhn_automl.physics.problems import Problem, code_variant, get_problem
+from fhn_automl.post.analysis import pick_notable, pinn_ddnn_t_tests, trials_frame, window_summary
+from fhn_automl.post.markdown import markdown_table
+from fhn_automl.post.errors import ExperimentNotFoundError, NoFinishedTrialsError, PostStageError
+from fhn_automl.post.plotting import finish_figure, pyplot
+from fhn_automl.post.runs import download_model, load_trials
+from fhn_automl.post.runs import resolve_tracking_uri as existing_store
+from fhn_automl.post.staging import check_output_target, staged_folder
+from fhn_automl.post.thesis_tables import PROBLEM_A_T_TESTS, TABLES, ThesisTable
 from fhn_automl.search.budgets import BUDGET_NAMES
+from fhn_automl.search.options import SearchOptions
+from fhn_automl.search.space import LayerGrid, SearchSpaceError, load_search_space
+from fhn_automl.search.tracking import default_artifact_root, experiment_name, resolve_tracking_uri
 from fhn_automl.search.tracking_tags import REPRODUCE_ROLE, ROLE_TAG, THESIS_TABLE_TAG
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from fhn_automl.post.thesis_tables import ThesisTable
 
 BUDGETS = BUDGET_NAMES  # the search's budgets (fhn_automl.search.budgets)
 #: Seed of the fresh initial states: the datasets draw theirs with seed 0 (Latin hypercube).
@@ -83,8 +93,6 @@ class TablePlan:
 
     def problem(self, name: str) -> str:
         """The variant of the study's problem ``name`` that this table is compared on."""
-        from fhn_automl.physics.problems import code_variant
-
         return code_variant(name) if self.domain == "code" else name
 
 
@@ -135,8 +143,6 @@ def get_plan(table: int | str) -> TablePlan:
 
 def restricted_space(plan: TablePlan, budget_name: str, *, executor: str | None = None):
     """(search space cut to the plan's study, options and budget architectures, budget)."""
-    from fhn_automl.search.space import LayerGrid, SearchSpaceError, load_search_space
-
     space = load_search_space(plan.search)
     names = [s.name for s in space.studies]
     study_name = plan.study or names[0]
@@ -165,7 +171,7 @@ def restricted_space(plan: TablePlan, budget_name: str, *, executor: str | None 
 def run_study(plan: TablePlan, budget_name: str, *, tracking_uri: str, data_root: str, storage: str,
               executor: str | None, address: str | None, quiet: bool) -> dict[str, str]:
     """Train the plan's trials with the search; returns each trial's status (finished | diverged | error)."""
-    from fhn_automl.search.runner import SearchOptions, run_search
+    from fhn_automl.search.runner import run_search  # imports Ray: not for --help or a read-only report
 
     space, budget = restricted_space(plan, budget_name, executor=executor)
     summary = run_search(SearchOptions(space=space, budget=budget, tracking_uri=tracking_uri, data_root=data_root,
@@ -177,8 +183,6 @@ def run_study(plan: TablePlan, budget_name: str, *, tracking_uri: str, data_root
 
 def matching_trials(plan: TablePlan, records: Sequence[Any]) -> list[Any]:
     """The finished trials of an experiment that belong to the plan's study and options."""
-    from fhn_automl.search.space import load_search_space
-
     space = load_search_space(plan.search)
     study = plan.study or space.studies[0].name
     problems = {plan.problem(name) for name in next(s for s in space.studies if s.name == study).axes["problem"]}
@@ -196,26 +200,23 @@ def matching_trials(plan: TablePlan, records: Sequence[Any]) -> list[Any]:
 # ------------------------------------------------------------------------------ measuring our models
 
 
-def fresh_workload(problem_name: str, n: int, seed: int = FRESH_IC_SEED):
+def fresh_workload(problem: Problem, n: int, seed: int = FRESH_IC_SEED):
     """Fresh initial states over the problem's whole window, a point every stored step (iterators:
     every network step to the rollout end). Problem A has one fixed state, so one trajectory."""
-    from fhn_automl.physics.problems import get_problem
-    from fhn_automl.post.benchmark import make_workload
+    from fhn_automl.post.benchmark import make_workload  # loads torch: the command's --help stays light
 
-    problem = get_problem(problem_name)
     if problem.fixed_initial_state is not None:
         n = 1
     t_end = problem.rollout_t_end if problem.kind == "iterator" and problem.rollout_t_end else problem.t_end
-    return make_workload(problem_name, n, t_end=t_end, eval_every=problem.save_dt, seed=seed)
+    return make_workload(problem, n, t_end=t_end, eval_every=problem.save_dt, seed=seed)
 
 
 def measure_models(records: Sequence[Any], tracking_uri: str, n_fresh: int, *, quiet: bool = True) -> "pd.DataFrame":
     """One row per trial: its figures, the search's recorded errors and our errors against DOP853."""
+    # these load torch: the command's --help and argument errors stay light
     from fhn_automl.learning.model_io import load_model, load_spec
-    from fhn_automl.post.analysis import trials_frame
     from fhn_automl.post.benchmark import reference_states, surrogate_errors
     from fhn_automl.post.compile import compile_surrogate
-    from fhn_automl.post.runs import download_model
 
     frame = trials_frame(records).rename(columns={"mean_err": "recorded_mean_err", "max_err": "recorded_max_err"})
     # runs.MEAN_ERR_KEYS reads the best checkpoint's subset error first; the trainer's final_full_val_*
@@ -228,7 +229,7 @@ def measure_models(records: Sequence[Any], tracking_uri: str, n_fresh: int, *, q
     with tempfile.TemporaryDirectory(prefix="fhn_reproduce_models_") as tmp:
         for position, record in enumerate(records):
             if record.problem not in references:
-                workload = fresh_workload(record.problem, n_fresh)
+                workload = fresh_workload(get_problem(record.problem), n_fresh)  # a key from MLflow
                 started = time.perf_counter()
                 ref = reference_states(workload)
                 references[record.problem] = (workload, ref, time.perf_counter() - started)
@@ -293,8 +294,6 @@ def _ours(pick: Any) -> dict[str, Any]:
 def notable_rows(thesis: "ThesisTable", ours: "pd.DataFrame") -> list[dict[str, Any]]:
     """Per thesis row: its model and ours under the same rule, in the thesis code's measure (the one its
     tables use), both measures of ours, and the ratio ours / thesis."""
-    from fhn_automl.post.analysis import pick_notable
-
     ours = in_code_measure(ours)
     rows = []
     for row in thesis.rows:
@@ -324,8 +323,6 @@ def pinn_pair_rows(thesis: "ThesisTable", ours: "pd.DataFrame") -> list[dict[str
 
 
 def window_rows(thesis: "ThesisTable", ours: "pd.DataFrame") -> list[dict[str, Any]]:
-    from fhn_automl.post.analysis import window_summary
-
     summary = window_summary(in_code_measure(ours)) if len(ours) else None
     rows = []
     for row in thesis.rows:
@@ -345,8 +342,6 @@ def window_rows(thesis: "ThesisTable", ours: "pd.DataFrame") -> list[dict[str, A
 
 
 def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    from fhn_automl.post.benchmark import markdown_table
-
     return markdown_table(list(header), [[_fmt(v) for v in r] for r in rows])
 
 
@@ -422,9 +417,6 @@ def report_markdown(plan: TablePlan, thesis: "ThesisTable", rows: list[dict[str,
 
 def t_test_markdown(ours: "pd.DataFrame") -> tuple[str, list[dict[str, Any]]]:
     """Figure 17/21's t-test on our models, beside the thesis' values."""
-    from fhn_automl.post.analysis import pinn_ddnn_t_tests
-    from fhn_automl.post.thesis_tables import PROBLEM_A_T_TESTS
-
     frame = ours if "train_split" in ours else ours.assign(train_split="all")
     tests = pinn_ddnn_t_tests(frame)
     records = tests.to_dict("records")
@@ -441,8 +433,6 @@ def t_test_markdown(ours: "pd.DataFrame") -> tuple[str, list[dict[str, Any]]]:
 def plot_reproduction(rows: list[dict[str, Any]], path: Path, *, title: str, label_key: str,
                       thesis_key: str, ours_key: str) -> Path:
     """Dot plot: one line per thesis row, the thesis' error (open) beside ours (filled), log scale."""
-    from fhn_automl.post.plotting import finish_figure, pyplot
-
     plt = pyplot()
     shown = [r for r in rows if r.get(thesis_key) is not None]
     fig, ax = plt.subplots(figsize=(8, max(2.5, 0.35 * len(shown) + 1.5)))
@@ -483,9 +473,6 @@ def _log(quiet: bool, message: str) -> None:
 
 
 def _existing_trials(experiment: str, tracking_uri: str, plan: TablePlan) -> list[Any]:
-    from fhn_automl.post.errors import ExperimentNotFoundError, NoFinishedTrialsError
-    from fhn_automl.post.runs import load_trials
-
     try:
         _, records = load_trials(experiment, tracking_uri)
     except (ExperimentNotFoundError, NoFinishedTrialsError):
@@ -493,86 +480,123 @@ def _existing_trials(experiment: str, tracking_uri: str, plan: TablePlan) -> lis
     return matching_trials(plan, records)
 
 
-def reproduce(table: int | str, *, budget: str = "smoke", out: Path | None = None, tracking_uri: str | None = None,
-              experiment: str | None = None, rerun: bool = False, data_root: str = "data",
-              storage: str | None = None, executor: str | None = None, address: str | None = None,
-              n_fresh: int | None = None, quiet: bool = False) -> dict[str, Any]:
-    """Run (or read) the table's study, measure, write the report; returns what was written and found."""
-    from fhn_automl.post.errors import NoFinishedTrialsError
-    from fhn_automl.post.runs import resolve_tracking_uri as existing_store
-    from fhn_automl.post.staging import check_output_target, staged_folder
-    from fhn_automl.post.thesis_tables import TABLES
-    from fhn_automl.search.tracking import experiment_name, resolve_tracking_uri
+@dataclasses.dataclass(frozen=True)
+class ReproduceRequest:
+    """One ``reproduce`` run, checked and resolved before any work: the table's plan, the budget, the
+    report folder, the MLflow store, where the trials come from and how the study would train."""
 
+    plan: TablePlan
+    budget: str
+    out: Path
+    tracking_uri: str
+    experiment: str | None = None   # read this experiment; None: the search's own (<search>-<budget>)
+    rerun: bool = False             # train even when that experiment holds the study's trials
+    data_root: str = "data"
+    storage: str | None = None      # Tune state folder (default runs/reproduce/ray)
+    executor: str | None = None
+    address: str | None = None
+    n_fresh: int = FRESH_ICS["smoke"]
+    quiet: bool = False
+
+    def log(self, message: str) -> None:
+        _log(self.quiet, message)
+
+
+def reproduce_request(table: int | str, *, budget: str = "smoke", out: Path | None = None,
+                      tracking_uri: str | None = None, experiment: str | None = None, rerun: bool = False,
+                      data_root: str = "data", storage: str | None = None, executor: str | None = None,
+                      address: str | None = None, n_fresh: int | None = None, quiet: bool = False) -> ReproduceRequest:
+    """The request of ``reproduce``'s arguments; a bad table, budget or report folder is refused here."""
     plan = get_plan(table)
     if budget not in BUDGETS:
         raise ValueError(f"unknown budget {budget!r}; choose one of {', '.join(BUDGETS)}")
-    thesis = TABLES[plan.table]
     out = Path(out or Path("runs") / "reproduce" / f"table{plan.table}-{budget}")
     check_output_target(out)  # refuse a foreign folder before any training
     # reading needs a store that exists (a typo must not create an empty one); a run may create it
     tracking_uri = existing_store(tracking_uri) if experiment is not None else resolve_tracking_uri(tracking_uri)
-    n_fresh = n_fresh or FRESH_ICS[budget]
+    return ReproduceRequest(plan=plan, budget=budget, out=out, tracking_uri=tracking_uri, experiment=experiment,
+                            rerun=rerun, data_root=data_root, storage=storage, executor=executor, address=address,
+                            n_fresh=n_fresh or FRESH_ICS[budget], quiet=quiet)
+
+
+def reproduce(request: ReproduceRequest) -> dict[str, Any]:
+    """Run (or read) the table's study, measure, write the report; returns what was written and found."""
     started = time.perf_counter()
-
-    if experiment is not None:
-        mode = "read: --experiment"
-        records = _existing_trials(experiment, tracking_uri, plan)
-        if not records:
-            raise NoFinishedTrialsError(f"experiment {experiment!r} in {tracking_uri} has no finished trial of "
-                                        f"{plan.search} / {plan.study or 'its study'} {plan.options or ''}")
-    else:
-        experiment = experiment_name(plan.search, budget)
-        records = [] if rerun else _existing_trials(experiment, tracking_uri, plan)
-        mode = "read: an earlier search of this file and budget"
-        if records:
-            _log(quiet, f"reading {len(records)} finished trial(s) of Table {plan.table}'s study from {experiment} "
-                        "(--rerun trains the plan's architectures instead)")
-        if not records:
-            _log(quiet, f"training Table {plan.table}'s study ({plan.what}) at the {budget} budget")
-            statuses = run_study(plan, budget, tracking_uri=tracking_uri, data_root=data_root,
-                      storage=storage or str(Path("runs") / "reproduce" / "ray"), executor=executor,
-                      address=address, quiet=quiet)
-            mode = "trained now"
-            records = _existing_trials(experiment, tracking_uri, plan)
-            wanted = plan.layers.get(budget)
-            if wanted:  # the same experiment may hold older trials of other architectures
-                records = [r for r in records if r.layers in wanted] or records
-            if not records:
-                counts = {s: list(statuses.values()).count(s) for s in sorted(set(statuses.values()))}
-                raise NoFinishedTrialsError(f"the search for Table {plan.table} finished no trial with a model "
-                                            f"({counts or 'no trials'}); see its log above")
+    experiment, mode, records = study_trials(request)
     train_seconds = time.perf_counter() - started
-    _log(quiet, f"measuring {len(records)} model(s) against DOP853 on fresh initial states")
-    ours = measure_models(records, tracking_uri, n_fresh, quiet=quiet)
-
-    extra, tests = "", None
-    if plan.analysis == "notable":
-        rows = notable_rows(thesis, ours)
-    elif plan.analysis == "pinn_pairs":
-        rows = pinn_pair_rows(thesis, ours)
-        extra, tests = t_test_markdown(ours)
-    else:
-        rows = window_rows(thesis, ours)
-    text = report_markdown(plan, thesis, rows, ours, budget=budget, experiment=experiment, mode=mode,
-                           n_fresh=n_fresh, extra=extra)
-    plot_rows, label_key, thesis_key, ours_key = _rows_for_plot(plan, rows)
-    summary = {"table": plan.table, "budget": budget, "experiment": experiment, "mode": mode,
-               "tracking_uri": tracking_uri, "n_models": len(ours), "fresh_ic_seed": FRESH_IC_SEED,
-               "n_fresh_max": n_fresh, "reference": REFERENCE, "reference_solves": ours.attrs.get("reference", {}),
-               "rows": rows, "t_tests": tests, "thesis_source": thesis.source,
+    request.log(f"measuring {len(records)} model(s) against DOP853 on fresh initial states")
+    ours = measure_models(records, request.tracking_uri, request.n_fresh, quiet=request.quiet)
+    thesis = TABLES[request.plan.table]
+    rows, extra, tests = compare_rows(request.plan, thesis, ours)
+    summary = {"table": request.plan.table, "budget": request.budget, "experiment": experiment, "mode": mode,
+               "tracking_uri": request.tracking_uri, "n_models": len(ours), "fresh_ic_seed": FRESH_IC_SEED,
+               "n_fresh_max": request.n_fresh, "reference": REFERENCE,
+               "reference_solves": ours.attrs.get("reference", {}), "rows": rows, "t_tests": tests,
+               "thesis_source": thesis.source,
                "seconds": {"train_or_read": train_seconds, "total": time.perf_counter() - started}}
-    with staged_folder(out, "reproduce") as staging:
+    text = report_markdown(request.plan, thesis, rows, ours, budget=request.budget, experiment=experiment, mode=mode,
+                           n_fresh=request.n_fresh, extra=extra)
+    write_report(request, text, rows, ours, summary)
+    summary["out"] = str(request.out)
+    summary["run_id"] = _log_to_mlflow(request.tracking_uri, experiment, request.out, request.plan, request.budget,
+                                       ours, quiet=request.quiet)
+    request.log(f"report in {request.out / 'report.md'} (MLflow run {summary['run_id']})")
+    return summary
+
+
+def study_trials(request: ReproduceRequest) -> tuple[str, str, list[Any]]:
+    """(experiment, how its trials were found, the study's finished trials): the named experiment's, an
+    earlier search's of this file and budget, or those of a search run now."""
+    plan, budget = request.plan, request.budget
+    if request.experiment is not None:
+        records = _existing_trials(request.experiment, request.tracking_uri, plan)
+        if not records:
+            raise NoFinishedTrialsError(f"experiment {request.experiment!r} in {request.tracking_uri} has no finished "
+                                        f"trial of {plan.search} / {plan.study or 'its study'} {plan.options or ''}")
+        return request.experiment, "read: --experiment", records
+    experiment = experiment_name(plan.search, budget)
+    records = [] if request.rerun else _existing_trials(experiment, request.tracking_uri, plan)
+    if records:
+        request.log(f"reading {len(records)} finished trial(s) of Table {plan.table}'s study from {experiment} "
+                    "(--rerun trains the plan's architectures instead)")
+        return experiment, "read: an earlier search of this file and budget", records
+    request.log(f"training Table {plan.table}'s study ({plan.what}) at the {budget} budget")
+    statuses = run_study(plan, budget, tracking_uri=request.tracking_uri, data_root=request.data_root,
+                         storage=request.storage or str(Path("runs") / "reproduce" / "ray"), executor=request.executor,
+                         address=request.address, quiet=request.quiet)
+    records = _existing_trials(experiment, request.tracking_uri, plan)
+    wanted = plan.layers.get(budget)
+    if wanted:  # the same experiment may hold older trials of other architectures
+        records = [r for r in records if r.layers in wanted] or records
+    if not records:
+        counts = {s: list(statuses.values()).count(s) for s in sorted(set(statuses.values()))}
+        raise NoFinishedTrialsError(f"the search for Table {plan.table} finished no trial with a model "
+                                    f"({counts or 'no trials'}); see its log above")
+    return experiment, "trained now", records
+
+
+def compare_rows(plan: TablePlan, thesis: "ThesisTable",
+                 ours: "pd.DataFrame") -> tuple[list[dict[str, Any]], str, list[dict[str, Any]] | None]:
+    """(the thesis' rows beside ours, extra report text, t-tests) by the plan's analysis."""
+    if plan.analysis == "notable":
+        return notable_rows(thesis, ours), "", None
+    if plan.analysis == "pinn_pairs":
+        extra, tests = t_test_markdown(ours)
+        return pinn_pair_rows(thesis, ours), extra, tests
+    return window_rows(thesis, ours), "", None
+
+
+def write_report(request: ReproduceRequest, text: str, rows: list[dict[str, Any]], ours: "pd.DataFrame",
+                 summary: dict[str, Any]) -> None:
+    """report.md, rows.csv, reproduction.json and reproduction.png, written whole into ``request.out``."""
+    plot_rows, label_key, thesis_key, ours_key = _rows_for_plot(request.plan, rows)
+    with staged_folder(request.out, "reproduce") as staging:
         (staging / "report.md").write_text(text)
         ours.to_csv(staging / "rows.csv", index=False)
         (staging / "reproduction.json").write_text(json.dumps(summary, indent=2, default=_json_default))
         plot_reproduction(plot_rows, staging / "reproduction.png",
-                          title=f"Thesis Table {plan.table} vs ours ({budget})", label_key=label_key,
+                          title=f"Thesis Table {request.plan.table} vs ours ({request.budget})", label_key=label_key,
                           thesis_key=thesis_key, ours_key=ours_key)
-    summary["out"] = str(out)
-    summary["run_id"] = _log_to_mlflow(tracking_uri, experiment, out, plan, budget, ours, quiet=quiet)
-    _log(quiet, f"report in {out / 'report.md'} (MLflow run {summary['run_id']})")
-    return summary
 
 
 def _json_default(value: Any) -> Any:
@@ -590,7 +614,6 @@ def _log_to_mlflow(tracking_uri: str, experiment: str, out: Path, plan: TablePla
     try:
         from mlflow.tracking import MlflowClient
 
-        from fhn_automl.search.tracking import default_artifact_root
 
         client = MlflowClient(tracking_uri=tracking_uri)
         found = client.get_experiment_by_name(experiment)
@@ -643,14 +666,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from fhn_automl.post.errors import PostStageError
-    from fhn_automl.search.space import SearchSpaceError
 
     try:
-        get_plan(args.table)
-        reproduce(args.table, budget=args.budget, out=args.out, tracking_uri=args.tracking_uri,
-                  experiment=args.experiment, rerun=args.rerun, data_root=args.data_root, storage=args.storage,
-                  executor=args.executor, address=args.address, n_fresh=args.n_fresh, quiet=args.quiet)
+        reproduce(reproduce_request(args.table, budget=args.budget, out=args.out, tracking_uri=args.tracking_uri,
+                                    experiment=args.experiment, rerun=args.rerun, data_root=args.data_root,
+                                    storage=args.storage, executor=args.executor, address=args.address,
+                                    n_fresh=args.n_fresh, quiet=args.quiet))
     except (UnknownTableError, PostStageError, SearchSpaceError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

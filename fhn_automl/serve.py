@@ -23,6 +23,9 @@ import sys
 from pathlib import Path
 
 from fhn_automl._cli import positive_int
+from fhn_automl.post.errors import NoRegisteredModelsError, PostStageError
+from fhn_automl.post.registry import registered_model_name
+from fhn_automl.post.runs import resolve_tracking_uri
 
 
 def server_command(model_uri: str, *, host: str, port: int) -> tuple[list[str], dict[str, str]]:
@@ -49,10 +52,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracking-uri", default=None,
                         help="default: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlruns/mlflow.db")
     args = parser.parse_args(argv)
-    from fhn_automl.post.errors import PostStageError
-    from fhn_automl.post.registry import registered_model_name
-    from fhn_automl.post.runs import resolve_tracking_uri
-
     try:
         uri = resolve_tracking_uri(args.tracking_uri)
         _check_alias(uri, registered_model_name(args.problem), args.alias)
@@ -71,8 +70,6 @@ def main(argv: list[str] | None = None) -> int:
 def _check_alias(uri: str, name: str, alias: str) -> None:
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
-
-    from fhn_automl.post.errors import NoRegisteredModelsError
 
     client = MlflowClient(tracking_uri=uri)
     try:

@@ -26,6 +26,7 @@ from typing import Any
 
 from fhn_automl._cli import device_name, non_negative_float, non_negative_int, positive_float, positive_int
 from fhn_automl.learning.architecture import LayerNotationError, parse_layers
+from fhn_automl.physics.problems import UnknownProblemError, get_problem
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -94,7 +95,6 @@ def _progress_printer(steps: int):
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from fhn_automl.learning import train
-    from fhn_automl.physics.problems import UnknownProblemError, get_problem
 
     try:
         problem = get_problem(args.problem)

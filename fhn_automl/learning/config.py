@@ -8,6 +8,7 @@ resolves recipe-dependent defaults (batch size, lr) in one place.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from typing import Any
 from fhn_automl.learning.architecture import LayerSpec, format_layers, parse_layers
 from fhn_automl.learning.recipes import RECIPES
 from fhn_automl.learning.spec import MODEL_KINDS
+from fhn_automl.physics.problems import Problem, get_problem
 
 #: Upper bounds checked before anything is allocated: a value past them is a typo or an attack
 #: (``steps: 1e300``, ``batch_size: 1e15``), never a training run (the thesis' longest is 1e6 steps,
@@ -167,15 +169,20 @@ class TrainConfig:
         if self.data_dir is None:  # a generated dataset: its splits are known now, not after the build
             self._check_splits()
 
-    def _check_splits(self) -> None:
-        from fhn_automl.physics.problems import get_problem
+    @functools.cached_property
+    def resolved_problem(self) -> Problem:
+        """The ``Problem`` that ``problem`` (its key) names, resolved once per config: a training config
+        arrives as a plain mapping (in a Ray worker too), so this is where its problem becomes the object
+        that everything below takes."""
+        return get_problem(self.problem)
 
+    def _check_splits(self) -> None:
         try:
-            problem = get_problem(self.problem)
+            problem = self.resolved_problem
         except KeyError as exc:
             raise ValueError(f"problem: {exc}") from None
-        if problem.kind == "beat":
-            self._check_beat(problem)
+        if problem.is_n_state:
+            self._check_n_state(problem)
         splits = {"train", "val", *problem.extra_sets} | ({"rollout"} if problem.kind == "iterator" else set())
         for name in ("train_split", "val_split"):
             value = getattr(self, name)
@@ -183,13 +190,15 @@ class TrainConfig:
                 raise ValueError(f"{name} {value!r} is not a split of {self.problem}'s dataset; "
                                  f"known: {', '.join(sorted(splits))}")
 
-    def _check_beat(self, problem) -> None:
-        """What a beat problem (an N-state cell model's voltage trace) cannot train."""
-        if self.kind == "pinn":
+    def _check_n_state(self, problem: Problem) -> None:
+        """What an N-state cell model's problem cannot train: a beat (its voltage trace) no PINN; neither an
+        iterator nor the FitzHugh-Nagumo high-error physics region. (A cell_state problem's outputs are the
+        whole state: PINN trains on it.)"""
+        if self.kind == "pinn" and problem.kind == "beat":
             raise ValueError(f"kind 'pinn' is not possible on {problem.name}: its outputs ({', '.join(problem.outputs)}) "
                              f"are not the model's whole state, so the ODE residual cannot be formed; use kind 'ddnn'")
         if self.kind == "iter":
-            raise ValueError(f"kind 'iter' needs an iterator problem; {problem.name} is a beat problem")
+            raise ValueError(f"kind 'iter' needs an iterator problem; {problem.name} is a {problem.kind} problem")
         region = self.extra_region
         if region is not None and region.kind == "physics":
             raise ValueError(f"a physics extra_region needs the FitzHugh-Nagumo equations; on {problem.name} "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from fhn_automl.physics.datasets import file_sha256
+from fhn_automl.physics.dataset_files import file_sha256
 
 #: The files a saved model consists of (``model_io``'s names, repeated here so torch stays out).
 MODEL_FILES = ("spec.json", "weights.pt", "model.ts")

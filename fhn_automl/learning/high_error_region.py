@@ -44,8 +44,12 @@ import torch
 from torch import nn
 
 from fhn_automl.learning import training_data
+from fhn_automl.learning.config import TrainConfig
+from fhn_automl.learning.model_io import load_model
+from fhn_automl.learning.trainer import train
 from fhn_automl.learning.validation import point_errors
-from fhn_automl.physics.problems import Problem, get_problem
+from fhn_automl.physics.high_error import build_high_error_set
+from fhn_automl.physics.problems import Problem
 
 RULE_KINDS = ("top_fraction", "trajectory_mean_above")
 #: the set holds about this share of the training set's trajectories (pairs for iterators), spread
@@ -97,10 +101,9 @@ THESIS_RULES: dict[str, DetectionRule] = {
 DEFAULT_RULE = DetectionRule("top_fraction", 0.05)
 
 
-def rule_for(problem: str | Problem) -> DetectionRule:
+def rule_for(problem: Problem) -> DetectionRule:
     """The thesis' rule for ``problem`` (``DEFAULT_RULE`` where it gives none)."""
-    name = problem if isinstance(problem, str) else problem.name
-    return THESIS_RULES.get(name, DEFAULT_RULE)
+    return THESIS_RULES.get(problem.name, DEFAULT_RULE)
 
 
 def parse_rule(text: str) -> DetectionRule:
@@ -192,7 +195,7 @@ def high_error_centres(model: nn.Module, problem: Problem, columns: Mapping[str,
     return places[chosen], report
 
 
-def detect_high_error_set(model: nn.Module, problem: str | Problem, dataset_dir: str | os.PathLike,
+def detect_high_error_set(model: nn.Module, problem: Problem, dataset_dir: str | os.PathLike,
                           out_path: str | os.PathLike, *, rule: DetectionRule | None = None, split: str = "train",
                           radius: float = RADIUS, n_per_centre: int | None = None,
                           set_fraction: float = SET_FRACTION, seed: int = 0,
@@ -202,9 +205,6 @@ def detect_high_error_set(model: nn.Module, problem: str | Problem, dataset_dir:
 
     ``n_per_centre`` None spreads ``set_fraction`` of the split's trajectories (pairs) over the centres.
     """
-    from fhn_automl.physics.high_error import build_high_error_set
-
-    problem = get_problem(problem) if isinstance(problem, str) else problem
     rule = rule or rule_for(problem)
     columns = training_data.read_columns(dataset_dir, split)
     centres, report = high_error_centres(model.cpu().eval(), problem, columns, rule)
@@ -222,15 +222,13 @@ def train_base_and_detect(config: Mapping[str, Any], out_path: str | os.PathLike
     (its ``steps`` are the budget), stopped at a plateau (default ``PlateauStop()``), then
     :func:`detect_high_error_set` with it. Returns (set path, report with the base model's figures).
     """
-    from fhn_automl.learning.model_io import load_model
-    from fhn_automl.learning.trainer import train
-
     base_config = {key: value for key, value in config.items() if key != "extra_region"}
     final = train(base_config, report, stop=plateau or PlateauStop())
     if final["status"] != "finished" or not final.get("model_dir"):
         raise HighErrorDetectionError(f"the base model for {config['problem']}'s high-error set ended "
                                       f"{final['status']}: no set built")
-    path, detection = detect_high_error_set(load_model(final["model_dir"]), config["problem"],
+    problem = TrainConfig.from_mapping(base_config).resolved_problem
+    path, detection = detect_high_error_set(load_model(final["model_dir"]), problem,
                                             final["dataset_dir"], out_path, rule=rule, seed=seed, device=device)
     base = {"base_steps": final["step"], "base_stopped_at_step": final.get("stopped_at_step"),
             "base_val_mean_err": final.get("final_full_val_mean_err", final.get("val_mean_err")),

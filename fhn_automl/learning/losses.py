@@ -18,11 +18,13 @@ Batches are drawn on the training device with ``torch.randint`` / ``torch.rand``
 from __future__ import annotations
 
 import abc
+import functools
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
+from fhn_automl.physics.ionic_sources import resolve_cell_model
 from fhn_automl.physics.problems import Problem
 
 
@@ -90,8 +92,32 @@ def residual_from_outputs(model: nn.Module, x: torch.Tensor, y_norm: torch.Tenso
     """The residual given the standardised outputs and their d/dt at ``x``."""
     mean, std = model.output_statistics()
     y = y_norm * std + mean
-    du, dw = problem.model.rhs(y[..., 0], y[..., 1], applied_current(problem, x, model.spec.inputs))
-    return dy_norm - torch.stack((du, dw), dim=-1) / std
+    return dy_norm - state_derivatives(problem, x, y, model.spec.inputs) / std
+
+
+def state_derivatives(problem: Problem, x: torch.Tensor, y: torch.Tensor, inputs: Sequence[str]) -> torch.Tensor:
+    """d(outputs)/dt by the problem's equations at raw outputs ``y`` (last axis: the outputs): FitzHugh-Nagumo's
+    (u, w) with the problem's applied current, or an N-state model's whole state (``cell_state`` problems:
+    no stimulus, default parameters, as their data)."""
+    if problem.state is None:
+        du, dw = problem.model.rhs(y[..., 0], y[..., 1], applied_current(problem, x, inputs))
+        return torch.stack((du, dw), dim=-1)
+    model, order, params = _state_equations(problem.state.cell_model,
+                                            tuple((name, problem.state.outputs[name]) for name in problem.outputs))
+    states = [None] * len(order)
+    for column, index in enumerate(order):
+        states[index] = y[..., column]
+    derivatives = model.rhs(states, 0.0, [float(p) for p in params], xp=torch)
+    return torch.stack([derivatives[index] for index in order], dim=-1)
+
+
+@functools.lru_cache(maxsize=8)
+def _state_equations(cell_model: str, outputs: tuple[tuple[str, str], ...]):
+    """(model, the state index of each output, default parameters) of a ``cell_state`` problem's model and
+    its (output, state) pairs in output order."""
+    model = resolve_cell_model(cell_model)
+    order = tuple(model.state_names.index(state) for _, state in outputs)
+    return model, order, tuple(model.parameter_values())
 
 
 def physics_residual_autograd(model: nn.Module, x: torch.Tensor, problem: Problem) -> torch.Tensor:
@@ -101,9 +127,8 @@ def physics_residual_autograd(model: nn.Module, x: torch.Tensor, problem: Proble
     t_index = list(model.spec.inputs).index("t")
     slopes = [torch.autograd.grad(y[:, j].sum(), x, create_graph=True)[0][:, t_index] for j in range(y.shape[1])]
     dy = torch.stack(slopes, dim=1)
-    du, dw = problem.model.rhs(y[:, 0], y[:, 1], applied_current(problem, x, model.spec.inputs))
     _, std = model.output_statistics()
-    return (dy - torch.stack((du, dw), dim=1)) / std
+    return (dy - state_derivatives(problem, x, y, model.spec.inputs)) / std
 
 
 class LossTerm(abc.ABC):
@@ -180,7 +205,7 @@ class DataTerm(PointwiseTerm):
 
 
 class PhysicsTerm(PointwiseTerm):
-    """The FHN residual at collocation points uniform in a box (the whole domain or a region), or
+    """The ODE residual (FHN, or a cell_state problem's N-state model) at collocation points uniform in a box (the whole domain or a region), or
     drawn from a stored set of points (a detected region)."""
 
     needs_tangent = True
@@ -203,15 +228,18 @@ class PhysicsTerm(PointwiseTerm):
 
 
 class InitialConditionTerm(PointwiseTerm):
-    """u_net(t = 0, U0, W0[, K]) = (U0, W0) (eq. 3.15); problem A's fixed state when U0, W0 are not inputs."""
+    """u_net(t = 0, U0, W0[, K]) = (U0, W0) (eq. 3.15); problem A's fixed state when U0, W0 are not inputs;
+    a cell_state problem's whole initial state."""
 
     def __init__(self, name: str, problem: Problem, inputs: Sequence[str], sampler: BoxSampler, *,
                  weight: float, batch_size: int) -> None:
         super().__init__(name, weight, batch_size)
         self.sampler = sampler
         self.t_index = list(inputs).index("t")
-        if "u0" in inputs and "w0" in inputs:
-            self.state_indices: list[int] | None = [list(inputs).index("u0"), list(inputs).index("w0")]
+        # the initial value of each output, in output order: (u0, w0), or a cell_state problem's <output>0
+        initial = problem.state.initial_inputs if problem.state is not None else ("u0", "w0")
+        if all(name in inputs for name in initial):
+            self.state_indices: list[int] | None = [list(inputs).index(name) for name in initial]
             self.fixed_state = None
         elif problem.fixed_initial_state is not None:
             self.state_indices = None

@@ -19,6 +19,7 @@ from torch import nn
 from fhn_automl._atomic import write_bytes
 from fhn_automl.learning.mlp import build_model
 from fhn_automl.learning.spec import ModelSpec
+from fhn_automl.physics.problems import get_problem
 
 SPEC_FILE = "spec.json"
 WEIGHTS_FILE = "weights.pt"
@@ -65,8 +66,6 @@ class ModelFolderError(ValueError):
 
 def load_spec(model_dir: str | os.PathLike) -> ModelSpec:
     """The folder's ``spec.json`` as a ``ModelSpec``; ``ModelFolderError`` names what is wrong with it."""
-    from fhn_automl.physics.problems import get_problem
-
     path = Path(model_dir) / SPEC_FILE
     try:
         data = json.loads(path.read_text())

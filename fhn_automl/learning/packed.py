@@ -57,12 +57,13 @@ from fhn_automl.learning.config import TrainConfig
 from fhn_automl.learning.losses import (BoxSampler, DataTerm, InitialConditionTerm, PhysicsTerm, PointwiseTerm)
 from fhn_automl.learning.mlp import (SurrogateMLP, activation_with_derivative, build_model, make_activation)
 from fhn_automl.learning.model_io import save_model
+from fhn_automl.learning.multi_objective import pareto_order
+from fhn_automl.learning.recipes import warmup_cosine_factor
 from fhn_automl.learning.trainer import (BEST_MODEL_FOLDER, CHECKPOINT_FOLDER, DIVERGENCE_CHECK_EVERY, METRICS_FILE,
                                          MODEL_FOLDER, Progress, TrainingSetup, distributed_context, final_physiology,
                                          full_rollout, full_validation_batches, model_counts, prepare_training)
 from fhn_automl.learning.validation import REPORTED_ERROR_METRIC, final_full_metrics, validation_metrics
 from fhn_automl.learning.windows import parse_window
-from fhn_automl.physics.problems import get_problem
 
 #: Config keys in which the members of one pack may differ; every other key must be equal.
 MEMBER_KEYS = frozenset({"layers", "seed", "lr", "warmup_steps", "out_dir", "write_torchscript"})
@@ -130,8 +131,6 @@ class ParetoHalving(Halving):
     cost_metric: str = "macs_per_eval"
 
     def rank(self, contenders: Sequence[tuple[int, str, Mapping[str, Any]]]) -> list[int]:
-        from fhn_automl.learning.multi_objective import pareto_order
-
         costs = self.costs or {}
         points = [(record[self.metric], costs[name] if name in costs else record[self.cost_metric])
                   for _, name, record in contenders]
@@ -157,7 +156,7 @@ def check_pack(configs: Sequence[Mapping[str, Any]]) -> list[TrainConfig]:
             raise PackError(f"pack members must have the same depth: member 0 has {len(cfgs[0].layers)} layers "
                             f"({format_layers(cfgs[0].layers)}), member {index} {len(cfg.layers)} "
                             f"({format_layers(cfg.layers)})")
-    if parse_window(cfgs[0].window, get_problem(cfgs[0].problem).t_span).mode == "split":
+    if parse_window(cfgs[0].window, cfgs[0].resolved_problem.t_span).mode == "split":
         raise PackError(f"packed training does not take split windows (several networks per model): window "
                         f"{cfgs[0].window!r}; train them with train() or use chained windows")
     return cfgs
@@ -451,7 +450,6 @@ def _member_lr(member: _Member, setup: TrainingSetup, steps_done: int) -> float:
     recipe = setup.recipe
     warmup = (int(round(recipe.warmup_fraction * member.cfg.steps)) if member.cfg.warmup_steps is None
               else int(member.cfg.warmup_steps))
-    from fhn_automl.learning.recipes import warmup_cosine_factor
 
     # LambdaLR computes base_lr * factor(step) in Python floats: the same expression here
     return member.base_lr * warmup_cosine_factor(steps_done, member.cfg.steps, warmup, recipe.final_lr_fraction)

@@ -17,6 +17,9 @@ problems) and both traces go through ``physics.ap_metrics.action_potential_metri
 ``final_full_val_ap_mismatch_cells``       cells where one trace has an action potential (a finite APD90 and
                                            at least half the targets' largest amplitude) and the other not;
                                            they are left out of the APD means and counted here
+``final_full_val_other_rmse_pct``          problems with outputs besides V (``tp06_beat_ca``: Ca_i): each
+                                           such output's RMSE as % of its range over the validation cells,
+                                           the largest; absent when V is the only output
 =========================================  ============================================================
 
 The targets are the dataset's beats (the problem's solver, Rush-Larsen at its ``dt``), on the validation
@@ -31,12 +34,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["PHYSIOLOGY_METRICS", "beat_traces", "physiology_metrics", "trace_physiology"]
+from fhn_automl.physics.ap_metrics import action_potential_metrics
+
+__all__ = ["PHYSIOLOGY_METRICS", "VOLTAGE_METRICS", "beat_traces", "physiology_metrics", "relative_rmse_pct", "trace_physiology"]
 
 PREFIX = "final_full_val_"
 #: the metric names (without the ``final_full_val_`` prefix), in report order
-PHYSIOLOGY_METRICS = ("v_rmse", "v_rmse_max_cell", "apd90_err_pct", "apd90_max_err_pct", "apd50_err_pct",
-                      "max_dvdt_err_pct", "rest_err", "ap_mismatch_cells")
+#: (the voltage's, every beat problem has them: ``trace_physiology``; then the other outputs')
+VOLTAGE_METRICS = ("v_rmse", "v_rmse_max_cell", "apd90_err_pct", "apd90_max_err_pct", "apd50_err_pct",
+                   "max_dvdt_err_pct", "rest_err", "ap_mismatch_cells")
+PHYSIOLOGY_METRICS = (*VOLTAGE_METRICS, "other_rmse_pct")
 
 
 def beat_traces(columns: dict[str, np.ndarray], inputs: tuple[str, ...], output: str
@@ -59,8 +66,6 @@ def beat_traces(columns: dict[str, np.ndarray], inputs: tuple[str, ...], output:
 def trace_physiology(t: np.ndarray, predicted: np.ndarray, target: np.ndarray) -> dict[str, float]:
     """The metrics of the module docstring (without prefix) of ``predicted`` vs ``target`` traces
     ``(n_cells, n_t)`` on the grid ``t``."""
-    from fhn_automl.physics.ap_metrics import action_potential_metrics
-
     predicted = np.asarray(predicted, dtype=np.float64)
     target = np.asarray(target, dtype=np.float64)
     squared = (predicted - target) ** 2
@@ -99,8 +104,21 @@ def physiology_metrics(model: Any, problem: Any, columns: dict[str, np.ndarray],
     output = problem.beat.voltage_output
     t, x, V = beat_traces(columns, problem.inputs, output)
     flat = torch.as_tensor(x.reshape(-1, x.shape[-1]), device=device)
-    column = problem.outputs.index(output)
     with torch.no_grad():
-        predicted = torch.cat([model(flat[i:i + chunk])[:, column] for i in range(0, flat.shape[0], chunk)])
-    metrics = trace_physiology(t, predicted.double().cpu().numpy().reshape(V.shape), V)
+        predicted = torch.cat([model(flat[i:i + chunk]) for i in range(0, flat.shape[0], chunk)])
+    predicted = predicted.double().cpu().numpy().reshape(*V.shape, len(problem.outputs))
+    metrics = trace_physiology(t, predicted[..., problem.outputs.index(output)], V)
+    others = [name for name in problem.outputs if name != output]
+    if others:
+        metrics["other_rmse_pct"] = max(
+            relative_rmse_pct(predicted[..., problem.outputs.index(name)],
+                              beat_traces(columns, problem.inputs, name)[2]) for name in others)
     return {PREFIX + key: value for key, value in metrics.items()}
+
+
+def relative_rmse_pct(predicted: np.ndarray, target: np.ndarray) -> float:
+    """RMSE of ``predicted`` vs ``target`` as % of the target's range (max - min); NaN for a flat target."""
+    target = np.asarray(target, dtype=np.float64)
+    span = float(target.max() - target.min()) if target.size else 0.0
+    rmse = math.sqrt(float(((np.asarray(predicted, dtype=np.float64) - target) ** 2).mean()))
+    return 100.0 * rmse / span if span > 0 else math.nan

@@ -39,11 +39,13 @@ from fhn_automl.learning.losses import (BoxSampler, ContinuityTerm, DataTerm, In
                                         PhysicsTerm, PointSampler, TrainingObjective, input_box)
 from fhn_automl.learning.mlp import build_model
 from fhn_automl.learning.model_io import save_model
+from fhn_automl.learning.physiology import physiology_metrics
 from fhn_automl.learning.recipes import Recipe, get_recipe
 from fhn_automl.learning.spec import ModelSpec
 from fhn_automl.learning.validation import REPORTED_ERROR_METRIC, final_full_metrics, validation_metrics
 from fhn_automl.learning.windows import WindowPlan, parse_window
-from fhn_automl.physics.problems import Problem, get_problem
+from fhn_automl.physics.datasets import check_dataset_dir, ensure_dataset, iter_split
+from fhn_automl.physics.problems import Problem
 
 ReportFn = Callable[[dict[str, Any], "str | None"], None]
 StopFn = Callable[[dict[str, Any]], bool]
@@ -135,10 +137,7 @@ def _resolve_device(name: str, dist: Distributed) -> torch.device:
 
 def _dataset_dir(cfg: TrainConfig, problem: Problem, device: torch.device) -> Path:
     if cfg.data_dir is not None:  # the user's folder: judged (manifest, splits, digests) before it is read
-        from fhn_automl.physics.datasets import check_dataset_dir
-
         return check_dataset_dir(cfg.data_dir, problem.name, (cfg.train_split, cfg.val_split))
-    from fhn_automl.physics.datasets import ensure_dataset
 
     return Path(ensure_dataset(problem, root=cfg.data_root, n_trajectories=cfg.n_trajectories,
                                seed=cfg.data_seed, device="cuda" if device.type == "cuda" else "cpu"))
@@ -272,7 +271,7 @@ class TrainingSetup:
 def prepare_training(cfg: TrainConfig, dist: Distributed | None = None) -> TrainingSetup:
     """Check ``cfg``, pick the device and threads, load the data onto the device, build the loss terms."""
     recipe = get_recipe(cfg.recipe)
-    problem = get_problem(cfg.problem)
+    problem = cfg.resolved_problem
     window = parse_window(cfg.window, problem.t_span)
     _check_kind(cfg, problem, window)
     device = _resolve_device(cfg.device, dist or Distributed())
@@ -471,7 +470,6 @@ def full_validation_batches(cfg: TrainConfig, setup: TrainingSetup) -> Iterator[
         points = training_data.load_points(problem, setup.dataset_dir, cfg.val_split)
         yield points.x, points.y
         return
-    from fhn_automl.physics.datasets import iter_split
 
     for chunk in iter_split(setup.dataset_dir, cfg.val_split, columns):
         yield as_xy(chunk)
@@ -482,7 +480,6 @@ def final_physiology(model: nn.Module, cfg: TrainConfig, setup: TrainingSetup) -
     split; empty for other problems."""
     if setup.problem.kind != "beat":
         return {}
-    from fhn_automl.learning.physiology import physiology_metrics
 
     return physiology_metrics(model, setup.problem, training_data.read_columns(setup.dataset_dir, cfg.val_split),
                               setup.device)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fhn_automl.physics.datasets import read_split
 from fhn_automl.physics.problems import Problem
 
 
@@ -57,7 +58,6 @@ def read_columns(dataset_dir: str | os.PathLike, split: str) -> dict[str, np.nda
 
         table = pq.read_table(candidate)
         return {name: table.column(name).to_numpy() for name in table.column_names}
-    from fhn_automl.physics.datasets import read_split
 
     return read_split(dataset_dir, split)
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from fhn_automl.learning.architecture import LayerSpec, parse_layers
 from fhn_automl.learning.spec import ModelSpec
-from fhn_automl.physics.problems import get_problem
+from fhn_automl.physics.problems import Problem
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -19,10 +19,9 @@ if TYPE_CHECKING:
     from torch import nn
 
 
-def untrained_spec(problem_name: str, layers: str | Iterable[LayerSpec], *,
+def untrained_spec(problem: Problem, layers: str | Iterable[LayerSpec], *,
                    seed: int | None = None) -> ModelSpec:
     """A plain (no windows) DDNN spec over the problem's inputs and outputs, marked untrained."""
-    problem = get_problem(problem_name)
     metadata: dict = {"untrained": True}
     if seed is not None:
         metadata["seed"] = seed
@@ -32,12 +31,12 @@ def untrained_spec(problem_name: str, layers: str | Iterable[LayerSpec], *,
                      metadata=metadata)
 
 
-def untrained_model(problem_name: str, layers: str | Iterable[LayerSpec], *, seed: int) -> nn.Module:
+def untrained_model(problem: Problem, layers: str | Iterable[LayerSpec], *, seed: int) -> nn.Module:
     """The network of ``untrained_spec``, initialised from ``seed`` (same seed, same weights)."""
     import torch
 
     from fhn_automl.learning.mlp import build_model
 
-    spec = untrained_spec(problem_name, layers, seed=seed)
+    spec = untrained_spec(problem, layers, seed=seed)
     torch.manual_seed(seed)
     return build_model(spec)

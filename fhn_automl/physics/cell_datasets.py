@@ -1,4 +1,5 @@
-"""Datasets of N-state cell models: one paced beat per cell, cells differing in their parameters.
+"""Datasets of N-state cell models: one paced beat per cell, cells differing in their parameters; and (for
+``cell_state`` problems, :func:`build_state_dataset`) free trajectories from initial states.
 
 ``python -m fhn_automl.data --cell-model NAME_OR_PATH --out DIR`` calls :func:`build_cell_dataset`:
 
@@ -29,14 +30,17 @@ import pyarrow.parquet as pq
 
 from fhn_automl._atomic import write_atomically, write_text
 from fhn_automl._provenance import git_commit
+from fhn_automl.physics.ap_metrics import action_potential_metrics
 from fhn_automl.physics.dataset_files import DatasetError, file_sha256, prepare_output_dir
 from fhn_automl.physics.ionic_model import IonicModel
 from fhn_automl.physics.ionic_solvers import integrate_cells
+from fhn_automl.physics.ionic_sources import resolve_cell_model
 from fhn_automl.physics.prepacing import prepace
 from fhn_automl.physics.problems import Problem
 
 __all__ = ["CELL_DATASET_FORMAT_VERSION", "beat_from_states", "beat_model", "beat_parameters", "build_beat_dataset",
-           "build_cell_dataset", "prepaced_cells", "sample_parameters", "sample_scales", "solve_beats"]
+           "build_cell_dataset", "build_state_dataset", "prepaced_cells", "sample_parameters", "sample_scales",
+           "solve_beats", "solve_states", "state_model"]
 
 CELL_DATASET_FORMAT_VERSION = 1
 
@@ -169,8 +173,6 @@ def beat_split_sizes(problem: Problem, n_cells: int | None) -> dict[str, int]:
 
 def beat_model(problem: Problem) -> IonicModel:
     """The cell model of beat problem ``problem``, checked against what the problem expects of it."""
-    from fhn_automl.physics.ionic_sources import resolve_cell_model
-
     setup = problem.beat
     if setup is None:
         raise DatasetError(f"{problem.name} is not a beat problem")
@@ -252,8 +254,6 @@ def build_beat_dataset(problem: Problem, out_dir: str | os.PathLike, *, n_cells:
     """Write (or reuse) the dataset of beat problem ``problem``: ``train.parquet`` / ``val.parquet`` with
     ``traj, t, <scale inputs>, <outputs>`` and a manifest (request, model, solver, AP metrics of the
     validation cells, every file's SHA-256). Everything is solved before the first byte is written."""
-    from fhn_automl.physics.ap_metrics import action_potential_metrics
-
     model = beat_model(problem)
     setup = problem.beat
     sizes = beat_split_sizes(problem, n_cells)
@@ -271,30 +271,119 @@ def build_beat_dataset(problem: Problem, out_dir: str | os.PathLike, *, n_cells:
         say(f"{problem.name}: pacing {count} {split} cells {setup.n_prepace} beats and solving their beat ({backend})")
         scales = sample_scales(problem, count, seed, split)
         t, Y, _ = solve_beats(problem, model, scales, backend=backend, cache_dir=out / "prepaced")
-        columns: dict[str, Any] = {"traj": np.repeat(np.arange(count, dtype=np.int64)
-                                                     + (0 if split == "train" else sizes["train"]), t.size),
-                                   "t": np.tile(t.astype(np.float32), count)}
-        for column, name in enumerate(setup.scale_inputs):
-            columns[name] = np.repeat(scales[:, column].astype(np.float32), t.size)
-        for output, state_name in setup.outputs.items():
-            columns[output] = Y[:, model.state_names.index(state_name), :].T.reshape(-1).astype(np.float32)
-        tables[f"{split}.parquet"] = pa.table(columns)
+        tables[f"{split}.parquet"] = _split_table(model, t, Y, 0 if split == "train" else sizes["train"],
+                                                  dict(zip(setup.scale_inputs, scales.T)), setup.outputs)
         V = Y[:, model.state_names.index(model.voltage), :].T
         metrics = action_potential_metrics(V, t)
         summaries[split] = {"cells": count, "cells_without_ap": int(np.isnan(metrics["apd90"]).sum()),
                             **{f"{key}_range": [float(np.nanmin(metrics[key])), float(np.nanmax(metrics[key]))]
                                for key in ("apd90", "resting_potential", "peak")
                                if np.isfinite(metrics[key]).any()}}
+    return _write_problem_dataset(out, tables, {
+        "problem": problem.name, "request": request,
+        "model": {"name": model.name, "source": model.source, "voltage": model.voltage, "stimulus": vars(model.stimulus)},
+        "solver": {"method": setup.method, "dt": setup.dt, "pace_dt": setup.pace_dt, "backend": backend,
+                   "n_prepace": setup.n_prepace},
+        "cells": summaries})
+
+
+def _split_table(model: IonicModel, t: np.ndarray, Y: np.ndarray, first_traj: int, per_cell: dict[str, np.ndarray],
+                 outputs: dict[str, str]) -> pa.Table:
+    """One split's rows: ``traj`` (from ``first_traj``), ``t``, each per-cell input (a value per cell, repeated
+    over its times), then each output's state from ``Y`` ``(n_t, n_states, n_cells)``."""
+    count = Y.shape[2]
+    columns: dict[str, Any] = {"traj": np.repeat(np.arange(count, dtype=np.int64) + first_traj, t.size),
+                               "t": np.tile(t.astype(np.float32), count)}
+    for name, values in per_cell.items():
+        columns[name] = np.repeat(np.asarray(values).astype(np.float32), t.size)
+    for output, state_name in outputs.items():
+        columns[output] = Y[:, model.state_names.index(state_name), :].T.reshape(-1).astype(np.float32)
+    return pa.table(columns)
+
+
+def _write_problem_dataset(out: Path, tables: dict[str, pa.Table], manifest: dict[str, Any]) -> Path:
+    """Write the splits atomically, then the manifest (``manifest`` plus the commit and every file's SHA-256)."""
     out = prepare_output_dir(out)
     files = {}
     for name, table in tables.items():
         write_atomically(out / name, lambda path, table=table: pq.write_table(table, path))
         files[name] = {"sha256": file_sha256(out / name), "rows": table.num_rows}
-    manifest = {"problem": problem.name, "request": request,
-                "model": {"name": model.name, "source": model.source, "voltage": model.voltage,
-                          "stimulus": vars(model.stimulus)},
-                "solver": {"method": setup.method, "dt": setup.dt, "pace_dt": setup.pace_dt, "backend": backend,
-                           "n_prepace": setup.n_prepace},
-                "cells": summaries, "commit": git_commit(), "files": files}
+    manifest = {**manifest, "commit": git_commit(), "files": files}
     write_text(out / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True, default=float) + "\n")
     return out.resolve()
+
+
+# ------------------------------------------------------------------------------- cell_state problems
+
+STATE_DATASET_FORMAT_VERSION = 1
+
+
+def state_model(problem: Problem) -> IonicModel:
+    """The cell model of ``cell_state`` problem ``problem``; its outputs must be the model's whole state."""
+    setup = problem.state
+    if setup is None:
+        raise DatasetError(f"{problem.name} is not a cell_state problem")
+    model = resolve_cell_model(setup.cell_model)
+    if sorted(setup.outputs.values()) != sorted(model.state_names):
+        raise DatasetError(f"{problem.name}: its outputs {dict(setup.outputs)} must be every state of {model.name} "
+                           f"({', '.join(model.state_names)}) once")
+    return model
+
+
+def sample_initial_states(problem: Problem, n: int, seed: int, split: str) -> np.ndarray:
+    """``(n, n_outputs)`` initial states by Latin hypercube over the problem's domain, one independent stream
+    per split (validation trajectories start from fresh initial states)."""
+    from scipy.stats import qmc
+
+    streams = dict(zip(("train", "val", "bench"), np.random.SeedSequence(seed).spawn(3)))
+    names = problem.state.initial_inputs
+    low = np.array([problem.domain[name][0] for name in names])
+    high = np.array([problem.domain[name][1] for name in names])
+    unit = qmc.LatinHypercube(d=len(names), seed=np.random.default_rng(streams[split])).random(n)
+    return low + unit * (high - low)
+
+
+def solve_states(problem: Problem, model: IonicModel, initial: np.ndarray, *, dt: float | None = None,
+                 method: str | None = None, backend: str = "numba") -> tuple[np.ndarray, np.ndarray]:
+    """Free trajectories (no stimulus) from ``initial`` ``(n, n_outputs)``: ``(t, Y)`` with ``Y``
+    ``(n_t, n_states, n)``, stored every ``save_dt`` to the problem's end time."""
+    setup = problem.state
+    dt = setup.dt if dt is None else dt
+    save_every = int(round(problem.save_dt / dt))
+    if save_every < 1 or abs(save_every * dt - problem.save_dt) > 1e-9 * problem.save_dt:
+        raise DatasetError(f"{problem.name}: the save spacing {problem.save_dt:g} is not a multiple of dt = {dt:g}")
+    y0 = np.empty((model.n_states, initial.shape[0]))
+    for column, (output, state_name) in enumerate(setup.outputs.items()):
+        y0[model.state_names.index(state_name)] = initial[:, column]
+    return integrate_cells(model, y0, None, dt=dt, n_steps=int(round(problem.t_end / dt)), save_every=save_every,
+                           method=method or setup.method, backend=backend, protocol=model.stimulus.silenced())
+
+
+def build_state_dataset(problem: Problem, out_dir: str | os.PathLike, *, n_trajectories: int | None = None,
+                        seed: int = 0, backend: str = "numba", progress=None) -> Path:
+    """Write (or reuse) the dataset of ``cell_state`` problem ``problem``: ``train.parquet`` / ``val.parquet``
+    with ``traj, t, <state>0..., <state>...`` and a manifest (request, model, solver, every file's SHA-256).
+    Everything is solved before the first byte is written."""
+    model = state_model(problem)
+    setup = problem.state
+    sizes = beat_split_sizes(problem, n_trajectories)
+    request = {"format": STATE_DATASET_FORMAT_VERSION, "problem": problem.name, "model": model.name,
+               "model_digest": model.digest, "sizes": sizes, "seed": seed, "domain": dict(problem.domain),
+               "t_end": problem.t_end, "dt": setup.dt, "method": setup.method, "save_dt": problem.save_dt,
+               "outputs": dict(setup.outputs)}
+    out = Path(out_dir)
+    reused = _reusable(out, request)
+    if reused is not None:
+        return reused
+    tables = {}
+    say = progress or (lambda message: None)
+    for split, count in sizes.items():
+        say(f"{problem.name}: {count} {split} trajectories of {model.name} to t = {problem.t_end:g} ({backend})")
+        initial = sample_initial_states(problem, count, seed, split)
+        t, Y = solve_states(problem, model, initial, backend=backend)
+        tables[f"{split}.parquet"] = _split_table(model, t, Y, 0 if split == "train" else sizes["train"],
+                                                  dict(zip(setup.initial_inputs, initial.T)), setup.outputs)
+    return _write_problem_dataset(out, tables, {
+        "problem": problem.name, "request": request,
+        "model": {"name": model.name, "source": model.source, "voltage": model.voltage},
+        "solver": {"method": setup.method, "dt": setup.dt, "backend": backend, "stimulus": "none"}})

@@ -38,8 +38,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fhn_automl import __version__
 from fhn_automl._atomic import final_name, write_atomically, write_text
 from fhn_automl._provenance import git_commit
+from fhn_automl.physics._euler_cpu import numba_available
+from fhn_automl.physics.cell_datasets import build_beat_dataset, build_state_dataset
 from fhn_automl.physics.dataset_files import DatasetError, build_lock as _build_lock, file_sha256, prepare_output_dir
 from fhn_automl.physics.euler import euler_trajectories, iter_euler_chunks, n_saved_states, resolve_backend
 from fhn_automl.physics.problems import Problem, get_problem
@@ -85,14 +88,20 @@ def build_dataset(problem: str | Problem, out_dir: str | os.PathLike, *, n_traje
     """
     problem = get_problem(problem) if isinstance(problem, str) else problem
     if problem.kind == "beat":  # an N-state cell model's paced beats (issue 22): physics.cell_datasets
-        from fhn_automl.physics.cell_datasets import build_beat_dataset
-
         _check_seed(seed)
         backend = _beat_backend(device)
         out = prepare_output_dir(Path(out_dir))
         with _build_lock(out):
             return build_beat_dataset(problem, out, n_cells=_check_size(n_trajectories), seed=seed, backend=backend,
                                       progress=_progress)
+    if problem.kind == "cell_state":  # an N-state model's free trajectories from initial states (issue 22)
+
+        _check_seed(seed)
+        backend = _beat_backend(device)
+        out = prepare_output_dir(Path(out_dir))
+        with _build_lock(out):
+            return build_state_dataset(problem, out, n_trajectories=_check_size(n_trajectories), seed=seed,
+                                       backend=backend, progress=_progress)
     plan = _plan(problem, DatasetRequest(problem.name, _check_size(n_trajectories), _check_seed(seed)))
     _check_memory(problem, plan.sizes)
     backend = resolve_backend(device)
@@ -491,15 +500,11 @@ def _file_matches(path: Path, sha256: str) -> bool:
 
 
 def _package_version() -> str:
-    from fhn_automl import __version__
-
     return __version__
 
 
 def _backend_label(backend: str) -> str:
     if backend == "cpu":
-        from fhn_automl.physics._euler_cpu import numba_available
-
         return "cpu-numba" if numba_available() else "cpu-numpy"
     return backend
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from fhn_automl.physics import _euler_cpu, _euler_cuda  # both import numba / CuPy only inside functions
 from fhn_automl.physics._euler_numpy import euler_reference, n_saved_states, time_major_buffers
 from fhn_automl.physics.cell_models import CellModel
 
@@ -44,8 +45,6 @@ def resolve_backend(backend: str) -> str:
         raise ValueError(f"unknown Euler backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "numpy" or backend == "cpu":
         return backend
-    from fhn_automl.physics import _euler_cuda  # light: imports CuPy only inside its functions
-
     problem = _euler_cuda.cuda_unavailable_reason()
     if backend == "auto":
         return "cpu" if problem else "cuda"
@@ -82,14 +81,10 @@ def euler_trajectories(model: CellModel, u0, w0, i_app, *, dt: float, n_steps: i
         raise ValueError(f"need n_steps >= 0 and save_every >= 1, got {n_steps} and {save_every}")
     backend = resolve_backend(backend)
     if backend == "cuda":
-        from fhn_automl.physics import _euler_cuda
-
         return _euler_cuda.euler_cuda(model, u0, w0, i_app, dt=dt, n_steps=n_steps, save_every=save_every,
                                       dtype=dtype, to_host=to_host, out=out)
     u0, w0, i_app = _host_inputs(u0, w0, i_app, dtype)
     if backend == "cpu":
-        from fhn_automl.physics import _euler_cpu
-
         kernel = _euler_cpu.cpu_kernel_for(model)
         if kernel is not None:
             return kernel(u0, w0, i_app, dt=dt, n_steps=n_steps, save_every=save_every, out=out)

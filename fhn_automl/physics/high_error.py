@@ -19,7 +19,7 @@ import numpy as np
 from fhn_automl._atomic import write_atomically
 from fhn_automl.physics.datasets import DatasetError, prepare_output_dir, write_pairs, write_trajectories
 from fhn_automl.physics.euler import resolve_backend
-from fhn_automl.physics.problems import Problem, get_problem
+from fhn_automl.physics.problems import Problem
 from fhn_automl.physics.sampling import latin_hypercube
 
 #: high-error sets number their trajectories from here, so they never collide with a dataset's
@@ -27,7 +27,7 @@ from fhn_automl.physics.sampling import latin_hypercube
 HIGH_ERROR_TRAJ_OFFSET = 1_000_000_000
 
 
-def build_high_error_set(problem: str | Problem, centres, out_path: str | os.PathLike, *,
+def build_high_error_set(problem: Problem, centres, out_path: str | os.PathLike, *,
                          radius: float | Mapping[str, float], n_per_centre: int, seed: int,
                          device: str = "auto") -> Path:
     """Sample ``n_per_centre`` points in a box around each centre, solve them, write one Parquet file.
@@ -40,7 +40,6 @@ def build_high_error_set(problem: str | Problem, centres, out_path: str | os.Pat
     on its edge). The file has the
     columns of the problem's ``train.parquet``; ``traj`` starts at ``HIGH_ERROR_TRAJ_OFFSET``.
     """
-    problem = get_problem(problem) if isinstance(problem, str) else problem
     if problem.sampling == "fixed":
         raise DatasetError(f"{problem.name} has a single fixed initial state: no region to sample around")
     ranges = problem.initial_state_ranges()
@@ -73,10 +72,9 @@ def build_high_error_set(problem: str | Problem, centres, out_path: str | os.Pat
     return out_path.resolve()
 
 
-def unstable_equilibrium_centres(problem: str | Problem, n_centres: int = 10) -> np.ndarray:
+def unstable_equilibrium_centres(problem: Problem, n_centres: int = 10) -> np.ndarray:
     """Centres along U0 = the model's excitation threshold (alpha = 0.4 for the FHN variant), spread
     evenly over the other sampled quantities (W0, and K where the problem has it): shape (m, d)."""
-    problem = get_problem(problem) if isinstance(problem, str) else problem
     ranges = problem.initial_state_ranges()
     if int(n_centres) != n_centres or n_centres < 1:
         raise DatasetError(f"n_centres must be a positive integer, got {n_centres!r}")
@@ -90,13 +88,12 @@ def unstable_equilibrium_centres(problem: str | Problem, n_centres: int = 10) ->
     return np.concatenate([threshold, grid], axis=1)
 
 
-def build_unstable_equilibrium_set(problem: str | Problem, out_path: str | os.PathLike, *, n_centres: int = 10,
+def build_unstable_equilibrium_set(problem: Problem, out_path: str | os.PathLike, *, n_centres: int = 10,
                                    n_per_centre: int = 100, u_radius: float = 0.05, seed: int = 0,
                                    device: str = "auto") -> Path:
     """The thesis' B_S high-error region: initial states with U0 within ``u_radius`` (fraction of the
     U0 range; 0.05 -> U0 in [0.35, 0.45]) of the threshold, covering the whole W0 (and K) range with
     boxes that tile it."""
-    problem = get_problem(problem) if isinstance(problem, str) else problem
     centres = unstable_equilibrium_centres(problem, n_centres)
     names = tuple(problem.initial_state_ranges())
     per_axis = max(1, round(len(centres) ** (1.0 / max(1, len(names) - 1))))

@@ -99,6 +99,11 @@ class StimulusProtocol:
     def with_period(self, period: float) -> StimulusProtocol:
         return StimulusProtocol(self.amplitude, self.duration, period, self.start)
 
+    def silenced(self) -> StimulusProtocol:
+        """The same protocol with no stimulus: what a ``cell_state`` problem's free trajectories run under
+        (its pulse edges stay, so the reference restarts where the solver's protocol would change)."""
+        return StimulusProtocol(0.0, self.duration, self.period, self.start)
+
 
 @dataclass(frozen=True, eq=False)
 class IonicModel:

@@ -77,9 +77,12 @@ def _symbolic_copy(module_name: str) -> Any:
     """A private copy of a finitewave ``ops`` module whose math functions build SymPy expressions."""
     import sympy
 
-    spec = importlib.util.find_spec(module_name)
+    try:
+        spec = importlib.util.find_spec(module_name)
+    except ModuleNotFoundError:  # the package above the module is absent
+        spec = None
     if spec is None:
-        raise UnknownCellModelError(
+        raise ModelSourceMissingError(
             f"the built-in model needs the package that provides {module_name!r}: pip install "
             f"finitewave-model-{module_name.split('.')[0].replace('_', '-')}")
     module = importlib.util.module_from_spec(spec)
@@ -92,12 +95,17 @@ def _symbolic_copy(module_name: str) -> Any:
 def _from_finitewave(module_name: str, distribution: str, *, name: str, voltage: str,
                      overrides: dict[str, float], units: dict[str, str], stimulus: StimulusProtocol,
                      stimulus_sign: float, varied: tuple[str, ...], default_dt: float,
-                     description: str) -> IonicModel:
+                     description: str, functions: dict[str, Any] | None = None) -> IonicModel:
     """Derivatives from the package's ``ionic_step``; the stimulus enters ``dV/dt`` as
-    ``stimulus_sign * i_stim`` (the package's step leaves the stimulus to the tissue code)."""
+    ``stimulus_sign * i_stim`` (the package's step leaves the stimulus to the tissue code). ``functions``
+    replace module-level rate functions of the package (by name) before the step is traced."""
     import sympy
 
     ops = _symbolic_copy(module_name)
+    for function_name, replacement in (functions or {}).items():
+        if not callable(getattr(ops, function_name, None)):
+            raise ModelFileError(f"{distribution} has no function {function_name!r} to replace")
+        setattr(ops, function_name, replacement)
     states, parameters = ops.get_variables(), {**ops.get_parameters(), **overrides}
     symbols = {key: sympy.Symbol(key) for key in (*states, *parameters)}
     dt = sympy.Symbol("dt")
@@ -119,6 +127,21 @@ def _from_finitewave(module_name: str, distribution: str, *, name: str, voltage:
         source=f"{distribution} {version} ({module_name}.ionic_step)", varied=varied, default_dt=default_dt)
 
 
+def _endo_s_inf(u: Any) -> Any:
+    import sympy
+
+    return 1.0 / (1.0 + sympy.exp((u + 28.0) / 5.0))
+
+
+def _endo_tau_s(u: Any) -> Any:
+    import sympy
+
+    return 1000.0 * sympy.exp(-(u + 67.0) ** 2 / 1000.0) + 8.0
+
+
+#: the endocardial Ito inactivation gate of ten Tusscher et al. 2004 (kept in the 2006 model)
+_TP06_ENDO_S_GATE = {"calc_s_inf": _endo_s_inf, "calc_tau_s": _endo_tau_s}
+
 _TP06_STIMULUS = StimulusProtocol(amplitude=-52.0, duration=1.0, period=1000.0, start=10.0)
 
 _BUILDERS = {
@@ -134,6 +157,13 @@ _BUILDERS = {
         varied=_TP06_VARIED, default_dt=0.02,
         # the 2006 paper's M cell: epicardial but for a quarter of the slow delayed rectifier (gKs)
         description="ten Tusscher & Panfilov 2006, mid-myocardial cell (gKs = 0.098 nS/pF)"),
+    "tp06_endo": lambda: _from_finitewave(
+        "ten_tusscher_panfilov_2006.ops", "finitewave-model-ten-tusscher-panfilov-2006", name="tp06_endo",
+        voltage="u", overrides={"gto": 0.073}, units=_TP06_UNITS, stimulus=_TP06_STIMULUS, stimulus_sign=-1.0,
+        varied=_TP06_VARIED, default_dt=0.02, functions=_TP06_ENDO_S_GATE,
+        # the 2004/2006 papers' endocardial cell: a smaller transient outward current (Gto 0.073 nS/pF) whose
+        # inactivation gate s is slower and shifted (the package implements the epicardial s gate only)
+        description="ten Tusscher & Panfilov 2006, endocardial cell (gto = 0.073 nS/pF, endocardial s gate)"),
     "mitchell_schaeffer": lambda: _from_finitewave(
         "mitchell_schaeffer.ops", "finitewave-model-mitchell-schaeffer", name="mitchell_schaeffer",
         voltage="u", overrides={}, units={}, stimulus_sign=1.0,
@@ -145,9 +175,28 @@ _BUILDERS = {
 BUILT_IN_CELL_MODELS = tuple(_BUILDERS)
 
 
+#: the committed bundles of the built-in models (a source checkout only): what a built-in model resolves
+#: to on a host without its source package (the lent GPU machines); tests/physics/test_ionic_models.py
+#: fails when a bundle no longer equals the model built from its source
+CHECKOUT_BUNDLES = Path(__file__).resolve().parents[2] / "benchmarks" / "models"
+
+
+class ModelSourceMissingError(UnknownCellModelError):
+    """A built-in model whose source package is not installed (and no committed bundle stands in)."""
+
+
 @functools.lru_cache(maxsize=None)
 def _built_in(name: str) -> IonicModel:
-    return _BUILDERS[name]()
+    try:
+        return _BUILDERS[name]()
+    except ModelSourceMissingError as missing:
+        bundle = CHECKOUT_BUNDLES / f"{name}.json"
+        if not bundle.is_file():
+            raise
+        model = load_model_bundle(bundle)
+        if model.name != name:
+            raise ModelFileError(f"{bundle} holds model {model.name!r}, not the built-in {name!r}") from missing
+        return model
 
 
 def resolve_cell_model(name_or_path: str | Path | IonicModel) -> IonicModel:

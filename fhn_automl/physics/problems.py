@@ -29,8 +29,11 @@ from pathlib import Path
 from typing import Literal
 
 from fhn_automl.physics.cell_models import CELL_MODELS, CellModel
+from fhn_automl.physics.ionic_model import CellModelError
+from fhn_automl.physics.ionic_solvers import METHODS
+from fhn_automl.physics.ionic_sources import resolve_cell_model
 
-ProblemKind = Literal["trajectory", "iterator", "beat"]
+ProblemKind = Literal["trajectory", "iterator", "beat", "cell_state"]
 Sampling = Literal["lhs", "grid", "fixed"]
 
 #: Initial-condition box of the thesis (Table 1): "every state seen in the FHN phase plane".
@@ -103,6 +106,28 @@ class BeatSetup:
 
 
 @dataclass(frozen=True)
+class StateSetup:
+    """How a ``cell_state`` problem's data are made: the thesis' initial-state problem (problems B/C) for an
+    N-state cell model whose whole state is the network's input and output (issue 22).
+
+    Each trajectory starts from an initial state drawn over the problem's ``domain`` (one ``<state>0`` input
+    per state) and runs free (no stimulus: a state above threshold fires, as FitzHugh-Nagumo's problem B
+    does) for ``t_span``, by ``method`` at step ``dt``, stored every ``save_dt``, with the model's default
+    parameters. ``outputs`` maps each output to a state; every state is an output, so the ODE residual
+    (PINN) exists."""
+
+    cell_model: str
+    outputs: dict[str, str]
+    dt: float
+    method: str = "rush_larsen"
+    units: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def initial_inputs(self) -> tuple[str, ...]:
+        return tuple(f"{output}0" for output in self.outputs)
+
+
+@dataclass(frozen=True)
 class Problem:
     """One learning problem over a cell model.
 
@@ -151,6 +176,8 @@ class Problem:
     extra_sets: dict[str, int] = field(default_factory=dict)
     #: ``beat`` problems: the N-state model and how its beats are made (None for FitzHugh-Nagumo problems)
     beat: BeatSetup | None = None
+    #: ``cell_state`` problems: the N-state model and how its free trajectories are made
+    state: StateSetup | None = None
     #: a problem of a user's model file: its canonical ``beat:/ABSOLUTE/PATH[?OPTIONS]`` spec, the string
     #: ``get_problem`` makes it from again in any process; empty for registered problems (their ``name``)
     spec: str = ""
@@ -167,9 +194,16 @@ class Problem:
         return "k" in self.inputs
 
     @property
+    def is_n_state(self) -> bool:
+        """A problem of an N-state ionic model (``beat`` or ``cell_state``): its data, PINN residual and
+        verdict come from the model's own solver (physics.cell_datasets, post.beat_benchmark)."""
+        return self.kind in ("beat", "cell_state")
+
+    @property
     def model(self) -> CellModel:
-        if self.beat is not None:
-            raise TypeError(f"{self.name} is a beat problem of the N-state model {self.beat.cell_model!r}: "
+        ionic = self.beat or self.state
+        if ionic is not None:
+            raise TypeError(f"{self.name} is a {self.kind} problem of the N-state model {ionic.cell_model!r}: "
                             f"its equations are an IonicModel (physics.ionic_sources.resolve_cell_model), "
                             f"not a two-variable CellModel")
         return CELL_MODELS[self.cell_model]
@@ -185,7 +219,10 @@ class Problem:
     def initial_state_ranges(self) -> dict[str, tuple[float, float]]:
         """The domain of the sampled quantities: (u0, w0[, k]) of a trajectory problem, (u, w[, k])
         of an iterator (the thesis' Table 1 box)."""
-        keys = ("u0", "w0", "k") if self.kind == "trajectory" else ("u", "w", "k")
+        if self.state is not None:
+            keys = self.state.initial_inputs
+        else:
+            keys = ("u0", "w0", "k") if self.kind == "trajectory" else ("u", "w", "k")
         box = self.domain or self.ranges
         return {key: box[key] for key in keys if key in box}
 
@@ -310,12 +347,47 @@ PROBLEMS["tp06_beat"] = beat_problem(
     description="TP06 epicardial paced beat V(t, gKr, gKs, gCaL, gNa scale factors in [0.5, 2]), 1 Hz, "
                 "t in [0, 1000] ms, after 100 pre-pacing beats (issue 22)",
     n_prepace=100, dt=0.02, pace_dt=0.1)
+#: the same beat with the intracellular calcium transient as a second output (mM; scaled per output like
+#: every output, so the network learns both at their own scale); its Ca_i error is
+#: ``final_full_val_other_rmse_pct`` (learning.physiology), the voltage's the same figures as tp06_beat
+PROBLEMS["tp06_beat_ca"] = beat_problem(
+    "tp06_beat_ca", "tp06_epi", scaled=("gKr", "gKs", "gCaL", "gNa"), outputs={"V": "u", "Ca_i": "cai"},
+    units={"V": "mV", "Ca_i": "mM"},
+    description="TP06 epicardial paced beat V and Ca_i (t, gKr, gKs, gCaL, gNa scale factors in [0.5, 2]), "
+                "1 Hz, t in [0, 1000] ms, after 100 pre-pacing beats (issue 22)",
+    n_prepace=100, dt=0.02, pace_dt=0.1)
 PROBLEMS["ms_beat"] = beat_problem(
     "ms_beat", "mitchell_schaeffer", scaled=("tau_in", "tau_out", "tau_open", "tau_close"), outputs={"V": "u"},
     units={"V": "dimensionless"},
     description="Mitchell-Schaeffer paced beat V(t, tau_in, tau_out, tau_open, tau_close scale factors in "
                 "[0.5, 2]), 1 Hz, t in [0, 1000] ms, after 20 pre-pacing beats (issue 22)",
     n_prepace=20, dt=0.05, pace_dt=0.05)
+
+
+def state_problem(name: str, cell_model: str, *, outputs: dict[str, str], box: dict[str, tuple[float, float]],
+                  t_end: float, dt: float, save_dt: float, units: dict[str, str], description: str,
+                  n_train: int, n_val: int, method: str = "rush_larsen") -> Problem:
+    """A ``cell_state`` problem: (t, initial value of every state) -> every state at t (``StateSetup``).
+    ``box``: each output's initial-value range (the sampled domain)."""
+    setup = StateSetup(cell_model=cell_model, outputs=dict(outputs), dt=dt, method=method, units=dict(units))
+    domain = {f"{output}0": tuple(box[output]) for output in outputs}
+    ranges = {"t": (0.0, t_end), **domain}
+    return Problem(name=name, description=description, kind="cell_state", inputs=("t", *setup.initial_inputs),
+                   outputs=tuple(outputs), ranges=ranges, t_span=(0.0, t_end), i_base=0.0, cell_model=cell_model,
+                   n_train=n_train, n_val=n_val, solver_dt=dt, save_dt=save_dt, domain=domain, state=setup)
+
+
+#: Mitchell-Schaeffer's (u, h) plane: u and the gate h both in [0, 1]; u0 above the threshold (0.13) with h0
+#: high enough fires an action potential (APD ~ 300-400 ms at the default parameters), below it decays, so
+#: t in [0, 500] ms covers an upstroke, the plateau and repolarisation. The thesis' problem C, for a second
+#: cell model whose whole state is two numbers; TP06 has no such problem (a 19-dimensional box of initial
+#: states is mostly unphysiological, and its beats start from paced states: tp06_beat).
+PROBLEMS["ms_state"] = state_problem(
+    "ms_state", "mitchell_schaeffer", outputs={"u": "u", "h": "h"}, box={"u": (0.0, 1.0), "h": (0.0, 1.0)},
+    t_end=500.0, dt=0.05, save_dt=2.0, units={"u": "dimensionless", "h": "dimensionless"},
+    description="Mitchell-Schaeffer free response (t, u0, h0) -> (u, h), t in [0, 500] ms, no stimulus, "
+                "initial states by Latin hypercube over [0, 1]^2 (issue 22: the thesis' initial-state problem)",
+    n_train=4_000, n_val=1_000)
 
 
 def code_variant(name: str) -> str:
@@ -456,10 +528,6 @@ def beat_file_problem(spec: str, *, base_dir: str | os.PathLike | None = None) -
 @functools.lru_cache(maxsize=32)
 def _beat_file_problem(path: str, name: str, option_items: tuple[tuple[str, str], ...], mtime_ns: int,
                        size: int) -> Problem:
-    from fhn_automl.physics.ionic_model import CellModelError
-    from fhn_automl.physics.ionic_solvers import METHODS
-    from fhn_automl.physics.ionic_sources import resolve_cell_model
-
     options = dict(option_items)
     shown = BEAT_SPEC_PREFIX + path + ("?" + "&".join(f"{k}={v}" for k, v in option_items) if option_items else "")
 

@@ -17,6 +17,7 @@ import math
 import numpy as np
 from scipy.stats import qmc
 
+from fhn_automl.physics.euler import iter_euler_chunks
 from fhn_automl.physics.problems import Problem
 
 Ranges = dict[str, tuple[float, float]]
@@ -77,8 +78,6 @@ def sample_visited_states(problem: Problem, n: int, seed: int | np.random.SeedSe
 
     Columns as :func:`sample_initial_states` (``u, w[, k]`` for iterators), k kept from the start.
     """
-    from fhn_automl.physics.euler import iter_euler_chunks
-
     _check_count(n)
     streams = _seed_sequence(seed).spawn(2)
     starts = latin_hypercube(problem.initial_state_ranges(), n, streams[0])

@@ -7,13 +7,22 @@ ANOVA and plots, model registry and pull.
 search layer itself never imports this package. ``python -m fhn_automl.post EXPERIMENT [--budget NAME]``
 is the same from a shell.
 Heavy and optional packages (mlflow, statsmodels, matplotlib, torch_tensorrt) are imported inside
-functions, so importing this package costs only torch.
+functions; ``run_post_stage`` and ``PostStageResult`` (which load torch) are resolved on first use, so
+importing a light module of this package (errors, settings, staging, thesis_tables) stays light.
 """
 
 from fhn_automl.post.errors import (BackendNotInstalledError, ExperimentNotFoundError, NoFinishedTrialsError,
                                     NoRegisteredModelsError, PostStageError)
 from fhn_automl.post.settings import PostSettings, post_settings
-from fhn_automl.post.stage import PostStageResult, run_post_stage
+
+
+def __getattr__(name: str):
+    if name in ("run_post_stage", "PostStageResult"):  # post.stage loads torch: on first use only
+        from fhn_automl.post import stage
+
+        return getattr(stage, name)
+    raise AttributeError(f"module 'fhn_automl.post' has no attribute {name!r}")
+
 
 __all__ = ["run_post_stage", "PostStageResult", "PostSettings", "post_settings", "PostStageError", "ExperimentNotFoundError", "NoFinishedTrialsError",
            "NoRegisteredModelsError", "BackendNotInstalledError"]

@@ -16,7 +16,9 @@ import argparse
 import sys
 
 from fhn_automl._cli import device_name, non_negative_float, positive_int
+from fhn_automl.post import stage  # stage.run_post_stage looked up per call, so a stand-in takes effect
 from fhn_automl.post.compile import BACKENDS, PRECISIONS
+from fhn_automl.post.console import where_to_look
 from fhn_automl.post.errors import cli_error_message
 from fhn_automl.post.settings import BUDGET_NAMES, DEFAULT_BUDGET
 
@@ -62,15 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from fhn_automl.post.stage import run_post_stage
-
     try:
-        result = run_post_stage(args.experiment, args.tracking_uri, args.out, budget=args.budget,
-                                backend=args.backend, precision=args.precision, device=args.device,
-                                bench_n=args.bench_n, n_ref=args.n_ref, repeats=args.repeats,
-                                front_rounds=args.front_rounds,
-                                tune_points=args.tune_points, threads=args.threads, time_rtol=args.time_rtol,
-                                register=not args.no_register, quiet=args.quiet)
+        result = stage.run_post_stage(args.experiment, args.tracking_uri, args.out, budget=args.budget,
+                                      backend=args.backend, precision=args.precision, device=args.device,
+                                      bench_n=args.bench_n, n_ref=args.n_ref, repeats=args.repeats,
+                                      front_rounds=args.front_rounds,
+                                      tune_points=args.tune_points, threads=args.threads, time_rtol=args.time_rtol,
+                                      register=not args.no_register, quiet=args.quiet)
     except KeyboardInterrupt:  # the stage removed its staging folder and rolled back a registration in progress
         print("post-stage interrupted: no report written, no registration left half-done", file=sys.stderr)
         return 130
@@ -80,8 +80,6 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {reason}", file=sys.stderr)
         return 2
-    from fhn_automl.post.console import where_to_look
-
     print(where_to_look(result, result.tracking_uri or ""))
     return 0
 

@@ -28,7 +28,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fhn_automl.learning.architecture import parse_layers
+from fhn_automl.physics.problems import get_problem
+from fhn_automl.post.markdown import markdown_table
 from fhn_automl.post.plotting import finish_figure, pyplot
+from fhn_automl.post.thesis_tables import PROBLEM_A_T_TESTS, SIZE_SPLIT_VARIANCES, TABLES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -82,7 +86,6 @@ def anova(data: "pd.DataFrame", formula: str) -> tuple["pd.DataFrame | None", st
 def anova_markdown(title: str, table: "pd.DataFrame | None", reason: str) -> str:
     if table is None:
         return f"### {title}\n\nnot fitted: {reason}\n"
-    from fhn_automl.post.benchmark import markdown_table
 
     rows = [[source, r["sum_sq"], r["df"], r["F"], r["PR(>F)"]] for source, r in table.iterrows()]
     coefficients = ", ".join(f"{k} = {v:.3g}" for k, v in table.attrs["coefficients"].items())
@@ -272,8 +275,6 @@ def window_summary(frame: "pd.DataFrame", *, error_column: str = "mean_err") -> 
     error as mean +- std (sample std), best, worst and count."""
     import pandas as pd
 
-    from fhn_automl.physics.problems import get_problem
-
     data = frame.dropna(subset=[error_column]).copy()
     data["time_domain"] = [get_problem(p).t_end for p in data["problem"]]
     rows = []
@@ -288,8 +289,6 @@ def window_summary(frame: "pd.DataFrame", *, error_column: str = "mean_err") -> 
 
 
 def _thesis_f_line(number: int) -> str:
-    from fhn_automl.post.thesis_tables import TABLES
-
     table = TABLES[number]
     terms = ", ".join(f"{r['source']} F = {r['F']:g}" for r in table.rows if r.get("F") is not None)
     return f"Thesis Table {number}: {terms} ({table.source}).\n"
@@ -300,10 +299,6 @@ def thesis_analyses_markdown(frame: "pd.DataFrame") -> str:
     with the thesis' figures beside: eq. 4.1 on a batch study (Tables 2-3), the 120-neuron split
     (Tables 5-6), the PINN vs DDNN t-tests (Figures 17, 21) and the per-window summary (Table 7).
     A study that does not hold what an analysis needs is skipped, not fitted on a mix."""
-    from fhn_automl.post.benchmark import markdown_table
-    from fhn_automl.post.thesis_tables import PROBLEM_A_T_TESTS, SIZE_SPLIT_VARIANCES
-    from fhn_automl.physics.problems import get_problem
-
     if not len(frame):
         return ""
     parts = ["## Chapter 4 analyses per study", ""]
@@ -354,8 +349,6 @@ def activation_effect(sweep: "pd.DataFrame", *, reference: str = "silu") -> tupl
     """
     import pandas as pd
 
-    from fhn_automl.learning.architecture import parse_layers
-
     data = sweep.dropna(subset=["time_per_point_s"]).copy()
     activations = [{spec.activation for spec in parse_layers(layers)} for layers in data["layers"]]
     data["activation"] = [next(iter(a)) if len(a) == 1 else "mixed" for a in activations]
@@ -374,8 +367,6 @@ def activation_effect(sweep: "pd.DataFrame", *, reference: str = "silu") -> tupl
 
 def plot_activation_sweep(sweep: "pd.DataFrame", path: Path) -> Path:
     """Figure 42: time per point against neurons, one line per activation."""
-    from fhn_automl.learning.architecture import parse_layers
-
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 5))
     frame = sweep.dropna(subset=["time_per_point_s"]).copy()

@@ -24,6 +24,13 @@ surrogate's own error (log-log interpolation). Beyond the finest dt the curve is
 be unstable): the coarsest stable dt's time is used and the figure marked "capped", which flatters the
 surrogate, and the report says so.
 
+A ``cell_state`` problem (the thesis' initial-state problem of an N-state model, ``physics.problems.
+StateSetup``) gets the same verdict with count (a) only: the workload is ``n`` fresh initial states (their
+own Latin-hypercube stream), each side produces the free trajectory to the problem's end time on its stored
+grid, errors are the voltage output's RMSE against BDF from the same initial states (no APD: a free
+trajectory from an arbitrary state need not hold a whole action potential), and there is no pacing, so no
+count (b).
+
 Timing: ``post.timing.time_call`` (warm-up, repetitions, median) of the whole workload (``n`` cells, one
 beat each) on each side, with the same CPU threads for numba and torch (the caller sets them: ``bench``'s
 ``--threads``). Count (b)'s solver time is ``n_prepace x`` the time of one beat at ``pace_dt`` plus one
@@ -44,16 +51,21 @@ import numpy as np
 import torch
 
 from fhn_automl.learning.physiology import trace_physiology
+from fhn_automl.physics.cell_datasets import (beat_from_states, beat_model, prepaced_cells, sample_initial_states,
+                                             sample_scales, solve_states, state_model)
+from fhn_automl.physics.ionic_solvers import UnstableStepError
 from fhn_automl.physics.problems import Problem
+from fhn_automl.post.benchmark import write_report_files
+from fhn_automl.post.markdown import markdown_table
 from fhn_automl.post.compile import evaluate_in_batches
+from fhn_automl.post.plotting import pyplot
+from fhn_automl.post.settings import DEFAULT_BEAT_DTS  # solver steps (ms); each must divide save_dt (1 ms)
 from fhn_automl.post.timing import describe_device, time_call
 
 __all__ = ["BeatBenchmarkReport", "BeatRow", "BeatWorkload", "DEFAULT_BEAT_DTS", "beat_report_markdown",
            "make_beat_workload", "matched_time", "plot_beat_work_precision", "run_beat_benchmark",
            "write_beat_report"]
 
-#: solver steps of the work-precision sweep (ms); each must divide the problem's save_dt (1 ms)
-DEFAULT_BEAT_DTS: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5)
 REFERENCE = "SciPy solve_ivp BDF, rtol 1e-8, atol 1e-10, float64, restarted at every stimulus edge"
 
 
@@ -82,11 +94,20 @@ class BeatWorkload:
 
 def make_beat_workload(problem: Problem, n: int, *, seed: int = 0, backend: str = "numba",
                        cache_dir: str | Path | None = None) -> BeatWorkload:
-    """``n`` cells from the problem's benchmark stream, pre-paced as the problem defines its beat."""
-    from fhn_automl.physics.cell_datasets import beat_model, prepaced_cells, sample_scales
-
+    """``n`` cells from the problem's benchmark stream, pre-paced as the problem defines its beat; for a
+    ``cell_state`` problem ``n`` initial states of its benchmark stream (``scales`` holds them: the network's
+    inputs after t), at the model's default parameters."""
     if n < 1:
         raise ValueError(f"n must be positive, got {n}")
+    if problem.state is not None:
+        model = state_model(problem)
+        initial = sample_initial_states(problem, n, seed, "bench")
+        states = np.empty((model.n_states, n))
+        for column, state_name in enumerate(problem.state.outputs.values()):
+            states[model.state_names.index(state_name)] = initial[:, column]
+        params = np.repeat(model.parameter_values()[:, None], n, axis=1)
+        n_t = int(round(problem.t_end / problem.save_dt)) + 1
+        return BeatWorkload(problem, model, initial, params, states, problem.save_dt * np.arange(n_t, dtype=np.float64))
     model = beat_model(problem)
     setup = problem.beat
     scales = sample_scales(problem, n, seed, "bench")
@@ -100,7 +121,9 @@ def reference_voltage(workload: BeatWorkload, n_ref: int) -> np.ndarray:
     from fhn_automl.physics.ionic_reference import reference_solution
 
     index = workload.model.state_names.index(workload.model.voltage)
-    return np.stack([reference_solution(workload.model, workload.states[:, i], workload.t, workload.params[:, i])[:, index]
+    protocol = workload.model.stimulus.silenced() if workload.problem.state is not None else None
+    return np.stack([reference_solution(workload.model, workload.states[:, i], workload.t, workload.params[:, i],
+                                        protocol=protocol)[:, index]
                      for i in range(min(n_ref, workload.n))])
 
 
@@ -162,6 +185,9 @@ class BeatBenchmarkReport:
     pace_time_per_beat_s: float = math.nan
     seconds: dict[str, float] = field(default_factory=dict)
     voltage_unit: str = ""
+    #: "beat", or "cell_state" (free trajectories from initial states: count (a) only, no APD)
+    kind: str = "beat"
+    voltage_output: str = "V"
 
     @property
     def t_end(self) -> float:      # the generic post-stage plots read these
@@ -198,13 +224,17 @@ def matched_time(error: float, curve: Sequence[tuple[float, float, float]]) -> t
 
 
 def _solver_run(workload: BeatWorkload, dt: float, method: str, backend: str, cells: slice = slice(None)):
-    from fhn_automl.physics.cell_datasets import beat_from_states
-
+    if workload.problem.state is not None:
+        return solve_states(workload.problem, workload.model, workload.scales[cells], dt=dt, method=method,
+                            backend=backend)
     return beat_from_states(workload.problem, workload.model, workload.states[:, cells], workload.params[:, cells],
                             dt=dt, method=method, backend=backend)
 
 
-def _errors(t: np.ndarray, V: np.ndarray, V_ref: np.ndarray) -> dict[str, float]:
+def _errors(t: np.ndarray, V: np.ndarray, V_ref: np.ndarray, with_apd: bool = True) -> dict[str, float]:
+    if not with_apd:  # free trajectories (cell_state): the trace error only
+        return {"v_rmse": float(np.sqrt(((V - V_ref) ** 2).mean())), "v_max_err": float(np.abs(V - V_ref).max()),
+                "apd90_err_pct": math.nan, "apd90_max_err_pct": math.nan}
     figures = trace_physiology(t, V, V_ref)
     return {"v_rmse": figures["v_rmse"], "v_max_err": float(np.abs(V - V_ref).max()),
             "apd90_err_pct": figures["apd90_err_pct"], "apd90_max_err_pct": figures["apd90_max_err_pct"]}
@@ -216,19 +246,18 @@ def run_beat_benchmark(problem: Problem, surrogates: Sequence[Any], *, n: int = 
                        progress=None) -> BeatBenchmarkReport:
     """Time the solver at each dt and every surrogate (``post.benchmark.SurrogateEntry``) on ``n`` fresh
     cells; errors against the reference on the first ``n_ref``. See the module docstring."""
-    from fhn_automl.physics.ionic_solvers import UnstableStepError
-
     say = progress or (lambda message: None)
-    if problem.beat is None:
-        raise ValueError(f"{problem.name} is not a beat problem")
-    setup = problem.beat
+    if problem.beat is None and problem.state is None:
+        raise ValueError(f"{problem.name} is neither a beat nor a cell_state problem")
+    setup = _VerdictSetup.of(problem)
     method = method or setup.method
     backend = "cuda" if device.startswith("cuda") else "numba"
     seconds: dict[str, float] = {}
     started = time.perf_counter()
-    say(f"pacing {n} fresh cells {setup.n_prepace} beats ({backend})")
+    say(f"pacing {n} fresh cells {setup.n_prepace} beats ({backend})" if setup.n_prepace
+        else f"{n} fresh initial states ({backend})")
     workload = make_beat_workload(problem, n, seed=seed, backend=backend, cache_dir=cache_dir)
-    seconds["pacing"] = time.perf_counter() - started
+    seconds["pacing" if setup.n_prepace else "initial states"] = time.perf_counter() - started
     started = time.perf_counter()
     say(f"reference ({REFERENCE.split(',')[0]}) on {min(n_ref, n)} cells")
     V_ref = reference_voltage(workload, n_ref)
@@ -250,7 +279,7 @@ def run_beat_benchmark(problem: Problem, surrogates: Sequence[Any], *, n: int = 
                                 math.nan, math.nan, math.nan, stable=False))
             say(f"{name}: unstable")
             continue
-        errors = _errors(workload.t, V, V_ref)
+        errors = _errors(workload.t, V, V_ref, setup.with_apd)
         timing = time_call(lambda dt=dt: _solver_run(workload, dt, method, backend), warmup=warmup, repeats=repeats,
                            device=device, transfers="none: results stay where they are computed")
         rows.append(BeatRow("solver", name, f"{backend}-{method}", f"dt={dt:g}", timing.median_s,
@@ -270,7 +299,7 @@ def run_beat_benchmark(problem: Problem, surrogates: Sequence[Any], *, n: int = 
             predicted = evaluate_in_batches(surrogate, workload.network_inputs(surrogate.device, slice(0, n_ref)),
                                             entry.batch_size)[:, column]
         V = predicted.double().cpu().numpy().reshape(n_ref, workload.t.size)
-        errors = _errors(workload.t, V, V_ref)
+        errors = _errors(workload.t, V, V_ref, setup.with_apd)
         with torch.no_grad():
             timing = time_call(run, warmup=warmup, repeats=repeats, device=surrogate.device,
                                transfers="inputs built on the device; outputs stay there")
@@ -281,14 +310,37 @@ def run_beat_benchmark(problem: Problem, surrogates: Sequence[Any], *, n: int = 
         say(f"{entry.name}: {timing.median_s / workload.n * 1e3:.3g} ms per beat, V RMSE {errors['v_rmse']:.3g}, "
             f"APD90 {errors['apd90_err_pct']:.3g} %")
     pace = next((r for r in rows if r.side == "solver" and r.setting == f"dt={setup.pace_dt:g}"), None)
-    pace_time = pace.time_per_beat_s if pace is not None and pace.stable else math.nan
+    pace_time = pace.time_per_beat_s if pace is not None and pace.stable and setup.n_prepace else math.nan
     _add_verdict(rows, setup.n_prepace, pace_time)
     threads = torch.get_num_threads()
     return BeatBenchmarkReport(problem=problem.name, model=workload.model.name, n=workload.n, n_ref=n_ref,
                                n_prepace=setup.n_prepace, pace_dt=setup.pace_dt, save_dt=problem.save_dt,
                                n_t=workload.t.size, device=device, device_name=describe_device(device), threads=threads,
                                warmup=warmup, repeats=repeats, rows=rows, pace_time_per_beat_s=pace_time,
-                               seconds=seconds, voltage_unit=setup.units.get(setup.voltage_output, ""))
+                               seconds=seconds, voltage_unit=setup.units.get(setup.voltage_output, ""),
+                               kind=problem.kind, voltage_output=setup.voltage_output)
+
+
+@dataclass(frozen=True)
+class _VerdictSetup:
+    """What the verdict reads of a beat or a cell_state problem."""
+
+    method: str
+    n_prepace: int
+    pace_dt: float
+    units: dict[str, str]
+    voltage_output: str
+    with_apd: bool
+
+    @classmethod
+    def of(cls, problem: Problem) -> "_VerdictSetup":
+        if problem.beat is not None:
+            beat = problem.beat
+            return cls(beat.method, beat.n_prepace, beat.pace_dt, beat.units, beat.voltage_output, True)
+        state = problem.state
+        voltage = state_model(problem).voltage
+        output = next(name for name, state_name in state.outputs.items() if state_name == voltage)
+        return cls(state.method, 0, state.dt, state.units, output, False)
 
 
 def _add_verdict(rows: list[BeatRow], n_prepace: int, pace_time: float) -> None:
@@ -317,8 +369,6 @@ def _ratio(value: float | None, note: str) -> str:
 
 
 def beat_report_markdown(report: BeatBenchmarkReport) -> str:
-    from fhn_automl.post.benchmark import markdown_table
-
     unit = f" ({report.voltage_unit})" if report.voltage_unit else ""
     header = ["side", "name", "backend", "setting", "time / beat (ms)", f"V RMSE{unit}", f"V max err{unit}",
               "APD90 err (%)", "APD90 max err (%)", "(a) speed-up at matched V", "(b) at matched V",
@@ -328,6 +378,8 @@ def beat_report_markdown(report: BeatBenchmarkReport) -> str:
              r.apd90_max_err_pct, _ratio(r.speedup_a_v, r.matched_v_note), _ratio(r.speedup_b_v, r.matched_v_note),
              _ratio(r.speedup_a_apd, r.matched_apd_note), _ratio(r.speedup_b_apd, r.matched_apd_note)]
             for r in report.rows]
+    if report.kind == "cell_state":
+        return _state_report_markdown(report, header, rows, unit)
     verdicts = []
     for r in (r for r in report.rows if r.side == "surrogate"):
         a, b = r.speedup_a_v, r.speedup_b_v
@@ -359,17 +411,51 @@ def beat_report_markdown(report: BeatBenchmarkReport) -> str:
     return "\n".join(lines)
 
 
+def _state_report_markdown(report: BeatBenchmarkReport, header: list[str], rows: list[list[Any]], unit: str) -> str:
+    """The verdict of a ``cell_state`` problem: count (a) only, the voltage output's trace error only."""
+    keep = [i for i, name in enumerate(header) if "APD90" not in name and "(b)" not in name]
+    header = [header[i].replace("beat", "trajectory").replace("(a) speed-up", "speed-up")
+              .replace("V ", f"{report.voltage_output} ") for i in keep]
+    rows = [[row[i] for i in keep] for row in rows]
+    verdicts = []
+    for r in (r for r in report.rows if r.side == "surrogate"):
+        a = r.speedup_a_v
+        verdicts.append(
+            f"- **{r.name}** ({report.voltage_output} RMSE {r.v_rmse:.3g}{unit}): "
+            + (f"{a:.3g}x the solver's speed at matched {report.voltage_output} error "
+               f"({'the surrogate is faster' if a > 1 else 'the solver is faster'})." if a else "-.")
+            + ("" if r.matched_v_note == "interpolated" else f" Matched point {r.matched_v_note}."))
+    t_end = report.save_dt * (report.n_t - 1)
+    lines = [
+        f"# Verdict: initial-state surrogates vs the {report.model} solver, {report.problem}", "",
+        f"- workload: {report.n} fresh initial states (the problem's benchmark stream), one free trajectory each "
+        f"(no stimulus) to t = {t_end:g} ms, the state every {report.save_dt:g} ms ({report.n_t} points) on both sides; "
+        "one count only: there is no pacing to skip",
+        f"- device: {report.device_name}; {report.threads} CPU thread(s) for torch (numba the same where the "
+        f"caller set it: bench --threads)",
+        f"- timing: {report.warmup} warm-up call(s), median of {report.repeats}, whole workload per call",
+        f"- errors: the {report.voltage_output} output against {report.reference}, on {report.n_ref} of the "
+        f"initial states; RMSE over the trajectory (no APD: a trajectory from an arbitrary state need not hold a "
+        "whole action potential)",
+        "- matched accuracy: as for beats (log-log interpolation on the solver's dt sweep; 'capped' flatters "
+        "the surrogate, 'extrapolated' assumes first order)",
+        "", markdown_table(header, rows), "", "## Verdict", "", *verdicts, "",
+    ]
+    return "\n".join(lines)
+
+
 def plot_beat_work_precision(report: BeatBenchmarkReport, path: Path) -> Path:
     """Two panels, V RMSE and APD90 error against time per beat: the solver's dt sweep (count a, and count b
     with pacing added) as lines, the surrogates as points."""
-    from fhn_automl.post.plotting import pyplot
-
     plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5))
+    panels = [("v_rmse", f"{report.voltage_output} RMSE vs reference ({report.voltage_unit or 'V units'})")]
+    if report.kind != "cell_state":  # free trajectories have no APD
+        panels.append(("apd90_err_pct", "APD90 error vs reference (%)"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 5), squeeze=False)
+    axes = axes[0]
     solver = [r for r in report.rows if r.side == "solver" and r.stable]
     pacing = report.n_prepace * report.pace_time_per_beat_s
-    for ax, key, label in ((axes[0], "v_rmse", f"V RMSE vs reference ({report.voltage_unit or 'V units'})"),
-                           (axes[1], "apd90_err_pct", "APD90 error vs reference (%)")):
+    for ax, (key, label) in zip(axes, panels):
         times = [r.time_per_beat_s * 1e3 for r in solver]
         values = [getattr(r, key) for r in solver]
         ax.plot(times, values, "o-", color="grey", label=f"solver, one beat (a) [{solver[0].backend if solver else ''}]")
@@ -383,7 +469,8 @@ def plot_beat_work_precision(report: BeatBenchmarkReport, path: Path) -> Path:
             ax.plot(r.time_per_beat_s * 1e3, getattr(r, key), "s", label=f"{r.name} [{r.backend}]")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel("time per beat per cell (ms), median")
+        ax.set_xlabel("time per trajectory (ms), median" if report.kind == "cell_state"
+                      else "time per beat per cell (ms), median")
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend(fontsize=7)
@@ -397,7 +484,5 @@ def plot_beat_work_precision(report: BeatBenchmarkReport, path: Path) -> Path:
 
 def write_beat_report(report: BeatBenchmarkReport, out_dir: Path) -> dict[str, Path]:
     """``benchmark.md``, ``benchmark.json`` and ``work_precision.png`` in ``out_dir``."""
-    from fhn_automl.post.benchmark import write_report_files
-
     return write_report_files(report, out_dir, beat_report_markdown(report),
                               lambda path: plot_beat_work_precision(report, path))

@@ -26,14 +26,17 @@ import numpy as np
 import torch
 
 from fhn_automl.physics.error_measures import error_metrics
+from fhn_automl.physics.euler import euler_trajectories
+from fhn_automl.physics.problems import Problem
 from fhn_automl.post.compile import CompiledSurrogate, evaluate_in_batches
+from fhn_automl.post.markdown import markdown_table
 from fhn_automl.post.plotting import finish_figure, pyplot
+from fhn_automl.post.settings import DEFAULT_EULER_DTS  # Euler steps of the work-precision curve
 from fhn_automl.post.timing import Timing, describe_device, time_call
 
-#: Euler steps of the work-precision curve; 0.1 is the thesis baseline (its largest stable step).
-DEFAULT_EULER_DTS: tuple[float, ...] = (0.1, 0.05, 0.02, 0.01, 0.005)
 THESIS_N = 16_000_000
 THESIS_T_END = 10.0
+#: the thesis' baseline Euler step (its largest stable one)
 BASELINE_DT = 0.1
 
 
@@ -41,7 +44,7 @@ BASELINE_DT = 0.1
 class Workload:
     """The initial conditions (and K) of one benchmark run, on the host, float32."""
 
-    problem: str
+    problem: Problem
     n: int
     t_end: float
     eval_every: float
@@ -61,15 +64,12 @@ class Workload:
                         self.i_app[:m])
 
 
-def make_workload(problem_name: str, n: int, *, t_end: float = THESIS_T_END, eval_every: float = 1.0,
+def make_workload(problem: Problem, n: int, *, t_end: float = THESIS_T_END, eval_every: float = 1.0,
                   seed: int = 0) -> Workload:
     """``n`` uniform initial states (and K) in the problem's box; problem A repeats its fixed state.
 
     ``t_end`` is clipped to the problem's time span (the small-window problem ends at t = 5).
     """
-    from fhn_automl.physics.problems import get_problem
-
-    problem = get_problem(problem_name)
     if n < 1:
         raise ValueError(f"n must be positive, got {n}")
     rng = np.random.default_rng(seed)
@@ -87,7 +87,7 @@ def make_workload(problem_name: str, n: int, *, t_end: float = THESIS_T_END, eva
         w0 = rng.uniform(*ranges[w_key], size=n).astype(np.float32)
     k = rng.uniform(*problem.ranges["k"], size=n).astype(np.float32) if problem.has_k else np.zeros(n, np.float32)
     i_app = np.asarray(problem.i_app(k), dtype=np.float32)
-    return Workload(problem_name, n, float(t_end), float(eval_every), u0, w0, k, i_app)
+    return Workload(problem, n, float(t_end), float(eval_every), u0, w0, k, i_app)
 
 
 def reference_states(workload: Workload, *, rtol: float = 1e-10, atol: float = 1e-12) -> tuple[np.ndarray, np.ndarray]:
@@ -98,9 +98,7 @@ def reference_states(workload: Workload, *, rtol: float = 1e-10, atol: float = 1
     """
     from scipy.integrate import solve_ivp
 
-    from fhn_automl.physics.problems import get_problem
-
-    model = get_problem(workload.problem).model
+    model = workload.problem.model
     n = workload.n
     i_app = workload.i_app.astype(np.float64)
 
@@ -177,10 +175,7 @@ def _euler_backend(device: str) -> str:
 
 def time_euler(workload: Workload, dt: float, *, device: str, warmup: int, repeats: int) -> Timing:
     """Median time of the whole workload with the physics layer's kernel (saved once per time unit)."""
-    from fhn_automl.physics.euler import euler_trajectories
-    from fhn_automl.physics.problems import get_problem
-
-    model = get_problem(workload.problem).model
+    model = workload.problem.model
     n_steps = int(round(workload.t_end / dt))
     save_every = max(1, int(round(workload.eval_every / dt)))
     backend = _euler_backend(device)
@@ -224,10 +219,7 @@ class _torch_threads_kept:
 
 def euler_errors(workload: Workload, dt: float, ref: tuple[np.ndarray, np.ndarray]) -> dict[str, float]:
     """Errors of float32 Euler (the precision that is timed) against the reference."""
-    from fhn_automl.physics.euler import euler_trajectories
-    from fhn_automl.physics.problems import get_problem
-
-    model = get_problem(workload.problem).model
+    model = workload.problem.model
     n_steps = int(round(workload.t_end / dt))
     save_every = max(1, int(round(workload.eval_every / dt)))
     with _torch_threads_kept():
@@ -311,7 +303,7 @@ class SurrogateEntry:
     untrained: bool = False
 
 
-def run_benchmark(problem: str, surrogates: Sequence[SurrogateEntry], *, n: int, n_ref: int = 512,
+def run_benchmark(problem: Problem, surrogates: Sequence[SurrogateEntry], *, n: int, n_ref: int = 512,
                   euler_dts: Sequence[float] = DEFAULT_EULER_DTS, device: str = "cpu", warmup: int = 1,
                   repeats: int = 5, seed: int = 0, t_end: float = THESIS_T_END) -> BenchmarkReport:
     """Time Euler at each dt and every surrogate on the same workload; errors on ``n_ref`` ICs."""
@@ -347,7 +339,7 @@ def run_benchmark(problem: str, surrogates: Sequence[SurrogateEntry], *, n: int,
     _add_speedups(rows)
     transfers = ("excluded on both sides: inputs and outputs stay on the GPU" if device.startswith("cuda")
                  else "none: CPU on both sides")
-    return BenchmarkReport(problem=problem, n=workload.n, n_ref=subset.n, t_end=workload.t_end,
+    return BenchmarkReport(problem=problem.key, n=workload.n, n_ref=subset.n, t_end=workload.t_end,
                            eval_every=workload.eval_every, device=device, device_name=describe_device(device),
                            warmup=warmup, repeats=repeats, transfers=transfers, rows=rows,
                            reference="scipy solve_ivp DOP853, rtol 1e-10, atol 1e-12, float64", seconds=seconds)
@@ -373,18 +365,6 @@ def _add_speedups(rows: list[BenchRow]) -> None:
 
 
 # ----------------------------------------------------------------------------- report files
-
-
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A GitHub markdown table (pandas' to_markdown needs tabulate, which is not a dependency)."""
-    def cell(value: Any) -> str:
-        if isinstance(value, float):
-            return "-" if not math.isfinite(value) else f"{value:.3g}"
-        return "-" if value is None else str(value)
-
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def report_markdown(report: BenchmarkReport) -> str:

@@ -39,9 +39,15 @@ from pathlib import Path
 from typing import Any
 
 from fhn_automl.learning.digests import file_digests
+from fhn_automl.learning.physiology import PHYSIOLOGY_METRICS, VOLTAGE_METRICS
+from fhn_automl.physics.problems import BeatSetup, StateSetup, UnknownProblemError, get_problem, problem_name
 from fhn_automl.post.errors import NoRegisteredModelsError
+from fhn_automl.post.integrity import recorded_digests, verify_model_files
+from fhn_automl.post.pareto import Candidate, pareto_front
+from fhn_automl.post.runs import resolve_tracking_uri
 from fhn_automl.search.tracking_tags import MLFLOW_MODEL_FILES, TAG_PREFIX
 from fhn_automl.post.staging import staged_folder
+from fhn_automl.search.tracking import trial_model_id
 
 DEFAULT_ALIAS = "pareto"
 #: The alias family of smoke-budget searches (CI-sized models, errors ~1e-2 to 0.7): the same registered
@@ -60,14 +66,13 @@ REGISTERED_PREFIX = "fhn_automl."
 PHYSIOLOGY_TAG_PREFIX = "val_"
 #: Units of the physiology figures (``V`` stands for the voltage output's unit)
 _PHYSIOLOGY_UNITS = {"v_rmse": "V", "v_rmse_max_cell": "V", "apd90_err_pct": "%", "apd90_max_err_pct": "%",
-                     "apd50_err_pct": "%", "max_dvdt_err_pct": "%", "rest_err": "V", "ap_mismatch_cells": "cells"}
+                     "apd50_err_pct": "%", "max_dvdt_err_pct": "%", "rest_err": "V", "ap_mismatch_cells": "cells",
+                     "other_rmse_pct": "% of the output's range"}
 
 
 def registered_model_name(problem: str) -> str:
     """``fhn_automl.<problem>``: one registered model per problem (``pull PROBLEM`` takes either); a ``beat:``
     spec registers under its safe name (``physics.problems.problem_name``)."""
-    from fhn_automl.physics.problems import problem_name
-
     problem = problem_name(problem)
     return problem if problem.startswith(REGISTERED_PREFIX) else REGISTERED_PREFIX + problem
 
@@ -123,8 +128,6 @@ def merged_front(current: Sequence[_Entry], new: Sequence[_Entry], *, time_rtol:
     comparison falls back to multiply-adds rather than mixing machines. Of identical points the one
     registered before stays (no new version for a tie).
     """
-    from fhn_automl.post.pareto import Candidate, pareto_front
-
     new_runs = {entry.run_id for entry in new}
     entries = [e for e in current if e.run_id not in new_runs] + list(new)
     reference = {e.timed_on for e in new}
@@ -165,8 +168,6 @@ def _model_source(client: Any, request: RegistrationRequest) -> tuple[str, str |
     latter, MLflow 3.17's SQL registry looks the model up through the process-wide tracking URI
     instead of this client's (a TODO in its code), and fails for any other store.
     """
-    from fhn_automl.search.tracking import trial_model_id
-
     model_id = trial_model_id(client, request.run_id)
     if model_id is None:
         return request.model_source, None
@@ -287,8 +288,6 @@ def download_version_files(version: Any, dst: str | os.PathLike, tracking_uri: s
     import mlflow.artifacts
     from mlflow.tracking import MlflowClient
 
-    from fhn_automl.post.integrity import recorded_digests, verify_model_files
-
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=str(dst),
                                                      tracking_uri=tracking_uri))
     local = local / MLFLOW_MODEL_FILES if (local / MLFLOW_MODEL_FILES).is_dir() else local
@@ -299,19 +298,13 @@ def download_version_files(version: Any, dst: str | os.PathLike, tracking_uri: s
 
 def _beat_setup(problem: str) -> Any:
     """The ``BeatSetup`` of ``problem``, or None (not a beat problem, or no longer a known one)."""
-    from fhn_automl.physics.problems import UnknownProblemError, get_problem
-
-    try:
-        return get_problem(problem).beat
-    except UnknownProblemError:
-        return None
+    setup = _problem_setup(problem)
+    return setup if isinstance(setup, BeatSetup) else None
 
 
 def physiology_tags(problem: str, metrics: dict[str, float]) -> dict[str, str]:
     """Version tags of a beat problem's physiology metrics (``fhn_automl.val_v_rmse``, ...) from a trial
     run's metrics; empty for other problems, and for a run that lacks them (logged before they existed)."""
-    from fhn_automl.learning.physiology import PHYSIOLOGY_METRICS
-
     if _beat_setup(problem) is None:
         return {}
     return {f"{TAG_PREFIX}{PHYSIOLOGY_TAG_PREFIX}{name}": str(metrics[f"final_full_val_{name}"])
@@ -320,10 +313,10 @@ def physiology_tags(problem: str, metrics: dict[str, float]) -> dict[str, str]:
 
 def _beat_card(beat: Any, tags: dict[str, str]) -> dict[str, Any]:
     """The card's ``beat`` section: the cell model, what the inputs are, the physiology figures."""
-    from fhn_automl.learning.physiology import PHYSIOLOGY_METRICS
-
     voltage_units = beat.units.get(beat.voltage_output, "dimensionless")
-    figures = {name: _float(tags.get(f"{TAG_PREFIX}{PHYSIOLOGY_TAG_PREFIX}{name}")) for name in PHYSIOLOGY_METRICS}
+    # the voltage's figures always (None where a run lacks one); the other outputs' where the problem has them
+    figures = {name: _float(tags.get(f"{TAG_PREFIX}{PHYSIOLOGY_TAG_PREFIX}{name}")) for name in PHYSIOLOGY_METRICS
+               if name in VOLTAGE_METRICS or len(beat.outputs) > 1}
     return {
         "cell_model": beat.cell_model, "scaled_parameters": list(beat.scaled),
         "scale_range": list(beat.scale_range), "period_ms": beat.period, "prepacing_beats": beat.n_prepace,
@@ -337,20 +330,38 @@ def _beat_card(beat: Any, tags: dict[str, str]) -> dict[str, Any]:
         "voltage_output": beat.voltage_output,
         "physiology": {**figures,
                        "units": {name: voltage_units if unit == "V" else unit
-                                 for name, unit in _PHYSIOLOGY_UNITS.items()},
+                                 for name, unit in _PHYSIOLOGY_UNITS.items() if name in figures},
                        "definition": "this model's beats against the dataset's (the problem's solver) on the "
                                      "validation cells (parameter sets drawn apart from the training cells), "
                                      "at the stored 1 ms spacing; APD / dV/dt errors: mean (and for APD90 the "
                                      "largest) relative error over the cells in %; rest_err: mean |V_rest "
                                      "error|; ap_mismatch_cells: cells where one trace has an action potential "
-                                     "and the other not (fhn_automl.learning.physiology)",
+                                     "and the other not; other_rmse_pct (problems with outputs besides V, "
+                                     "e.g. Ca_i): each such output's RMSE as % of its range over the "
+                                     "validation cells, the largest (fhn_automl.learning.physiology)",
                        "metrics": "final_full_val_<name> of the trial's MLflow run"},
     }
 
 
+def _problem_setup(problem: str) -> Any:
+    """The ``BeatSetup`` or ``StateSetup`` of an N-state model's problem, or None (FitzHugh-Nagumo, or unknown)."""
+    try:
+        found = get_problem(problem)
+    except UnknownProblemError:
+        return None
+    return found.beat or found.state
+
+
 def _units(name: str, beat: Any) -> str:
+    """Units of input or output ``name``; ``beat``: the problem's ``BeatSetup`` / ``StateSetup`` (or None)."""
     if beat is None:
         return UNITS.get(name, "dimensionless")
+    if isinstance(beat, StateSetup):  # a cell_state problem: t, then each output's initial value
+        if name == "t":
+            return "ms since the initial state"
+        if name in beat.initial_inputs:
+            return f"{beat.units.get(name[:-1], 'dimensionless')} (initial value of {name[:-1]})"
+        return beat.units.get(name, "dimensionless")
     if name == "t":
         return "ms since the start of the beat's cycle"
     if name in beat.scale_inputs:
@@ -364,9 +375,10 @@ def model_card(spec: dict[str, Any], tags: dict[str, str], *, alias: str, versio
     def tag(key: str) -> str | None:
         return tags.get(TAG_PREFIX + key)
 
-    beat = _beat_setup(problem)
-    inputs = [{"name": n, "range": spec["ranges"].get(n), "units": _units(n, beat)} for n in spec["inputs"]]
-    outputs = [{"name": n, "units": _units(n, beat)} for n in spec["outputs"]]
+    setup = _problem_setup(problem)  # once: a beat: spec reads its model file
+    beat = setup if isinstance(setup, BeatSetup) else None
+    inputs = [{"name": n, "range": spec["ranges"].get(n), "units": _units(n, setup)} for n in spec["inputs"]]
+    outputs = [{"name": n, "units": _units(n, setup)} for n in spec["outputs"]]
     iterator = spec.get("kind") == "iter"
     usage = ("x = torch.tensor(rows, dtype=torch.float32)  # shape (N, %d), columns %s\n"
              "y = torch.jit.load('model.ts')(x)            # shape (N, %d), columns %s"
@@ -374,16 +386,18 @@ def model_card(spec: dict[str, Any], tags: dict[str, str], *, alias: str, versio
     if iterator:
         usage += (f"\nstates = torch.jit.load('model.ts').rollout(x0, n_steps)  # every dt_net = {spec.get('dt_net')}"
                   " time units, shape (N, n_steps + 1, 2)")
-    if beat is None:
+    point_error = None
+    if setup is None:
         error_definition = ("|u_pred - u_true| + |w_pred - w_true| per point, over the problem's whole validation "
                             "set (iterators: every rollout to t = 50), of this model: the weights at the end of "
                             "training")
-    else:
-        point_error = (" + ".join(f"|d{n}|" for n in spec["outputs"])
-                       + f", {', '.join(_units(n, beat) for n in spec['outputs'])}")
+    else:  # an N-state model's beat or initial-state problem: its own outputs and units
+        units = ", ".join(_units(n, setup) for n in spec["outputs"])
+        point_error = " + ".join(f"|d{n}|" for n in spec["outputs"]) + f", {units}"
+        over = ("every validation cell's beat" if beat is not None
+                else "every validation trajectory (fresh initial states)")
         error_definition = (" + ".join(f"|{n}_pred - {n}_true|" for n in spec["outputs"])
-                            + f" ({', '.join(_units(n, beat) for n in spec['outputs'])}) per point, over every "
-                            "validation cell's beat, of this model: the weights at the end of training")
+                            + f" ({units}) per point, over {over}, of this model: the weights at the end of training")
     card = {
         "problem": problem, "registered_model": registered_model_name(problem), "version": version, "alias": alias,
         "kind": spec.get("kind"), "layers": spec.get("layers"), "inputs": inputs, "outputs": outputs,
@@ -404,8 +418,9 @@ def model_card(spec: dict[str, Any], tags: dict[str, str], *, alias: str, versio
         "provenance": {"experiment": tag("experiment"), "run_id": tag("run_id"), "post_run_id": tag("post_run_id")},
         "usage": usage,
     }
-    if beat is not None:
+    if point_error is not None:
         card["validation"]["point_error"] = point_error
+    if beat is not None:
         card["beat"] = _beat_card(beat, tags)
     return card
 
@@ -462,8 +477,6 @@ def pull_models(problem: str, to: str | os.PathLike, *, alias: str = DEFAULT_ALI
     so an interrupted pull leaves ``to`` as it was.
     """
     import mlflow.artifacts
-
-    from fhn_automl.post.runs import resolve_tracking_uri
 
     tracking_uri = resolve_tracking_uri(tracking_uri)
     problem = problem.removeprefix(REGISTERED_PREFIX)  # either spelling names the same registered model

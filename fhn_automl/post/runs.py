@@ -13,7 +13,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fhn_automl.learning.architecture import architecture_figures, format_layers, parse_layers
+from fhn_automl.learning.windows import parse_window
+from fhn_automl.physics.problems import get_problem
 from fhn_automl.post.errors import ExperimentNotFoundError, NoFinishedTrialsError, TrackingStoreError
+from fhn_automl.post.integrity import recorded_digests, verify_model_files
+from fhn_automl.search.endpoints import TrackingStoreUnreachableError, check_tracking_store
+from fhn_automl.search.tracking import resolve_tracking_uri as search_default
 from fhn_automl.search.tracking_tags import MODEL_ARTIFACT_PATH, POST_ROLE, ROLE_TAG, STATUS_TAG, TRIAL_ROLE
 
 logger = logging.getLogger(__name__)
@@ -70,9 +76,6 @@ def resolve_tracking_uri(tracking_uri: str | None) -> str:
     Checked before any work (``TrackingStoreError``): a server that does not answer within seconds,
     or a SQLite file that is not there (a reader must not create an empty store on a typo).
     """
-    from fhn_automl.search.endpoints import TrackingStoreUnreachableError, check_tracking_store
-    from fhn_automl.search.tracking import resolve_tracking_uri as search_default
-
     uri = search_default(tracking_uri, create=False)
     try:
         check_tracking_store(uri, must_exist=True)
@@ -95,10 +98,6 @@ def _figures(params: dict[str, str]) -> dict[str, Any]:
     Recomputed rather than read back, so runs logged before a figure was fixed (split-window models
     logged one window's neurons) are ranked by the same figures as new ones.
     """
-    from fhn_automl.learning.architecture import architecture_figures, format_layers, parse_layers
-    from fhn_automl.learning.windows import parse_window
-    from fhn_automl.physics.problems import get_problem
-
     layers = parse_layers(params["layers"])
     problem = get_problem(params["problem"])
     window = params.get("window")
@@ -166,8 +165,6 @@ def download_model(tracking_uri: str, run_id: str, dst: Path) -> Path:
     """The trial's ``model/`` artifacts (spec.json, weights.pt, model.ts) copied under ``dst``, checked
     against the digests recorded when they were logged (``ModelDigestError`` for a changed file)."""
     from mlflow.tracking import MlflowClient
-
-    from fhn_automl.post.integrity import recorded_digests, verify_model_files
 
     dst.mkdir(parents=True, exist_ok=True)
     client = MlflowClient(tracking_uri=tracking_uri)

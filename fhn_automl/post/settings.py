@@ -23,9 +23,12 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from fhn_automl.post.beat_benchmark import DEFAULT_BEAT_DTS
-from fhn_automl.post.benchmark import DEFAULT_EULER_DTS
 from fhn_automl.search.budgets import BUDGET_NAMES as SEARCH_BUDGET_NAMES
+
+#: The Euler steps of the FitzHugh-Nagumo benchmark's solver sweep (post.benchmark).
+DEFAULT_EULER_DTS: tuple[float, ...] = (0.1, 0.05, 0.02, 0.01, 0.005)
+#: The solver steps (ms) of an N-state model's verdict sweep (post.beat_benchmark).
+DEFAULT_BEAT_DTS: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5)
 
 #: the search's budget names (one home: fhn_automl.search.budgets); each has a preset here
 BUDGET_NAMES: tuple[str, ...] = SEARCH_BUDGET_NAMES

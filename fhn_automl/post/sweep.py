@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fhn_automl._package_data import package_data_dir
+from fhn_automl.learning.architecture import architecture_figures, parse_layers
+from fhn_automl.learning.untrained import untrained_model
+from fhn_automl.physics.problems import PROBLEMS, Problem
+from fhn_automl.post.analysis import (SPEEDUP_FORMULA, TIME_FORMULA, activation_effect, anova, anova_markdown,
+                                      plot_activation_sweep, plot_sweep)
+from fhn_automl.post.markdown import markdown_table
 from fhn_automl.post.compile import compile_surrogate, tune_batch_size
+from fhn_automl.post.thesis_tables import INFERENCE_SWEEP_NETWORKS, TABLES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,8 +47,6 @@ def sweep_settings_from_file(path: Path = SWEEP_FILE) -> dict[str, Any] | None:
     raw = yaml.safe_load(path.read_text()) or {}
     layers = raw.get("layers") or {}
     if isinstance(layers, dict) and "choices" in layers:
-        from fhn_automl.learning.architecture import parse_layers
-
         tokens = [parse_layers(token)[0] for token in layers["choices"]]
         return {"widths": sorted({t.width for t in tokens}), "activation": tokens[0].activation,
                 "depths": [int(d) for d in layers.get("depths", DEFAULT_DEPTHS)], "source": str(path)}
@@ -76,7 +81,7 @@ def time_model_backends(model, n_in: int, *, backends: Sequence[str], device: st
     return rows
 
 
-def run_inference_sweep(architectures: Sequence[str], *, problem: str = "problem_b_s",
+def run_inference_sweep(architectures: Sequence[str], *, problem: Problem = PROBLEMS["problem_b_s"],
                         backends: Sequence[str] = ("eager", "compile"), device: str = "cpu", n_points: int = 65_536,
                         batch_sizes: Sequence[int] | None = (4_096, 16_384), repeats: int = 3,
                         points_per_ic: int = 10, workload_n: int = 16_000_000, seed: int = 0) -> "pd.DataFrame":
@@ -86,9 +91,6 @@ def run_inference_sweep(architectures: Sequence[str], *, problem: str = "problem
     ``points_per_ic``), the y axis of Figure 39.
     """
     import pandas as pd
-
-    from fhn_automl.learning.architecture import architecture_figures
-    from fhn_automl.learning.untrained import untrained_model
 
     rows = []
     for layers in architectures:
@@ -114,15 +116,11 @@ def activation_sweep_architectures(activations: Sequence[str], widths: Sequence[
 
 
 def _activation_of(layers: str) -> str:
-    from fhn_automl.learning.architecture import parse_layers
-
     found = {spec.activation for spec in parse_layers(layers)}
     return next(iter(found)) if len(found) == 1 else "mixed"
 
 
 def _thesis_line(number: int) -> str:
-    from fhn_automl.post.thesis_tables import TABLES
-
     table = TABLES[number]
     terms = ", ".join(f"{r['source']} F = {r['F']:g}" for r in table.rows if r["F"] is not None)
     return f"Thesis Table {number} (TensorRT on a GPU, {table.source}): {terms}.\n"
@@ -136,11 +134,6 @@ def write_sweep_report(sweep: "pd.DataFrame", out_dir: Path, *, euler_workload_t
     Tables 12-13 are fitted on the networks of one activation (SiLU where present, as the thesis):
     mixing activations would add their differences to the residual.
     """
-    from fhn_automl.post.analysis import (SPEEDUP_FORMULA, TIME_FORMULA, activation_effect, anova, anova_markdown,
-                                          plot_activation_sweep, plot_sweep)
-    from fhn_automl.post.benchmark import markdown_table
-    from fhn_automl.post.thesis_tables import INFERENCE_SWEEP_NETWORKS
-
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {"csv": out_dir / "sweep.csv", "markdown": out_dir / "sweep.md",
              "time_plot": out_dir / "sweep_time.png", "speedup_plot": out_dir / "sweep_speedup.png"}

@@ -5,6 +5,8 @@
 ``endpoints``, ``ray_cluster``, ``trial`` (the Tune trainables), ``worker`` (training on a worker)
 and ``monitor`` (the Tune callback); ``tracking`` and ``tracking_tags`` (MLflow), ``high_error``
 (high-error sets), ``untrained`` (sweeps without training), ``cli`` (the command's options).
-``python -m fhn_automl.search`` runs ``fhn_automl.pipeline`` (search, then post-stage). Ray and MLflow
-are imported at module level only by ``monitor`` (Ray) and lazily elsewhere.
+``python -m fhn_automl.search`` runs ``fhn_automl.pipeline`` (search, then post-stage). Ray is imported
+at module level by the Tune pieces (``monitor``, ``moasha``, ``packed_trial``, ``mo_packed``) and
+``runner``, which imports ``monitor``; MLflow only by ``mlflow_surrogate_model`` (the model code MLflow
+loads). The rest import them inside functions, so ``cli`` and ``space`` load neither.
 """

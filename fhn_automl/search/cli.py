@@ -14,8 +14,16 @@ from collections import Counter
 
 from fhn_automl._cli import non_negative_int, positive_int
 from fhn_automl.search.budgets import BUDGET_NAMES
+from fhn_automl.search.cost import estimate_cost
+from fhn_automl.search.endpoints import EndpointUnreachableError
+from fhn_automl.search.grid import evenly_spaced
+from fhn_automl.search.job_records import JobRecordsNotKeptError, check_job_records, job_data_root
+from fhn_automl.search.lock import SearchLockedError, StorageNotWritableError
 from fhn_automl.search.options import SearchOptions, SearchSummary
+from fhn_automl.search.replay import NoSearchRecordError, sync_tracking
+from fhn_automl.search.resources import UnsatisfiableResourcesError
 from fhn_automl.search.space import EXECUTORS, SearchSpaceError, load_search_space
+from fhn_automl.search.tune_state import UntrustedTuneStateError
 
 #: The command's help: what it does, then examples (``python -m fhn_automl.search --help``).
 HELP = """Run an architecture search: ``python -m fhn_automl.search SEARCH [--budget smoke|small|paper]``.
@@ -112,13 +120,10 @@ def dry_run(space, budget, trials, show: int, *, measure: bool = True) -> None:
         print(f"  ... {len(trials) - show} more")
     if not measure:
         return
-    from fhn_automl.search.cost import estimate_cost
 
     run = trials
     if algorithm != "grid":
         # a model-based search runs num_samples of the grid: estimate with an even spread of them
-        from fhn_automl.search.grid import evenly_spaced
-
         run = evenly_spaced(trials, min(len(trials), budget.num_samples or space.search.num_samples))
         print(f"  ({algorithm}: {len(run)} of them run; the cost below is for an even spread of {len(run)})")
     for line in estimate_cost(run, space.resources).lines():
@@ -157,14 +162,7 @@ def run_search_command(args: argparse.Namespace) -> tuple[int, SearchSummary | N
         dry_run(space, budget, trials, args.show)
         return 0, None
 
-    from fhn_automl.search.endpoints import EndpointUnreachableError
-    from fhn_automl.search.lock import SearchLockedError, StorageNotWritableError
-    from fhn_automl.search.resources import UnsatisfiableResourcesError
-    from fhn_automl.search.replay import NoSearchRecordError, sync_tracking
     from fhn_automl.search.runner import NothingToResumeError, run_search
-    from fhn_automl.search.tune_state import UntrustedTuneStateError
-
-    from fhn_automl.search.job_records import JobRecordsNotKeptError, check_job_records, job_data_root
 
     try:  # under `ray job submit`, records must not stay in Ray's temporary copy of the working dir
         job_copy = check_job_records(args.tracking_uri, args.storage)

@@ -21,6 +21,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from fhn_automl.learning.architecture import count_macs, parse_layers
+from fhn_automl.learning.spec import ModelSpec
 from fhn_automl.search.space import Resources, TrialSpec
 
 
@@ -48,10 +50,7 @@ class CostEstimate:
 
 
 def _cost(trial: TrialSpec) -> float:
-    from fhn_automl.learning.architecture import count_macs, parse_layers
-    from fhn_automl.physics.problems import get_problem
-
-    problem = get_problem(trial.problem)
+    problem = trial.resolved_problem
     return float(count_macs(parse_layers(trial.layers), len(problem.inputs), len(problem.outputs)) * trial.batch_size)
 
 
@@ -59,12 +58,9 @@ def measure_step_rate(trial: TrialSpec, *, seconds: float = 0.4) -> float:
     """Training steps per second of ``trial``'s network at its batch size (data loss, fused Adam, CPU)."""
     import torch
 
-    from fhn_automl.learning.architecture import parse_layers
     from fhn_automl.learning.mlp import build_model
-    from fhn_automl.learning.spec import ModelSpec
-    from fhn_automl.physics.problems import get_problem
 
-    problem = get_problem(trial.problem)
+    problem = trial.resolved_problem
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as a trial trains (one thread per trial)
     try:

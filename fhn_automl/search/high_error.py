@@ -73,7 +73,7 @@ def base_settings(trial: TrialSpec) -> dict[str, Any]:
     return {"version": VERSION, "problem": trial.problem, "kind": trial.kind, "layers": trial.layers,
             "window": trial.window, "recipe": trial.recipe, "batch_size": trial.batch_size,
             "steps": trial.steps, "val_every": trial.val_every, "seed": trial.seed,
-            "options": dict(trial.options), "rule": rule_for(trial.problem).as_dict(),
+            "options": dict(trial.options), "rule": rule_for(trial.resolved_problem).as_dict(),
             "plateau": {"patience": PLATEAU_PATIENCE, "min_rel_improvement": PLATEAU_MIN_REL_IMPROVEMENT},
             "radius": RADIUS, "set_fraction": SET_FRACTION}
 
@@ -99,7 +99,7 @@ def ensure_high_error_set(base: TrialSpec, dataset_dir: str | Path, *, threads: 
               "threads": threads, "write_torchscript": False, **base.options}
     with tempfile.TemporaryDirectory(prefix="fhn_automl_base_") as scratch:
         _, detection = train_base_and_detect(
-            {**config, "out_dir": scratch}, out_path, rule=rule_for(base.problem),
+            {**config, "out_dir": scratch}, out_path, rule=rule_for(base.resolved_problem),
             plateau=PlateauStop(PLATEAU_PATIENCE, PLATEAU_MIN_REL_IMPROVEMENT), seed=base.seed, device="auto")
     detection.pop("base_model_dir", None)  # a scratch folder, gone now
     seconds = time.perf_counter() - started

@@ -24,6 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from fhn_automl._atomic import write_json
+from fhn_automl.learning.architecture import parse_layers
+from fhn_automl.learning.spec import ModelSpec
+from fhn_automl.physics.problems import Problem
 
 BACKENDS = ("eager", "torchscript")
 LATENCY_METRIC = "latency_ms"
@@ -50,24 +53,19 @@ class LatencyTarget:
         return {f"latency_{k}": v for k, v in asdict(self).items()}
 
 
-def _architecture_module(problem: str, layers: str, device: str):
+def _architecture_module(problem: Problem, layers: str, device: str):
     import torch
 
-    from fhn_automl.learning.architecture import parse_layers
     from fhn_automl.learning.mlp import SurrogateMLP
-    from fhn_automl.learning.spec import ModelSpec
-    from fhn_automl.physics.problems import get_problem
 
-    spec_problem = get_problem(problem)
-    spec = ModelSpec(problem=problem, kind="ddnn", layers=parse_layers(layers), inputs=spec_problem.inputs,
-                     outputs=spec_problem.outputs,
-                     ranges={name: spec_problem.ranges[name] for name in spec_problem.inputs})
+    spec = ModelSpec(problem=problem.key, kind="ddnn", layers=parse_layers(layers), inputs=problem.inputs,
+                     outputs=problem.outputs, ranges={name: problem.ranges[name] for name in problem.inputs})
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         return SurrogateMLP(spec).to(device).eval(), spec.n_in
 
 
-def measure_latency(problem: str, layers: str, target: LatencyTarget) -> float:
+def measure_latency(problem: Problem, layers: str, target: LatencyTarget) -> float:
     """Median milliseconds per call of the architecture ``layers`` at ``target`` (module docstring)."""
     import torch
 
@@ -112,9 +110,9 @@ class LatencyCache:
             except (ValueError, AttributeError):  # a damaged cache is measured again, not trusted
                 self.values = {}
 
-    def get(self, problem: str, layers: str) -> float:
+    def get(self, problem: Problem, layers: str) -> float:
         """The latency of ``layers`` at the target, measured now unless cached."""
-        key = self.target.key(problem, layers)
+        key = self.target.key(problem.key, layers)
         with self._lock:
             if key not in self.values:
                 self.values[key] = measure_latency(problem, layers, self.target)
@@ -140,5 +138,5 @@ def grid_latencies(trials: Any, target: LatencyTarget, path: Path | None) -> dic
     out: dict[str, float] = {}
     for trial in trials:
         if trial.layers not in out:
-            out[trial.layers] = cache.get(trial.problem, trial.layers)
+            out[trial.layers] = cache.get(trial.resolved_problem, trial.layers)
     return out

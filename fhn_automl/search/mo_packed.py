@@ -46,7 +46,9 @@ from ray.tune.search import Searcher
 from fhn_automl.learning.architecture import parse_layers, shape_class
 from fhn_automl.search.latency import LATENCY_METRIC, LatencyCache
 from fhn_automl.search.objectives import MultiObjective, make_sampler
-from fhn_automl.search.space import LayerGrid, SearchSpace, TrialSpec
+from fhn_automl.search.query_phase import MIN_OBSERVED, FeasibilityModel, candidates, known_cost, pick
+from fhn_automl.search.space import LayerGrid, SearchSpace, TrialSpec, check_packed_multi_objective
+from fhn_automl.search.trial import TrialPlan
 
 logger = logging.getLogger(__name__)
 
@@ -85,8 +87,6 @@ def suggest_layers(trial: Any, grid: LayerGrid) -> str | None:
 def packed_mo_template(space: SearchSpace, trials: list[TrialSpec]) -> tuple[TrialSpec, LayerGrid, list[int]]:
     """The trial every member is made from (layers, seed and index replaced), the layer grid and the
     seeds; ``SearchSpaceError`` names the field that a pack cannot sample."""
-    from fhn_automl.search.space import check_packed_multi_objective
-
     check_packed_multi_objective(space, trials)
     study = next(s for s in space.studies if s.name == trials[0].study)
     return trials[0], study.layers, list(study.axes["seeds"])
@@ -109,6 +109,7 @@ class PackSearcher(Searcher):
         super().__init__()  # no metric for Tune to check: a pack reports its members' metrics under "members"
         self.multi = multi
         self.template = template.as_dict()
+        self._problem = template.resolved_problem  # every member's (not saved: __init__ sets it before restore)
         self.grid = grid
         self.seeds = seeds
         self.n_models = n_models
@@ -126,6 +127,12 @@ class PackSearcher(Searcher):
         self.told: dict[str, list[float]] = {}  # member name -> values told
         self.exhausted = False
         self._latency: LatencyCache | None = None
+        # the query phase (search.query_phase): from the query_after-th proposal on, the untried
+        # architecture of largest expected improvement of the constraint's answer
+        self.query_after = n_models - round(multi.query_fraction * n_models) if multi.query else n_models
+        self.member_layers: dict[str, str] = {}  # member name -> layers
+        self.query_observed: dict[str, float] = {}  # layers -> the constraint's metric, finished members
+        self.query_proposals = 0  # proposals the query phase made
 
     # ------------------------------------------------------------------ Tune's Searcher interface
 
@@ -148,7 +155,7 @@ class PackSearcher(Searcher):
         members = [spec for spec, _ in chosen]
         self.packs[trial_id] = {spec["name"]: number for spec, number in chosen}
         cache = self._cache()
-        latency = {spec["name"]: cache.get(spec["problem"], spec["layers"]) for spec in members} \
+        latency = {spec["name"]: cache.get(self._problem, spec["layers"]) for spec in members} \
             if self.multi.needs_latency else {}
         pack = {"name": f"pack{self.n_packs:03d}_{members[0]['name']}"[:120], "trials": members,
                 "halving": self.halving, "latency": latency}
@@ -162,6 +169,8 @@ class PackSearcher(Searcher):
         members = (result or {}).get("members", {})
         for name, number in numbers.items():
             record = members.get(name)
+            if record is not None and not error and self.multi.query and record.get("status") != "stopped_early":
+                self.query_observed[self.member_layers.get(name, "")] = _value(record, self.multi.query[0].key)
             values = None if record is None or error else [_value(record, key) for key in self.multi.keys]
             if values is None or not all(math.isfinite(v) for v in values):
                 self.study.tell(number, state=optuna.trial.TrialState.FAIL)
@@ -173,7 +182,7 @@ class PackSearcher(Searcher):
     def save(self, checkpoint_path: str) -> None:
         """The searcher's state with the study as its trials (some samplers, NSGA-II, hold locks that do
         not pickle); ``restore`` rebuilds the study from them with a fresh sampler of the same kind."""
-        state = {k: v for k, v in self.__dict__.items() if k not in ("_latency", "study")}
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_latency", "study", "_problem")}
         state["study_trials"] = self.study.get_trials(deepcopy=False)
         Path(checkpoint_path).write_bytes(pickle.dumps(state))
 
@@ -214,6 +223,11 @@ class PackSearcher(Searcher):
 
         rejected = 0
         while True:
+            if rejected == 0 and self.asked >= self.query_after:
+                params = self._query_params()
+                if params is not None:
+                    self.study.enqueue_trial(params)
+                    self.query_proposals += 1
             if rejected == FALLBACK_AFTER:  # the sampler keeps proposing what it cannot have: enqueue a
                 params = self._unseen_params()  # random architecture not tried yet (as a proposal of its own)
                 if params is None:
@@ -242,7 +256,34 @@ class PackSearcher(Searcher):
             spec = TrialSpec.from_dict({**self.template, "layers": layers, "seed": seed, "index": self.asked})
             self.asked += 1
             self.by_layers[key] = spec.name
+            self.member_layers[spec.name] = layers
             return spec.as_dict(), trial.number
+
+    def _query_params(self) -> dict[str, Any] | None:
+        """Optuna parameters of the query phase's next architecture (``search.query_phase``), or None
+        (too few finished members, or no untried architecture cheaper than the incumbent)."""
+        constraint, target = self.multi.query
+        observed = {k: v for k, v in self.query_observed.items() if k and math.isfinite(v)}
+        if len(observed) < MIN_OBSERVED:
+            return None
+        proposed = {key.rpartition("|")[0] for key in self.by_layers}
+        architectures = self.grid.expand()
+        untried = candidates([a for a in architectures if a not in proposed], self.seed + self.asked)
+        problem = self._problem
+        n_in, n_out = len(problem.inputs), len(problem.outputs)
+
+        def cost(layers: str) -> float:
+            return known_cost(target, layers, n_in, n_out, lambda a: self._cache().get(problem, a))
+
+        model = FeasibilityModel(architectures, constraint).fit(observed)
+        meeting = [cost(k) for k, v in observed.items() if constraint.holds(v)]
+        choice = pick({a: cost(a) for a in untried}, model.probability, min(meeting, default=None))
+        if choice is None:
+            return None
+        if self.query_proposals == 0:
+            logger.info("multi-objective search: query phase from proposal %d (%s, minimising %s)", self.asked,
+                        constraint, target)
+        return self._params_of(choice, self.seeds[0])
 
     def _unseen_params(self) -> dict[str, Any] | None:
         """Optuna parameters of a random architecture (and seed) not proposed yet; None when none is left."""
@@ -253,6 +294,10 @@ class PackSearcher(Searcher):
         if not unseen:
             return None
         layers, seed = random.Random(self.asked).choice(unseen)
+        return self._params_of(layers, seed)
+
+    def _params_of(self, layers: str, seed: int) -> dict[str, Any]:
+        """The Optuna parameters that make ``suggest_layers`` (and the seed dimension) give these."""
         params: dict[str, Any] = {}
         if self.grid.sequences:
             params["layers"] = layers
@@ -274,7 +319,7 @@ def _value(record: Mapping[str, Any], key: str) -> float:
         return math.nan
 
 
-def packed_mo_tune_setup(space: SearchSpace, trials: list[TrialSpec], plan: dict[str, Any], concurrent: int,
+def packed_mo_tune_setup(space: SearchSpace, trials: list[TrialSpec], plan: TrialPlan, concurrent: int,
                          num_samples: int, latency_cache: str | None) -> tuple[dict[str, Any], Any, int]:
     """Param space, ``TuneConfig`` (the ``PackSearcher``) and member count of a packed MO search."""
     from ray import tune
@@ -291,7 +336,7 @@ def packed_mo_tune_setup(space: SearchSpace, trials: list[TrialSpec], plan: dict
     # at most one pack per model (depth buckets may leave part-full packs); the searcher says FINISHED
     tune_config = tune.TuneConfig(search_alg=searcher, num_samples=num_samples, max_concurrent_trials=concurrent,
                                   trial_name_creator=name_pack, trial_dirname_creator=name_pack)
-    return {"plan": plan}, tune_config, num_samples
+    return {"plan": plan.as_config()}, tune_config, num_samples
 
 
 def pack_halving(space: SearchSpace, trial: TrialSpec) -> dict[str, Any] | None:
@@ -310,7 +355,7 @@ def pack_halving(space: SearchSpace, trial: TrialSpec) -> dict[str, Any] | None:
 
 def halving_from_pack(pack: Mapping[str, Any]) -> Any:
     """The ``learning.packed`` halving rule a pack asks for (``pack_halving``'s dict), or None."""
-    from fhn_automl.learning.packed import Halving, ParetoHalving
+    from fhn_automl.learning.packed import Halving, ParetoHalving  # torch: only the pack's own process
 
     if not pack.get("halving"):
         return None

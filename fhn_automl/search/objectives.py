@@ -7,6 +7,7 @@
       objectives: [error, latency]          # minimised, any reported metric
       constraints: ["error <= 1e-3"]        # each also a query answered at the end of the search
       sampler: tpe                          # tpe | nsga2 | gp | random (Optuna's, seeded)
+      query_fraction: 0.5                   # packed executor: the last half of num_samples answers the query
       latency: {device: cpu, backend: eager, batch: 4096, repeats: 20, warmup: 5, threads: 1}
 
 ``error`` is the file's ``search.metric`` (``val_mean_err`` unless set); ``latency`` is the measured
@@ -25,7 +26,10 @@ constraints (Optuna is told the trial's final result) but cannot be MOASHA's cos
 during training.
 
 At the end of a search each constraint is a query: "the fastest model with error <= 1e-3" is the
-finished model that meets it with the least of the *other* objective (``answer_queries``).
+finished model that meets it with the least of the *other* objective (``answer_queries``). Where that
+objective is known before training (latency, macs, parameters, neurons; ``KNOWN_BEFORE_TRAINING``), the
+packed executor's searcher spends the last ``query_fraction`` of ``num_samples`` (default
+``DEFAULT_QUERY_FRACTION``; 0 turns it off) on that query (``search.query_phase``).
 """
 
 from __future__ import annotations
@@ -34,10 +38,11 @@ import math
 import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from fhn_automl.learning.multi_objective import pareto_front
 # the names only: learning.physiology imports torch inside its functions, so validation stays torch-free
 from fhn_automl.learning.physiology import PHYSIOLOGY_METRICS
 from fhn_automl.search.latency import BACKENDS, LATENCY_METRIC, LatencyTarget
@@ -55,6 +60,9 @@ REPORTED = ("val_mean_err", "val_max_err", "best_val_mean_err", "best_val_max_er
 #: Result keys a trial reports only once, at its end (the model at training end on the whole validation set).
 END_ONLY_PREFIX = "final_full_"
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
+#: objectives whose value is known without training (``search.query_phase`` ranks candidates by them)
+KNOWN_BEFORE_TRAINING = (LATENCY_METRIC, "macs_per_eval", "n_parameters", "n_neurons")
+DEFAULT_QUERY_FRACTION = 0.5
 _OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt}
 _CONSTRAINT = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
@@ -91,6 +99,18 @@ class MultiObjective:
     constraints: tuple[Constraint, ...] = ()
     sampler: str = "tpe"
     latency: LatencyTarget | None = None
+    #: the share of num_samples the packed searcher spends on ``query`` (0 when there is none)
+    query_fraction: float = 0.0
+
+    @property
+    def query(self) -> tuple[Constraint, str] | None:
+        """The constraint the query phase answers and the known-before-training objective its query
+        minimises (as ``answer_queries`` reads it), or None when no query has such an objective."""
+        for constraint in self.constraints:
+            others = [k for k in self.keys if k != constraint.key]
+            if others and others[0] in KNOWN_BEFORE_TRAINING and constraint.key not in KNOWN_BEFORE_TRAINING:
+                return constraint, others[0]
+        return None
 
     @property
     def needs_latency(self) -> bool:
@@ -156,8 +176,19 @@ def parse_multi_objective(check: Any, raw: Mapping[str, Any], error_metric: str)
     if sampler not in SAMPLERS:
         raise check.error("search.sampler", f"must be one of {', '.join(SAMPLERS)}", sampler)
     latency = _parse_latency(check, raw.get("latency", {}))
-    return MultiObjective(names=tuple(map(str, objectives)), keys=tuple(keys), constraints=tuple(constraints),
-                          sampler=sampler, latency=latency)
+    multi = MultiObjective(names=tuple(map(str, objectives)), keys=tuple(keys), constraints=tuple(constraints),
+                           sampler=sampler, latency=latency)
+    fraction = raw.get("query_fraction")
+    if fraction is None:
+        fraction = DEFAULT_QUERY_FRACTION if multi.query is not None else 0.0
+    elif isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction < 1:
+        raise check.error("search.query_fraction", "must be a number in [0, 1): the share of num_samples "
+                          "spent on the constraint's query", fraction)
+    elif fraction > 0 and multi.query is None:
+        raise check.error("search.query_fraction", "needs a constraint on a trained metric (e.g. 'error <= "
+                          "1e-3') whose query minimises an objective known before training (latency, macs, "
+                          "parameters, neurons: put it first among the other objectives)", fraction)
+    return replace(multi, query_fraction=float(fraction))
 
 
 def check_problem_metrics(check: Any, multi: MultiObjective | None, problems: Sequence[str],
@@ -246,8 +277,6 @@ class Model:
 
 def front(models: Sequence[Model], keys: Sequence[str]) -> list[Model]:
     """The non-dominated models over ``keys`` (all minimised), sorted by the first key."""
-    from fhn_automl.learning.multi_objective import pareto_front
-
     usable = [m for m in models if all(math.isfinite(_number(m.values.get(k))) for k in keys)]
     return [usable[i] for i in pareto_front([[m.values[k] for k in keys] for m in usable])]
 

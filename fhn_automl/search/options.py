@@ -16,7 +16,7 @@ from fhn_automl.search.space import SearchSpace
 DEFAULT_TRAIN_FN = "fhn_automl.learning.trainer:train"
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class SearchOptions:
     """Everything ``python -m fhn_automl.search`` can set; also the programmatic entry point."""
 

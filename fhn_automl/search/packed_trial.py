@@ -29,9 +29,10 @@ from typing import Any
 
 from ray.tune import Callback
 
+from fhn_automl.search.mo_packed import halving_from_pack, pack_halving
 from fhn_automl.search.monitor import SearchMonitor
 from fhn_automl.search.space import SearchSpace, TrialSpec
-from fhn_automl.search.trial import build_loop_config
+from fhn_automl.search.trial import TrialPlan, loop_config
 from fhn_automl.search.worker import FINAL_FILE, ensure_data_on_this_node, restore_checkpoint, scalar_metrics
 
 #: Folder of a member's files inside a pack's final checkpoint: ``members/<trial name>/model``.
@@ -40,21 +41,19 @@ MEMBERS_FOLDER = "members"
 _LIVE_PACK_MONITORS: weakref.WeakValueDictionary[str, PackMonitor] = weakref.WeakValueDictionary()
 
 
-def packed_tune_setup(space: SearchSpace, trials: list[TrialSpec], plan: dict[str, Any],
+def packed_tune_setup(space: SearchSpace, trials: list[TrialSpec], plan: TrialPlan,
                       concurrent: int) -> tuple[dict[str, Any], Any]:
     """Param space (one grid point per pack) and ``TuneConfig`` of a packed search (FIFO)."""
     from ray import tune
 
-    from fhn_automl.learning.packed import plan_packs
+    from fhn_automl.learning.packed import plan_packs  # imports torch: not at this module's import (PackMonitor's)
 
     if space.search.algorithm != "grid":
         raise ValueError(f"resources.executor: packed trains a grid's trials in packs; {space.path.name} has "
                          f"search.algorithm: {space.search.algorithm} (use grid, or executor function / train)")
-    from fhn_automl.search.mo_packed import pack_halving
-
-    configs = [build_loop_config({"trial": t.as_dict(), "plan": plan})["train_config"] for t in trials]
+    configs = [loop_config(t, plan)["train_config"] for t in trials]
     packs = []
-    latencies = plan.get("latency_ms", {})
+    latencies = plan.latency_ms
     for number, members in enumerate(plan_packs(configs, space.resources.pack_size)):
         first = min((trials[i] for i in members), key=lambda t: t.val_every)
         packs.append({"name": f"pack{number:03d}_{trials[members[0]].name}"[:120],
@@ -65,7 +64,7 @@ def packed_tune_setup(space: SearchSpace, trials: list[TrialSpec], plan: dict[st
     def name_pack(trial: Any) -> str:
         return trial.config["pack"]["name"]
 
-    param_space = {"pack": tune.grid_search(packs), "plan": plan}
+    param_space = {"pack": tune.grid_search(packs), "plan": plan.as_config()}
     tune_config = tune.TuneConfig(num_samples=1, max_concurrent_trials=concurrent,
                                   trial_name_creator=name_pack, trial_dirname_creator=name_pack)
     return param_space, tune_config
@@ -75,12 +74,12 @@ def packed_trial(config: dict[str, Any]) -> None:
     """The Tune trial of one pack: ``train_pack`` with Tune's reports and checkpoints (see the module)."""
     from ray import tune
 
-    from fhn_automl.learning.packed import train_pack
-    from fhn_automl.search.mo_packed import halving_from_pack
+    from fhn_automl.learning.packed import train_pack  # imports torch (see packed_tune_setup)
 
-    pack, plan = config["pack"], config["plan"]
-    names = [TrialSpec.from_dict(spec).name for spec in pack["trials"]]
-    loop_configs = [build_loop_config({"trial": spec, "plan": plan}) for spec in pack["trials"]]
+    pack, plan = config["pack"], TrialPlan.from_config(config["plan"])
+    specs = [TrialSpec.from_dict(spec) for spec in pack["trials"]]
+    names = [spec.name for spec in specs]
+    loop_configs = [loop_config(spec, plan) for spec in specs]
     session = time.time()  # tells the driver when the pack was restarted (lost node, --resume)
     static = {name: {**loop["static_metrics"], "worker_session": session} for name, loop in zip(names, loop_configs)}
     for name, latency in (pack.get("latency") or {}).items():  # measured on the driver (search.latency)

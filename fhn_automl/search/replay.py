@@ -25,8 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fhn_automl.search.endpoints import check_tracking_store
+from fhn_automl.search.lock import experiment_lock
 from fhn_automl.search.options import SearchOptions, SearchSummary, tune_location
-from fhn_automl.search.tracking import SearchTracker, trial_params
+from fhn_automl.search.tracking import SearchTracker, experiment_name, resolve_tracking_uri, trial_params
+from fhn_automl.search.trial import trial_figures, trial_from_config
 
 logger = logging.getLogger(__name__)
 
@@ -78,8 +81,6 @@ def replay_trials(tracker: SearchTracker, tune_path: str, *, quiet: bool = True)
     """
     from ray.air.constants import EXPR_PARAM_FILE, EXPR_RESULT_FILE  # Tune's file names
 
-    from fhn_automl.search.trial import trial_from_config
-
     report = ReplayReport()
     root = Path(tune_path)
     tune_statuses = _tune_trial_statuses(root)
@@ -110,7 +111,6 @@ def _replay_trial(tracker: SearchTracker, report: ReplayReport, trial_dir: Path,
     from ray.air.constants import EXPR_ERROR_FILE
 
     from fhn_automl.search.monitor import local_model_dir
-    from fhn_automl.search.trial import trial_figures
 
     final = next((r for r in reversed(results) if r.get("final")), None)
     # as SearchMonitor.on_trial_complete: ended by the scheduler before its last step, no final report
@@ -209,10 +209,6 @@ def sync_tracking(options: SearchOptions) -> SearchSummary:
     ``tracking_problem`` says whether MLflow now holds everything.
     """
     import time
-
-    from fhn_automl.search.endpoints import check_tracking_store
-    from fhn_automl.search.lock import experiment_lock
-    from fhn_automl.search.tracking import experiment_name, resolve_tracking_uri
 
     started = time.perf_counter()
     experiment = experiment_name(options.space.name, options.budget.name)

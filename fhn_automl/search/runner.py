@@ -1,17 +1,20 @@
 """Running a search on Ray: Tune trials whose drivers train with Ray Train workers.
 
 The shape (Ray 2.60, Train V2; FACTS.md): every Tune trial is a small *driver function* holding no CPU
-(``{"cpu": 0, "memory": 1}``) that builds a ``TorchTrainer`` whose workers run the learning layer's
-``train(config, report)``. Each ``report`` becomes ``ray.train.report`` with the trainer's checkpoint
+(``{"cpu": 0, "memory": 1}``) that builds a Ray Train trainer (``trial.trainer_class``) whose workers run
+the learning layer's ``train(config, report)``. Each ``report`` becomes ``ray.train.report`` with the trainer's checkpoint
 folder, ``TuneReportCallback`` forwards it to Tune, and Tune streams it to the search driver, where
 ``SearchMonitor`` writes MLflow and prints progress. Nothing but the driver talks to MLflow.
 
 Fault tolerance comes in two layers: Train's ``FailureConfig`` restarts a lost worker from the last
-checkpoint; Tune's restarts a lost trial driver, whose new ``TorchTrainer`` (same run name and storage)
+checkpoint; Tune's restarts a lost trial driver, whose new trainer (same run name and storage)
 picks up the Train run's latest checkpoint. ``--resume`` restores the Tune experiment, which keeps
 finished trials finished; the MLflow callback finds the child runs it made before and adds to them.
 
-This module runs a search in order; each step has its own module: ``options`` (what a search is asked
+This module runs a search in order: ``_run_search`` lists the steps, each a function here that can be
+called alone (``search_site``, ``check_before_start``, ``build_datasets``, ``prepare_tune_folder``,
+``open_parent_run``, ``trial_plan``, ``tune_experiment``, ``make_tuner``, ``fit_search``, ``close_search``).
+The work of each has its own module: ``options`` (what a search is asked
 and answers), ``resources`` (what a trial gets), ``ray_cluster`` (Ray start-up), ``trial`` (the Tune
 trainables), ``worker`` (the training loop on a worker), ``monitor`` (the Tune callback -> MLflow).
 """
@@ -19,30 +22,40 @@ trainables), ``worker`` (the training loop on a worker), ``monitor`` (the Tune c
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
 import shutil
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Any
 
+# packed_trial.packed_trial is read off its module when a search starts (tests put a crashing one there)
+import fhn_automl.search.packed_trial as packed_executor
+from fhn_automl.physics.datasets import ensure_dataset
 from fhn_automl.search.budgets import Budget
 from fhn_automl.search.endpoints import check_ray_address, check_tracking_store
+from fhn_automl.search.high_error import ensure_high_error_sets, needs_high_error_set
+from fhn_automl.search.latency import cache_path, grid_latencies
 from fhn_automl.search.lock import experiment_lock
+from fhn_automl.search.mo_packed import packed_mo_tune_setup
+from fhn_automl.search.moasha import ParetoASHAScheduler
 from fhn_automl.search.monitor import SearchMonitor
+from fhn_automl.search.objectives import make_sampler, models_from_results, report_front
 from fhn_automl.search.options import SearchOptions, SearchSummary, tune_location
+from fhn_automl.search.packed_trial import PackMonitor, packed_tune_setup
 from fhn_automl.search.ray_cluster import init_ray
-from fhn_automl.search.replay import (SEARCH_STATE_FILE, existing_run, read_search_state, replay_trials,
-                                      write_search_state)
-from fhn_automl.search.resources import cluster_nodes, plan_resources
-from fhn_automl.search.space import SearchSpace, TrialSpec
+from fhn_automl.search.replay import existing_run, read_search_state, replay_trials, write_search_state
+from fhn_automl.search.resources import ResourcePlan, cluster_nodes, plan_resources
+from fhn_automl.search.space import SearchSpace, TrialSpec, check_packed_multi_objective
 from fhn_automl.search.tracking import (SearchTracker, check_experiment_storage, environment_tags, experiment_name,
                                         resolve_tracking_uri)
 from fhn_automl.search.tracking_tags import STORAGE_TAG
-from fhn_automl.search.trial import function_trial, trial_driver, trial_from_config
+from fhn_automl.search.trial import TrialPlan, function_trial, trial_driver, trial_from_config
 from fhn_automl.search.tune_state import check_before_restore, error_signer, sign_files, signing_tune_writes
+from fhn_automl.search.untrained import run_untrained_sweep
 
 logger = logging.getLogger(__name__)
 #: The Optuna study of a model-based search, in its Tune folder: ``optuna-dashboard sqlite:///<that file>``.
@@ -62,15 +75,13 @@ def build_datasets(trials: list[TrialSpec], data_root: str) -> dict[str, str]:
     problems = sorted({t.problem for t in trials if t.kind != "untrained"})
     if not problems:
         return {}
-    from fhn_automl.physics.datasets import ensure_dataset
-
     root = Path(data_root).resolve()
     data_dirs: dict[str, str] = {}
     for problem in problems:
-        n_trajectories = next(t.n_trajectories for t in trials if t.problem == problem)
+        first = next(t for t in trials if t.problem == problem)
         started = time.perf_counter()
-        data_dirs[problem] = str(Path(ensure_dataset(problem, root=str(root),
-                                                     n_trajectories=n_trajectories, seed=0,
+        data_dirs[problem] = str(Path(ensure_dataset(first.resolved_problem, root=str(root),
+                                                     n_trajectories=first.n_trajectories, seed=0,
                                                      device="auto")).resolve())
         logger.info("dataset %s ready in %.1f s: %s", problem, time.perf_counter() - started,
                     data_dirs[problem])
@@ -80,8 +91,6 @@ def build_datasets(trials: list[TrialSpec], data_root: str) -> dict[str, str]:
 def _high_error_sets(trials: list[TrialSpec], data_dirs: dict[str, str]) -> dict[str, str]:
     """The ``data:high_error`` sets, built once here before any trial (see ``search.high_error``).
     A failure is logged and leaves those trials to end as ``error``; the others still run."""
-    from fhn_automl.search.high_error import ensure_high_error_sets, needs_high_error_set
-
     if not any(needs_high_error_set(t) for t in trials):
         return {}
     try:
@@ -104,222 +113,322 @@ def run_search(options: SearchOptions) -> SearchSummary:
 
 
 def _run_search(options: SearchOptions) -> SearchSummary:
+    """The search's steps, in order; each is a function below that can run alone."""
     started = time.perf_counter()
     timings: dict[str, float] = {}
-    space, budget = options.space, options.budget
-    trials = space.select_trials(budget, options.study)
-    experiment = experiment_name(space.name, budget.name)
-    tracking_uri = resolve_tracking_uri(options.tracking_uri)
+    trials = options.space.select_trials(options.budget, options.study)
+    site = search_site(options)
+    check_before_start(options, site, trials)
+    if any(t.kind == "untrained" for t in trials):
+        return run_untrained_sweep(options, trials, site.experiment, site.tracking_uri)
+
+    data_dirs = _timed(timings, "datasets_seconds", build_datasets, trials, options.data_root)
+    extra_sets = _timed(timings, "high_error_sets_seconds", _high_error_sets, trials, data_dirs)
+    _timed(timings, "ray_init_seconds", init_ray, options.address)
+    resources = plan_resources(options.space.resources, cluster_nodes())
+    concurrent = min(resources.concurrent_trials, options.max_concurrent or resources.concurrent_trials)
+    resuming, resume_parent = prepare_tune_folder(options, site)
+    tracker = open_parent_run(options, site, trials, resources, concurrent, data_dirs, resume_parent)
+    plan = trial_plan(options, site, trials, resources, data_dirs, extra_sets, timings)
+    experiment = tune_experiment(options, site, trials, plan, concurrent)
+    # MLflow calls on a background thread: Tune starts no trial while a callback runs (TrackingQueue)
+    monitor = SearchMonitor(tracker, key=site.tune_name, total=experiment.total, metric=options.space.search.metric,
+                            quiet=options.quiet, trial_lookup=trial_from_config, background=True)
+    announce(options, site, experiment, resources, concurrent, tracker)
+    tuner = make_tuner(options, site, experiment, monitor, resuming)
+    return fit_search(options, site, tuner, experiment, monitor, tracker, resuming, timings, started)
+
+
+def _timed(timings: dict[str, float], key: str, step: Callable[..., Any], *args: Any) -> Any:
+    """``step(*args)``, its wall seconds recorded as ``timings[key]``."""
+    t0 = time.perf_counter()
+    try:
+        return step(*args)
+    finally:
+        timings[key] = time.perf_counter() - t0
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchSite:
+    """Where one search lives, derived once from its options: the MLflow experiment and store, and the
+    Tune experiment (storage, name, folder)."""
+
+    experiment: str
+    tracking_uri: str
+    storage: str | Path
+    tune_name: str
+    tune_path: str
+
+    @property
+    def local(self) -> bool:
+        """The Tune folder is on this machine (not a remote ``--storage`` URI): its files are signed,
+        and it holds the search-state file and a model-based search's Optuna study."""
+        return not _is_uri(str(self.storage))
+
+
+def search_site(options: SearchOptions) -> SearchSite:
+    experiment = experiment_name(options.space.name, options.budget.name)
+    storage, tune_name, tune_path = tune_location(options, experiment)
+    return SearchSite(experiment=experiment, tracking_uri=resolve_tracking_uri(options.tracking_uri),
+                      storage=storage, tune_name=tune_name, tune_path=tune_path)
+
+
+def check_before_start(options: SearchOptions, site: SearchSite, trials: list[TrialSpec]) -> None:
+    """What can be refused before anything is written or Ray starts."""
     # seconds, not minutes, to learn that the cluster or the tracking server is not there
-    check_tracking_store(tracking_uri)
+    check_tracking_store(site.tracking_uri)
     check_ray_address(options.address)
-    storage_id = str(tune_location(options, experiment)[0])
-    check_experiment_storage(tracking_uri, experiment, storage_id)  # before anything is written
-    local_tune_path = None if _is_uri(str(options.storage)) else tune_location(options, experiment)[2]
-    if options.resume and local_tune_path is not None and (Path(local_tune_path) / "tuner.pkl").is_file():
-        check_before_restore(local_tune_path)  # before Ray starts: Tune must unpickle only what we wrote
-
+    check_experiment_storage(site.tracking_uri, site.experiment, str(site.storage))
+    if options.resume and site.local and (Path(site.tune_path) / "tuner.pkl").is_file():
+        check_before_restore(site.tune_path)  # Tune must unpickle only what we wrote
+    space = options.space
     if space.search.multi is not None and space.resources.executor == "packed" and \
-            space.search.algorithm == "multi_objective":  # one study per run: refused before anything is written
-        from fhn_automl.search.space import check_packed_multi_objective
-
+            space.search.algorithm == "multi_objective":  # one study per run
         check_packed_multi_objective(space, trials)
 
-    if any(t.kind == "untrained" for t in trials):
-        from fhn_automl.search.untrained import run_untrained_sweep
 
-        return run_untrained_sweep(options, trials, experiment, tracking_uri)
-
-    t0 = time.perf_counter()
-    data_dirs = build_datasets(trials, options.data_root)
-    timings["datasets_seconds"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    extra_sets = _high_error_sets(trials, data_dirs)
-    timings["high_error_sets_seconds"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    init_ray(options.address)
-    timings["ray_init_seconds"] = time.perf_counter() - t0
-    plan = plan_resources(space.resources, cluster_nodes())
-    concurrent = min(plan.concurrent_trials, options.max_concurrent or plan.concurrent_trials)
-
-    storage, tune_name, tune_path = tune_location(options, experiment)
-    state_file = Path(tune_path) / SEARCH_STATE_FILE if not _is_uri(str(storage)) else None
-    resume_parent = None
-    resuming = False
+def prepare_tune_folder(options: SearchOptions, site: SearchSite) -> tuple[bool, str | None]:
+    """(resuming, the parent run to resume): ``--resume`` needs a Tune experiment to restore; a fresh
+    start removes the previous Tune state of a local folder."""
     from ray import tune
 
     if options.resume:
-        if tune.Tuner.can_restore(tune_path):
-            resuming = True
-            resume_parent = read_search_state(tune_path).get("parent_run_id")
-        else:
-            raise NothingToResumeError(f"--resume: no interrupted search at {tune_path}; run "
-                                       f"without --resume to start it")
-    elif state_file is not None and Path(tune_path).exists():
+        if tune.Tuner.can_restore(site.tune_path):
+            return True, read_search_state(site.tune_path).get("parent_run_id")
+        raise NothingToResumeError(f"--resume: no interrupted search at {site.tune_path}; run "
+                                   f"without --resume to start it")
+    if site.local and Path(site.tune_path).exists():
         logger.warning("starting %s afresh: removing the previous Tune state at %s (its results "
-                       "stay in MLflow; pass --resume to continue it instead)", experiment, tune_path)
-        shutil.rmtree(tune_path)
+                       "stay in MLflow; pass --resume to continue it instead)", site.experiment, site.tune_path)
+        shutil.rmtree(site.tune_path)
+    return False, None
 
-    tracker = SearchTracker(tracking_uri, experiment, strict=options.strict_tracking)
+
+def open_parent_run(options: SearchOptions, site: SearchSite, trials: list[TrialSpec], resources: ResourcePlan,
+                    concurrent: int, data_dirs: dict[str, str], resume_parent: str | None) -> SearchTracker:
+    """The search's MLflow parent run (reopened on resume) with its params, tags and datasets; a local
+    Tune folder also records them (what ``--sync-tracking`` needs to remake it in a store that lost it)."""
+    space, budget = options.space, options.budget
+    tracker = SearchTracker(site.tracking_uri, site.experiment, strict=options.strict_tracking)
     resume_parent = existing_run(tracker, resume_parent)  # a store replaced after an outage lost it
     search_params = {
         "search_file": str(space.path), "budget": budget.name, "algorithm": space.search.algorithm,
         "scheduler": space.scheduler.kind, "n_trials": len(trials) if space.search.algorithm == "grid"
         else budget.num_samples or space.search.num_samples,
-        "workers_per_trial": plan.workers, "per_worker": json.dumps(plan.per_worker),
+        "workers_per_trial": resources.workers, "per_worker": json.dumps(resources.per_worker),
         "executor": space.resources.executor,
         "concurrent_trials": concurrent, "study": options.study or "all",
         "steps": trials[0].steps if trials else 0, "metric": space.search.metric}
-    environment = {**environment_tags(plan.device), STORAGE_TAG: storage_id}
+    environment = {**environment_tags(resources.device), STORAGE_TAG: str(site.storage)}
     tracker.start_search(search_name=space.name, budget=budget.name, params=search_params,
                          tags=environment, search_file=space.path,
                          resume_parent_run_id=resume_parent, datasets=data_dirs)
-    if state_file is not None:
-        # what --sync-tracking needs to remake the parent run in a store that lost it
-        write_search_state(tune_path, {"parent_run_id": tracker.parent_run_id, "experiment": experiment,
-                                       "params": search_params, "tags": environment, "datasets": data_dirs})
+    if site.local:
+        write_search_state(site.tune_path, {"parent_run_id": tracker.parent_run_id, "experiment": site.experiment,
+                                            "params": search_params, "tags": environment, "datasets": data_dirs})
+    return tracker
 
-    plan_dict = {"data_dirs": data_dirs, "extra_sets": extra_sets, "train_fn": options.train_fn,
-                 "device": plan.device, "workers": plan.workers, "per_worker": plan.per_worker,
-                 "use_gpu": plan.use_gpu, "train_storage": f"{storage}/{tune_name}-train",
-                 "max_failures": options.max_failures,
-                 "threads": max(1, int(plan.per_worker["CPU"])),
-                 "data_root": str(Path(options.data_root).resolve())}
-    # a model-based search's Optuna study lives beside Tune's state (a fresh start removes both above);
-    # with remote --storage it stays in memory, inside Tune's searcher state
+
+def _packed_multi_objective(options: SearchOptions) -> bool:
+    return options.space.resources.executor == "packed" and options.space.search.algorithm == "multi_objective"
+
+
+def trial_plan(options: SearchOptions, site: SearchSite, trials: list[TrialSpec], resources: ResourcePlan,
+               data_dirs: dict[str, str], extra_sets: dict[str, str], timings: dict[str, float]) -> TrialPlan:
+    """What every trial is handed; a search with a latency objective measures every architecture of
+    the grid here, once (a packed multi-objective search measures as it asks: ``search.mo_packed``)."""
+    latency_ms: dict[str, float] = {}
+    multi = options.space.search.multi
+    if multi is not None and multi.needs_latency and not _packed_multi_objective(options):
+        latency_ms = _timed(timings, "latency_seconds", grid_latencies, trials, multi.latency,
+                            cache_path(site.storage))
+    return TrialPlan(train_fn=options.train_fn, device=resources.device, threads=max(1, int(resources.per_worker["CPU"])),
+                     data_root=str(Path(options.data_root).resolve()), data_dirs=data_dirs, extra_sets=extra_sets,
+                     latency_ms=latency_ms, workers=resources.workers, per_worker=resources.per_worker,
+                     use_gpu=resources.use_gpu, train_storage=f"{site.storage}/{site.tune_name}-train",
+                     max_failures=options.max_failures)
+
+
+@dataclasses.dataclass(frozen=True)
+class TuneExperiment:
+    """What Tune runs: the trainable (with its resources), its param space and ``TuneConfig``, the
+    number of trials (members, for packs), and whether a Tune trial is a pack of them."""
+
+    trainable: Any
+    param_space: dict[str, Any]
+    tune_config: Any
+    total: int
+    packed: bool
+
+
+def tune_experiment(options: SearchOptions, site: SearchSite, trials: list[TrialSpec], plan: TrialPlan,
+                    concurrent: int) -> TuneExperiment:
+    """The trainable and set-up of the file's executor, algorithm and scheduler."""
+    from ray import tune
+
+    space, budget = options.space, options.budget
+    executor = space.resources.executor
+    # executor function / packed: the trial trains in its own process, so it holds the worker's resources itself
+    trial_resources = {"cpu": plan.per_worker["CPU"], **({"gpu": plan.per_worker["GPU"]} if plan.use_gpu else {})}
+    if executor == "packed":  # a Tune trial trains a pack of trials (search.packed_trial)
+        trainable = tune.with_resources(packed_executor.packed_trial, trial_resources)
+        if space.search.algorithm == "multi_objective":  # Optuna asks a pack at a time
+            path = cache_path(site.storage)
+            param_space, tune_config, total = packed_mo_tune_setup(
+                space, trials, plan, concurrent, budget.num_samples or space.search.num_samples,
+                None if path is None else str(path))
+        else:
+            param_space, tune_config = packed_tune_setup(space, trials, plan, concurrent)
+            total = len(trials)
+        return TuneExperiment(trainable, param_space, tune_config, total, packed=True)
+    # a model-based search's Optuna study lives beside Tune's state (a fresh start removes both); with
+    # remote --storage it stays in memory, inside Tune's searcher state
     optuna_storage = None
-    if space.search.algorithm != "grid" and state_file is not None:
-        Path(tune_path).mkdir(parents=True, exist_ok=True)
-        optuna_storage = f"sqlite:///{Path(tune_path) / OPTUNA_DB}"
-    multi = space.search.multi
-    if multi is not None and multi.needs_latency and not (
-            space.resources.executor == "packed" and space.search.algorithm == "multi_objective"):
-        from fhn_automl.search.latency import cache_path, grid_latencies
-
-        t0 = time.perf_counter()  # every architecture of the grid, once (a packed MO search measures as it asks)
-        plan_dict["latency_ms"] = grid_latencies(trials, multi.latency, cache_path(storage))
-        timings["latency_seconds"] = time.perf_counter() - t0
-    param_space, tune_config, total = tune_setup(space, budget, trials, plan_dict, concurrent,
-                                                 optuna_storage=optuna_storage, optuna_study=tune_name)
-    # MLflow calls on a background thread: Tune starts no trial while a callback runs (TrackingQueue)
-    monitor = SearchMonitor(tracker, key=tune_name, total=total, metric=space.search.metric, quiet=options.quiet,
-                            trial_lookup=trial_from_config, background=True)
-    callbacks: list[Any] = [monitor]
-    guards: list[Any] = [error_signer(tune_path)] if local_tune_path is not None else []
-    if space.resources.executor in ("function", "packed"):
-        # the trial trains in its own process, so it holds the worker's resources itself
-        trial_resources = {"cpu": plan.per_worker["CPU"]}
-        if plan.use_gpu:
-            trial_resources["gpu"] = plan.per_worker["GPU"]
+    if space.search.algorithm != "grid" and site.local:
+        Path(site.tune_path).mkdir(parents=True, exist_ok=True)
+        optuna_storage = f"sqlite:///{Path(site.tune_path) / OPTUNA_DB}"
+    param_space, tune_config, total = tune_setup(space, budget, trials, plan, concurrent,
+                                                 optuna_storage=optuna_storage, optuna_study=site.tune_name)
+    if executor == "function":
         trainable = tune.with_resources(function_trial, trial_resources)
-        if space.resources.executor == "packed":  # a Tune trial trains a pack of trials (search.packed_trial)
-            from fhn_automl.search.packed_trial import PackMonitor, packed_trial, packed_tune_setup
-
-            if space.search.algorithm == "multi_objective":  # Optuna asks a pack at a time
-                from fhn_automl.search.latency import cache_path
-                from fhn_automl.search.mo_packed import packed_mo_tune_setup
-
-                path = cache_path(storage)
-                param_space, tune_config, total = packed_mo_tune_setup(
-                    space, trials, plan_dict, concurrent, budget.num_samples or space.search.num_samples,
-                    None if path is None else str(path))
-            else:
-                param_space, tune_config = packed_tune_setup(space, trials, plan_dict, concurrent)
-            callbacks = [PackMonitor(monitor)]
-            trainable = tune.with_resources(packed_trial, trial_resources)
     else:
         trainable = tune.with_resources(trial_driver, {"cpu": 0, "memory": 1})
+    return TuneExperiment(trainable, param_space, tune_config, total, packed=False)
+
+
+def announce(options: SearchOptions, site: SearchSite, experiment: TuneExperiment, resources: ResourcePlan,
+             concurrent: int, tracker: SearchTracker) -> None:
+    """The search's first console line: trials, concurrency, resources, executor, MLflow."""
+    if not options.quiet:
+        print(f"[search] {site.experiment}: {experiment.total} trial(s), {concurrent} at a time, "
+              f"{resources.workers} worker(s) x {resources.per_worker} each, device {resources.device}, "
+              f"executor {options.space.resources.executor}; "
+              f"MLflow {site.tracking_uri} (parent run {tracker.parent_run_id})", flush=True)
+
+
+def make_tuner(options: SearchOptions, site: SearchSite, experiment: TuneExperiment, monitor: SearchMonitor,
+               resuming: bool) -> Any:
+    """The ``Tuner`` (restored on ``--resume``) with the monitor and Tune's own result files."""
+    from ray import tune
     # Tune's own result files (result.json, which --sync-tracking replays, and progress.csv), but not
     # its TensorBoard logger: its pointer named the driver's temporary staging folder, not the files,
     # and MLflow holds the same curves (TUNE_DISABLE_AUTO_CALLBACK_LOGGERS is set around fit())
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
+    callbacks: list[Any] = [PackMonitor(monitor) if experiment.packed else monitor]
     callbacks += [JsonLoggerCallback(), CSVLoggerCallback()]
+    guards: list[Any] = [error_signer(site.tune_path)] if site.local else []
     run_config = tune.RunConfig(
-        name=tune_name, storage_path=str(storage), callbacks=callbacks + guards, verbose=0,
+        name=site.tune_name, storage_path=str(site.storage), callbacks=callbacks + guards, verbose=0,
         failure_config=tune.FailureConfig(max_failures=options.max_failures))
-    if not options.quiet:
-        print(f"[search] {experiment}: {total} trial(s), {concurrent} at a time, "
-              f"{plan.workers} worker(s) x {plan.per_worker} each, device {plan.device}, "
-              f"executor {space.resources.executor}; "
-              f"MLflow {tracking_uri} (parent run {tracker.parent_run_id})", flush=True)
     if resuming:
-        tuner = tune.Tuner.restore(tune_path, trainable, resume_unfinished=True,
+        tuner = tune.Tuner.restore(site.tune_path, experiment.trainable, resume_unfinished=True,
                                    resume_errored=False, restart_errored=False)
     else:
-        tuner = tune.Tuner(trainable, param_space=param_space, tune_config=tune_config,
-                           run_config=run_config)
-    if local_tune_path is not None:
-        sign_files(tune_path, [Path(tune_path) / "tuner.pkl"])  # written by Tuner() / Tuner.restore just now
+        tuner = tune.Tuner(experiment.trainable, param_space=experiment.param_space,
+                           tune_config=experiment.tune_config, run_config=run_config)
+    if site.local:
+        sign_files(site.tune_path, [Path(site.tune_path) / "tuner.pkl"])  # written by Tuner() / Tuner.restore just now
+    return tuner
+
+
+def fit_search(options: SearchOptions, site: SearchSite, tuner: Any, experiment: TuneExperiment,
+               monitor: SearchMonitor, tracker: SearchTracker, resuming: bool, timings: dict[str, float],
+               started: float) -> SearchSummary:
+    """``tuner.fit()``, then (resume) the replay of what MLflow missed and (multi-objective) the front;
+    the parent run is closed whatever happens."""
     interrupted = False
     replayed = None
     try:
-        t0 = time.perf_counter()
-        with _no_default_tune_loggers(), _end_only_objectives(space), _sigint_kept(), (
-                signing_tune_writes(tune_path) if local_tune_path is not None else contextlib.nullcontext()):
-            results = tuner.fit()
-        timings["tune_fit_seconds"] = time.perf_counter() - t0
+        with _no_default_tune_loggers(), _end_only_objectives(options.space), _sigint_kept(), (
+                signing_tune_writes(site.tune_path) if site.local else contextlib.nullcontext()):
+            results = _timed(timings, "tune_fit_seconds", tuner.fit)
         monitor.drain()  # the replay below reads what the queued calls write (which trials are closed)
-        if resuming and state_file is not None:
+        if resuming and site.local:
             # trials that ended while MLflow was down, or as the previous driver was killed, are
             # complete in the Tune folder but not in MLflow; Tune does not run them again
-            replayed = replay_trials(tracker, tune_path, quiet=options.quiet)
-        if multi is not None:  # the front, its figure and each constraint query's answer
-            from fhn_automl.search.objectives import models_from_results, report_front
-
-            asked = getattr(getattr(tune_config, "search_alg", None), "asked", None)
-            if asked is not None and not resuming:  # a packed MO search may exhaust its space early
-                total = monitor.total = asked
-            models = models_from_results(results, multi.keys, lambda spec: TrialSpec.from_dict(spec).name,
-                                         extra=[c.key for c in multi.constraints])
-            report_front(tracker, multi, models,
-                         Path(tune_path) / "front" if state_file is not None else Path("runs") / "front",
-                         quiet=options.quiet)
+            replayed = replay_trials(tracker, site.tune_path, quiet=options.quiet)
+        if options.space.search.multi is not None:
+            report_search_front(options, site, experiment, monitor, tracker, results, resuming)
     except KeyboardInterrupt:
         interrupted = True
         raise
     finally:
-        drain_error = None
-        try:
-            monitor.drain()  # every queued MLflow call lands before the parent run is closed
-        except Exception as exc:  # a strict tracker's error: raised below, once the parent run is closed
-            drain_error = exc
-        timings["mlflow_drain_seconds"] = monitor.queue.drain_seconds if monitor.queue else 0.0
-        statuses = {**(replayed.statuses if replayed else {}), **monitor.statuses}
-        attached = set(replayed.models_attached) if replayed else set()
-        models_missing = sorted((set(monitor.missing_models) - attached)
-                                | set(replayed.models_missing if replayed else ()))
-        best = monitor.best
-        counts = {status: sum(1 for s in statuses.values() if s == status)
-                  for status in ("finished", "diverged", "error")}
-        summary_metrics = {f"n_{k}": v for k, v in counts.items()}
-        if best is not None:
-            summary_metrics[f"best_{space.search.metric}"] = best[0]
-        interrupted = interrupted or len(statuses) < total
-        summary_metrics["n_models_missing"] = len(models_missing)
-        tracker.end_search(summary_metrics, interrupted=interrupted)
-        tracking_problem = tracker.store_problem()
-        timings["mlflow_seconds"] = tracker.logging_seconds
-        if monitor.first_result_seconds:
-            timings["mean_trial_start_to_first_result_seconds"] = (
-                sum(monitor.first_result_seconds) / len(monitor.first_result_seconds))
-        monitor.detach()
-        if drain_error is not None:
-            raise drain_error
+        closed = close_search(options, monitor, tracker, replayed, interrupted, timings)
     wall = time.perf_counter() - started
     if not options.quiet:
-        best_text = "none" if best is None else f"{best[0]:.3e} ({best[1]})"
-        print(f"[search] {experiment} done in {wall:.0f} s: {counts}; best {space.search.metric} "
-              f"{best_text}" + (f"; TRACKING FAILED: {tracking_problem}" if tracking_problem else ""),
-              flush=True)
-    return SearchSummary(experiment=experiment, tracking_uri=tracking_uri,
-                         parent_run_id=tracker.parent_run_id, n_trials=total, statuses=statuses,
+        best_text = "none" if closed.best is None else f"{closed.best[0]:.3e} ({closed.best[1]})"
+        print(f"[search] {site.experiment} done in {wall:.0f} s: {closed.counts}; best "
+              f"{options.space.search.metric} {best_text}"
+              + (f"; TRACKING FAILED: {closed.tracking_problem}" if closed.tracking_problem else ""), flush=True)
+    best = closed.best
+    return SearchSummary(experiment=site.experiment, tracking_uri=site.tracking_uri,
+                         parent_run_id=tracker.parent_run_id, n_trials=monitor.total, statuses=closed.statuses,
                          best_trial=None if best is None else best[1],
                          best_value=None if best is None else best[0], wall_seconds=wall,
-                         interrupted=interrupted, tune_path=tune_path, timings=timings,
-                         tracking_problem=tracking_problem, models_missing=models_missing,
+                         interrupted=closed.interrupted, tune_path=site.tune_path, timings=timings,
+                         tracking_problem=closed.tracking_problem, models_missing=closed.models_missing,
                          trial_errors=dict(monitor.errors))
+
+
+def report_search_front(options: SearchOptions, site: SearchSite, experiment: TuneExperiment,
+                        monitor: SearchMonitor, tracker: SearchTracker, results: Any, resuming: bool) -> None:
+    """A multi-objective search's front, its figure and each constraint query's answer."""
+    multi = options.space.search.multi
+    asked = getattr(getattr(experiment.tune_config, "search_alg", None), "asked", None)
+    if asked is not None and not resuming:  # a packed MO search may exhaust its space early
+        monitor.total = asked
+    models = models_from_results(results, multi.keys, lambda spec: TrialSpec.from_dict(spec).name,
+                                 extra=[c.key for c in multi.constraints])
+    report_front(tracker, multi, models, Path(site.tune_path) / "front" if site.local else Path("runs") / "front",
+                 quiet=options.quiet)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClosedSearch:
+    """What the search ended with, once the parent run is closed."""
+
+    statuses: dict[str, str]
+    models_missing: list[str]
+    best: tuple[float, str] | None
+    counts: dict[str, int]
+    interrupted: bool
+    tracking_problem: str | None
+
+
+def close_search(options: SearchOptions, monitor: SearchMonitor, tracker: SearchTracker, replayed: Any,
+                 interrupted: bool, timings: dict[str, float]) -> ClosedSearch:
+    """Every queued MLflow call lands, then the parent run is closed with the counts; a strict tracker's
+    error is raised after that."""
+    drain_error = None
+    try:
+        monitor.drain()  # every queued MLflow call lands before the parent run is closed
+    except Exception as exc:  # a strict tracker's error: raised below, once the parent run is closed
+        drain_error = exc
+    timings["mlflow_drain_seconds"] = monitor.queue.drain_seconds if monitor.queue else 0.0
+    statuses = {**(replayed.statuses if replayed else {}), **monitor.statuses}
+    attached = set(replayed.models_attached) if replayed else set()
+    models_missing = sorted((set(monitor.missing_models) - attached)
+                            | set(replayed.models_missing if replayed else ()))
+    best = monitor.best
+    counts = {status: sum(1 for s in statuses.values() if s == status)
+              for status in ("finished", "diverged", "error")}
+    summary_metrics: dict[str, float] = {f"n_{k}": v for k, v in counts.items()}
+    if best is not None:
+        summary_metrics[f"best_{options.space.search.metric}"] = best[0]
+    interrupted = interrupted or len(statuses) < monitor.total
+    summary_metrics["n_models_missing"] = len(models_missing)
+    tracker.end_search(summary_metrics, interrupted=interrupted)
+    tracking_problem = tracker.store_problem()
+    timings["mlflow_seconds"] = tracker.logging_seconds
+    if monitor.first_result_seconds:
+        timings["mean_trial_start_to_first_result_seconds"] = (
+            sum(monitor.first_result_seconds) / len(monitor.first_result_seconds))
+    monitor.detach()
+    if drain_error is not None:
+        raise drain_error
+    return ClosedSearch(statuses=statuses, models_missing=models_missing, best=best, counts=counts,
+                        interrupted=interrupted, tracking_problem=tracking_problem)
 
 
 @contextlib.contextmanager
@@ -397,7 +506,7 @@ def _is_uri(value: str | None) -> bool:
 
 
 def tune_setup(space: SearchSpace, budget: Budget, trials: list[TrialSpec],
-               plan: dict[str, Any], concurrent: int, *, optuna_storage: str | None = None,
+               plan: TrialPlan, concurrent: int, *, optuna_storage: str | None = None,
                optuna_study: str = "fhn_automl") -> tuple[dict, Any, int]:
     """Param space, ``TuneConfig`` and trial count for the file's algorithm and scheduler.
 
@@ -412,8 +521,6 @@ def tune_setup(space: SearchSpace, budget: Budget, trials: list[TrialSpec],
     steps = max(t.steps for t in trials)
     if space.scheduler.kind in ("asha", "moasha"):
         from ray.tune.schedulers import ASHAScheduler
-
-        from fhn_automl.search.moasha import ParetoASHAScheduler
 
         val_every = min(t.val_every for t in trials)
         grace = space.scheduler.grace_steps(steps, val_every)
@@ -438,7 +545,7 @@ def tune_setup(space: SearchSpace, budget: Budget, trials: list[TrialSpec],
         return trial_from_config(trial.config).name
 
     if space.search.algorithm == "grid":
-        param_space = {"trial": tune.grid_search([t.as_dict() for t in trials]), "plan": plan}
+        param_space = {"trial": tune.grid_search([t.as_dict() for t in trials]), "plan": plan.as_config()}
         tune_config = tune.TuneConfig(scheduler=scheduler, num_samples=1,
                                       max_concurrent_trials=concurrent,
                                       trial_name_creator=name_trial, trial_dirname_creator=name_trial)
@@ -464,8 +571,6 @@ def tune_setup(space: SearchSpace, budget: Budget, trials: list[TrialSpec],
         storage = optuna.storages.RDBStorage(optuna_storage)
     study = {"storage": storage, "study_name": optuna_study} if storage is not None else {}
     if space.search.algorithm == "multi_objective" and space.search.multi is not None:
-        from fhn_automl.search.objectives import make_sampler
-
         keys = list(space.search.multi.keys)  # constraints: answered at the end (packed: also sampled with)
         searcher = OptunaSearch(metric=keys, mode=["min"] * len(keys),
                                 sampler=make_sampler(space.search.multi.sampler, space.search.seed), **study)
@@ -479,7 +584,7 @@ def tune_setup(space: SearchSpace, budget: Budget, trials: list[TrialSpec],
         trial.config.setdefault("index", trial_counter(trial))
         return trial_from_config(trial.config).name
 
-    param_space = {"sampled": dimensions, "template": template, "plan": plan}
+    param_space = {"sampled": dimensions, "template": template, "plan": plan.as_config()}
     tune_config = tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=num_samples,
                                   max_concurrent_trials=concurrent, trial_name_creator=index_trial,
                                   trial_dirname_creator=index_trial)

@@ -20,6 +20,7 @@ paper-budget search should fail in a second, not after a day on a cluster. The f
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 import re
@@ -37,9 +38,10 @@ from fhn_automl.learning.architecture import (MAX_HIDDEN_WEIGHTS, SHAPE_CLASSES,
                                               parse_layers, shape_class)
 from fhn_automl.learning.config import MAX_BATCH_SIZE, MAX_STEPS, TrainConfig, parse_extra_region
 from fhn_automl.learning.windows import parse_window
-from fhn_automl.physics.problems import PROBLEMS, UnknownProblemError, get_problem, is_beat_spec, problem_name
+from fhn_automl.physics.problems import PROBLEMS, Problem, UnknownProblemError, get_problem, is_beat_spec, problem_name
 from fhn_automl.search.budgets import BUDGET_FIELDS, BUDGET_NAMES, Budget, resolve_budget
 from fhn_automl.search.grid import evenly_spaced, layer_sequences
+from fhn_automl.search.objectives import check_moasha_cost, check_problem_metrics, parse_multi_objective
 
 #: Where ``python -m fhn_automl.search NAME`` looks for ``NAME.yaml``: the repository's folder, or
 #: its copy inside an installed wheel.
@@ -140,7 +142,7 @@ class Resources:
     cpus_per_worker: float = 1.0
     gpus_per_worker: float = 0.0
     use_gpu: str = "auto"
-    #: ``train``: a Ray Train ``TorchTrainer`` per trial (DDP over ``workers``, Train's own fault
+    #: ``train``: a Ray Train trainer per trial (``TorchTrainer``: DDP over ``workers``, Train's own fault
     #: tolerance); ``function``: the trial's Tune function trains by itself (one process, no Train
     #: controller or worker group: ~1.5 s instead of ~10-20 s of start-up per trial); ``packed``: one
     #: Tune trial trains up to ``pack_size`` compatible trials together (``learning.packed``)
@@ -231,6 +233,12 @@ class TrialSpec:
     recipe: str
     n_trajectories: int | None
     options: dict[str, Any] = field(default_factory=dict)
+
+    @functools.cached_property
+    def resolved_problem(self) -> Problem:
+        """The ``Problem`` that ``problem`` (its key, as Tune's config and MLflow carry it) names, resolved once
+        per trial: the search layer below this takes the object."""
+        return get_problem(self.problem)
 
     @property
     def name(self) -> str:
@@ -406,9 +414,12 @@ def parse_search_space(raw: Any, path: Path) -> SearchSpace:
     if space.search.algorithm == "multi_objective" and space.search.multi is not None and \
             space.resources.executor == "packed":
         check_packed_multi_objective(space)
+    raw_search = raw.get("search", {})
+    if raw_search.get("query_fraction") and space.resources.executor != "packed":
+        raise check.error("search.query_fraction", "the query phase is the packed executor's searcher's "
+                          "(resources.executor: packed)", raw_search["query_fraction"])
     if space.scheduler.kind == "moasha" and space.search.multi is None:
         raise check.error("scheduler.type", "moasha (Pareto halving) needs search.objectives", "moasha")
-    from fhn_automl.search.objectives import check_moasha_cost, check_problem_metrics
 
     check_problem_metrics(check, space.search.multi, space.problems,
                           {problem: get_problem(problem).kind for problem in space.problems})
@@ -708,7 +719,7 @@ def _parse_search(check: _Checker, raw: Any) -> SearchAlgorithm:
     if not isinstance(raw, Mapping):
         raise check.error("search", "must be a mapping", raw)
     check.known_keys("search", raw, {"algorithm", "num_samples", "metric", "cost_metric", "seed", "objectives",
-                                     "constraints", "sampler", "latency"})
+                                     "constraints", "sampler", "latency", "query_fraction"})
     algorithm = raw.get("algorithm", "grid")
     if algorithm not in ALGORITHMS:
         raise check.error("search.algorithm", f"must be one of {', '.join(ALGORITHMS)}", algorithm)
@@ -726,7 +737,6 @@ def _parse_search(check: _Checker, raw: Any) -> SearchAlgorithm:
     seed = raw.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise check.error("search.seed", "must be an integer", seed)
-    from fhn_automl.search.objectives import parse_multi_objective  # multi-objective fields: their module
 
     multi = parse_multi_objective(check, raw, metric)
     return SearchAlgorithm(algorithm=algorithm, num_samples=int(num_samples), metric=metric,

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from fhn_automl._provenance import git_commit
+from fhn_automl.learning.digests import file_digests
 # the names only: learning.physiology imports torch inside its functions, so the search stays torch-free
 from fhn_automl.learning.physiology import PHYSIOLOGY_METRICS
 from fhn_automl.search.tracking_tags import (BUDGET_TAG, DEVICE_TAG, ERROR_TAG, EXPERIMENT_KIND_TAG, GIT_COMMIT_TAG,
@@ -69,7 +70,7 @@ _RAY_RESULT_KEYS = {
     # the architecture's fixed figures ride along in every result for Optuna's cost objective; in
     # MLflow they are params, not curves
     "depth", "neurons", "parameters", "macs", "n_neurons", "n_parameters", "macs_per_eval",
-    "worker_session", "resumed", "final",
+    "worker_session", "resumed", "repeated", "final",
 }
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -293,6 +294,10 @@ class SearchTracker:
             status = run.data.tags.get(STATUS_TAG)
             if status:
                 self.closed[name] = status
+                if run.info.status == "RUNNING":
+                    # the driver stopped between the status tag and closing the run (finish_trial)
+                    self.client.set_terminated(run.info.run_id,
+                                               status="FAILED" if status == "error" else "FINISHED")
             history = self.client.get_metric_history(run.info.run_id, "val_mean_err")
             if history:
                 self.last_step[run.info.run_id] = max(m.step for m in history)
@@ -438,8 +443,6 @@ class SearchTracker:
     def _record_digests(self, run_id: str, model_dir: Path) -> None:
         """The model files' SHA-256, as a run tag, before the files go up: whoever reads the model back
         (post-stage, pull, bench) checks the artifact store's copy against this record."""
-        from fhn_automl.learning.digests import file_digests
-
         self.client.set_tag(run_id, MODEL_DIGESTS_TAG, json.dumps(file_digests(model_dir), sort_keys=True))
 
     def _log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
@@ -650,7 +653,7 @@ def log_dataset_inputs(client: Any, run_id: str, dataset_dir: str | Path) -> Non
     from mlflow.entities import Dataset, DatasetInput, InputTag
     from mlflow.types import ColSpec, Schema
 
-    from fhn_automl.physics.datasets import read_manifest
+    from fhn_automl.physics.datasets import read_manifest  # loads scipy and pyarrow
 
     folder = Path(dataset_dir).resolve()
     files = read_manifest(folder).get("files", {})

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fhn_automl.learning.untrained import untrained_model
 from fhn_automl.search.options import SearchOptions, SearchSummary
 from fhn_automl.search.tracking import SearchTracker, environment_tags, trial_params
 from fhn_automl.search.trial import trial_figures
@@ -25,7 +26,6 @@ def run_untrained_sweep(options: SearchOptions, trials: list[TrialSpec], experim
                         tracking_uri: str) -> SearchSummary:
     """Build, save and log every network of the sweep; returns the same summary as a search."""
     from fhn_automl.learning.model_io import save_model
-    from fhn_automl.learning.untrained import untrained_model
 
     started = time.perf_counter()
     space = options.space
@@ -37,7 +37,7 @@ def run_untrained_sweep(options: SearchOptions, trials: list[TrialSpec], experim
     statuses: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="fhn_automl_untrained_") as scratch:
         for done, trial in enumerate(trials, start=1):
-            model = untrained_model(trial.problem, trial.layers, seed=trial.seed)
+            model = untrained_model(trial.resolved_problem, trial.layers, seed=trial.seed)
             model_dir = save_model(model, Path(scratch) / trial.name)
             params = trial_params(trial.as_dict(), trial_figures(trial))
             tracker.start_trial(trial.name, params)

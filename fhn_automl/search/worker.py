@@ -21,6 +21,10 @@ from typing import Any
 #: Marks the last checkpoint of a trial: it holds the final metrics and the best model, not a
 #: training state, so a trial restored from it reports it again instead of training.
 FINAL_FILE = "fhn_automl_final.json"
+#: The validation record reported with a checkpoint, kept in it: a trial restored from that checkpoint
+#: reports it again first, since the driver that was stopped may have lost it (killed between Train
+#: taking the report and Tune or MLflow recording it); MLflow keeps a step once (``log_result``).
+LAST_REPORT_FILE = "fhn_automl_last_report.json"
 
 
 def restore_checkpoint(checkpoint: Any, scratch: Path) -> tuple[Path | None, dict[str, Any] | None]:
@@ -92,6 +96,9 @@ def train_and_report(loop_config: dict[str, Any], *, rank: int, checkpoint: Any,
         report_fn({**final, **static, "final": 1}, checkpoint=again)
         shutil.rmtree(scratch, ignore_errors=True)
         return
+    if resume_dir is not None and (resume_dir / LAST_REPORT_FILE).is_file():
+        last = json.loads((resume_dir / LAST_REPORT_FILE).read_text())
+        report_fn({**last, **static, "resumed": 1, "repeated": 1}, checkpoint=None)
     report_counter = {"n": 0, "seconds": 0.0}
 
     def report(metrics: Mapping[str, Any], checkpoint_dir: str | os.PathLike | None) -> None:
@@ -102,6 +109,7 @@ def train_and_report(loop_config: dict[str, Any], *, rank: int, checkpoint: Any,
                    "report_seconds_total": report_counter["seconds"]}
         ray_checkpoint = None
         if checkpoint_dir is not None and rank == 0:
+            (Path(checkpoint_dir) / LAST_REPORT_FILE).write_text(json.dumps(payload, default=str))
             ray_checkpoint = checkpoint_cls.from_directory(str(checkpoint_dir))
         report_fn(payload, checkpoint=ray_checkpoint)
         report_counter["n"] += 1

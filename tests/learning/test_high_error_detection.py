@@ -33,7 +33,8 @@ def trajectory_columns(mean_errors: list[float], n_points: int = 11) -> dict[str
 def test_thesis_rules_per_problem():
     assert THESIS_RULES["problem_c"] == DetectionRule("trajectory_mean_above", 0.1)  # thesis 4.3
     assert THESIS_RULES["problem_b_c_iter"] == DetectionRule("top_fraction", 0.05)  # thesis 4.2.3
-    assert rule_for("problem_c").max_centres is None and rule_for("problem_b_c_iter").max_centres is None
+    assert rule_for(get_problem("problem_c")).max_centres is None
+    assert rule_for(get_problem("problem_b_c_iter")).max_centres is None
     assert parse_rule("trajectory_mean_above:0.1,max_centres:7") == DetectionRule("trajectory_mean_above", 0.1, 7)
     with pytest.raises(ValueError, match="bad detection rule"):
         parse_rule("top_fraction:2")
@@ -97,7 +98,7 @@ def test_physics_limited_to_a_detected_set_trains_on_its_points(c_data, tmp_path
 
     region = parse_extra_region("physics:high_error")
     assert region.kind == "physics" and region.source == "high_error" and region.describe() == "physics:high_error"
-    path = build_high_error_set("problem_c", [[0.4, 0.05, 0.5], [0.6, 0.1, 0.2]], tmp_path / "he.parquet",
+    path = build_high_error_set(get_problem("problem_c"), [[0.4, 0.05, 0.5], [0.6, 0.1, 0.2]], tmp_path / "he.parquet",
                                 radius=0.02, n_per_centre=2, seed=0, device="cpu")
     result = train(tiny_config("problem_c", c_data, tmp_path / "run", kind="pinn", extra_region=f"physics:{path}"))
     assert result["status"] == "finished"

@@ -104,3 +104,12 @@ def test_ensure_dataset_dispatches_beat_problems(tmp_path, monkeypatch):
     out = ensure_dataset(problem, root=tmp_path, n_trajectories=3, device="cpu")
     assert out.name == "ms_beat_tiny-n3-seed0"
     assert json.loads((out / "manifest.json").read_text())["request"]["scaled"] == ["tau_close"]
+
+
+def test_tp06_with_calcium_names_states_of_its_model():
+    ca = get_problem("tp06_beat_ca")
+    assert ca.outputs == ("V", "Ca_i") and ca.inputs == get_problem("tp06_beat").inputs
+    assert ca.beat.voltage_output == "V" and ca.beat.units["Ca_i"] == "mM"
+    model = beat_model(ca)
+    assert set(ca.beat.outputs.values()) <= set(model.state_names)
+    assert ca.beat.outputs["V"] == model.voltage

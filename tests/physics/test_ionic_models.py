@@ -83,6 +83,26 @@ def test_tp06_seam_describes_the_model(tp06) -> None:
     assert m_cell.digest != tp06.digest
 
 
+def test_tp06_endo_has_its_own_transient_outward_current(tp06) -> None:
+    """Endocardial: gto 0.073 (epicardial 0.294) and the 2004 paper's slower, shifted s gate; the rest as epi."""
+    import sympy
+
+    endo = resolve_cell_model("tp06_endo")
+    gto = tp06.parameter_names.index("gto")
+    assert endo.parameter_values()[gto] == 0.073 and tp06.parameter_values()[gto] == 0.294
+    s = tp06.state_names.index("s")
+    u = sympy.Symbol("u")
+
+    def ds_dt(model, at):
+        return float(model.derivatives[s].subs({u: at, sympy.Symbol("s"): 0.5}))
+
+    # at -40 mV: endo s_inf = 1/(1+exp(-12/5)) = 0.917, tau_s = 1000 exp(-0.729) + 8 = 490.4 ms
+    assert ds_dt(endo, -40.0) == pytest.approx((0.9168 - 0.5) / 490.4, rel=1e-3)
+    assert ds_dt(tp06, -40.0) != pytest.approx(ds_dt(endo, -40.0), rel=0.1)
+    # every other equation is the epicardial one (gto is a parameter symbol in dV/dt, its value differs)
+    assert all(endo.derivatives[i] == tp06.derivatives[i] for i in range(tp06.n_states) if i != s)
+
+
 def test_myokit_mmt_and_cellml_files_load_alike(tmp_path: Path) -> None:
     myokit = pytest.importorskip("myokit")
     import myokit.formats
@@ -202,6 +222,20 @@ def test_tp06_explicit_solvers_agree_with_the_reference_over_the_upstroke(tp06) 
     assert np.sqrt(np.mean((Y[:, 0, 0] - reference[:, 0]) ** 2)) < 0.5  # mV
 
 
+@pytest.mark.slow  # three beats of pacing (numba) and one BDF beat: ~10 s after the compile above
+def test_tp06_fourth_beat_is_in_the_source_packages_own_range(tp06) -> None:
+    """The finitewave TP06 package tests its model on the fourth beat at 1 Hz (three pre-beats): time
+    above -70 mV in [280, 320] ms, peak above +20 mV, minimum below -80 mV. Ours, read from the package's
+    equations (our stimulus: -52 pA/pF for 1 ms), on the same protocol against the stiff reference."""
+    t = np.arange(0.0, 1000.0 + 1e-9, 0.05)
+    V = reference_solution(tp06, prepace(tp06, n_beats=3, dt=0.01), t)[:, tp06.state_names.index(tp06.voltage)]
+    up = np.flatnonzero((V[:-1] < -70) & (V[1:] >= -70))
+    down = np.flatnonzero((V[:-1] > -70) & (V[1:] <= -70))
+    assert len(up) == len(down) == 1  # one action potential in the beat
+    assert 280 <= t[down[0]] - t[up[0]] <= 320  # measured: 304.1 ms
+    assert V.max() > 20 and V.min() < -80  # measured: +40.2 and -85.6 mV
+
+
 # ---------------------------------------------------------------------------------------- metrics
 
 
@@ -287,8 +321,34 @@ def test_json_bundle_round_trips_the_model(ms, tmp_path: Path) -> None:
         resolve_cell_model(str(broken))
 
 
-@pytest.mark.parametrize("name", ["tp06_epi", "tp06_m", "mitchell_schaeffer"])
+@pytest.mark.parametrize("name", ["tp06_epi", "tp06_m", "tp06_endo", "mitchell_schaeffer"])
 def test_committed_bundles_equal_the_built_in_models(name: str) -> None:
     """benchmarks/models/*.json (what the GPU hosts run) are the built-ins, not a stale copy."""
+    from fhn_automl.physics.ionic_sources import _BUILDERS
+
     bundle = Path(__file__).resolve().parents[2] / "benchmarks" / "models" / f"{name}.json"
-    assert resolve_cell_model(str(bundle)).digest == resolve_cell_model(name).digest
+    # built from the source package itself, never from the bundle it is compared with
+    assert resolve_cell_model(str(bundle)).digest == _BUILDERS[name]().digest
+
+
+def test_built_in_model_without_its_source_package_is_the_committed_bundle(monkeypatch) -> None:
+    """On a host without the finitewave packages (the lent GPU machines) a built-in name resolves to its
+    committed bundle; a name without a bundle keeps the error that names the package to install."""
+    from fhn_automl.physics import ionic_sources
+
+    original = ionic_sources._BUILDERS["mitchell_schaeffer"]
+    monkeypatch.setattr(ionic_sources.importlib.util, "find_spec", lambda name: None)
+    ionic_sources._built_in.cache_clear()
+    try:
+        from_bundle = resolve_cell_model("mitchell_schaeffer")
+        assert "via bundle" in from_bundle.source
+        with pytest.raises(ionic_sources.ModelSourceMissingError, match="pip install finitewave-model"):
+            original()
+        monkeypatch.setattr(ionic_sources, "CHECKOUT_BUNDLES", Path("/nonexistent"))
+        ionic_sources._built_in.cache_clear()
+        with pytest.raises(UnknownCellModelError, match="pip install finitewave-model"):
+            resolve_cell_model("mitchell_schaeffer")
+    finally:
+        ionic_sources._built_in.cache_clear()
+    monkeypatch.undo()
+    assert from_bundle.digest == resolve_cell_model("mitchell_schaeffer").digest

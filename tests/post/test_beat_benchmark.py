@@ -52,7 +52,7 @@ def test_a_small_verdict_runs_end_to_end_and_writes_its_report(tmp_path):
 
     problem = get_problem("ms_beat")
     problem = replace(problem, beat=replace(problem.beat, n_prepace=2))
-    model = untrained_model("ms_beat", "tanh-8", seed=0)
+    model = untrained_model(get_problem("ms_beat"), "tanh-8", seed=0)
     entry = SurrogateEntry(name="tanh-8", surrogate=compile_surrogate(model, 5, backend="eager", device="cpu"),
                            inputs=problem.inputs, kind="ddnn", batch_size=1024, untrained=True)
     report = run_beat_benchmark(problem, [entry], n=3, n_ref=1, dts=(0.05, 0.1), repeats=1, warmup=0)
@@ -67,3 +67,35 @@ def test_a_small_verdict_runs_end_to_end_and_writes_its_report(tmp_path):
     text = files["markdown"].read_text()
     assert "## Verdict" in text and "tanh-8 (untrained)" in text and "Matched point capped" in text
     assert files["plot"].stat().st_size > 0 and files["json"].is_file()
+
+
+def test_an_initial_state_verdict_has_count_a_only_and_no_apd(tmp_path):
+    """ms_state (the thesis' initial-state problem on Mitchell-Schaeffer): fresh initial states, the solver's
+    sweep converges at first order against BDF, the surrogate gets count (a) only, the report says why."""
+    from dataclasses import replace
+
+    from fhn_automl.learning.untrained import untrained_model
+    from fhn_automl.physics.problems import get_problem
+    from fhn_automl.post.beat_benchmark import run_beat_benchmark, write_beat_report
+    from fhn_automl.post.benchmark import SurrogateEntry
+    from fhn_automl.post.compile import compile_surrogate
+
+    problem = replace(get_problem("ms_state"), t_span=(0.0, 100.0), ranges={**get_problem("ms_state").ranges,
+                                                                            "t": (0.0, 100.0)})
+    model = untrained_model(get_problem("ms_state"), "tanh-8", seed=0)
+    entry = SurrogateEntry(name="tanh-8", surrogate=compile_surrogate(model, 3, backend="eager", device="cpu"),
+                           inputs=problem.inputs, kind="ddnn", batch_size=1024, untrained=True)
+    report = run_beat_benchmark(problem, [entry], n=4, n_ref=2, dts=(0.05, 0.1), repeats=1, warmup=0)
+    assert report.kind == "cell_state" and report.n_prepace == 0 and report.voltage_output == "u"
+    assert report.n_t == 51  # 0..100 every 2
+    solver = [r for r in report.rows if r.side == "solver"]
+    assert [r.setting for r in solver] == ["dt=0.05", "dt=0.1"]
+    assert solver[1].v_rmse == pytest.approx(2 * solver[0].v_rmse, rel=0.25)  # first order against BDF
+    assert all(math.isnan(r.apd90_err_pct) for r in report.rows)
+    surrogate = next(r for r in report.rows if r.side == "surrogate")
+    assert surrogate.speedup_a_v is not None and surrogate.speedup_b_v is None  # no pacing, no count (b)
+    files = write_beat_report(report, tmp_path / "verdict")
+    text = files["markdown"].read_text()
+    assert "initial-state surrogates" in text and "no pacing to skip" in text
+    assert "APD90" not in text.split("## Verdict")[0].split("|", 1)[1]  # no APD column in the table
+    assert files["plot"].stat().st_size > 0

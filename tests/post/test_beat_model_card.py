@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from fhn_automl.learning.physiology import PHYSIOLOGY_METRICS
+from fhn_automl.learning.physiology import PHYSIOLOGY_METRICS, VOLTAGE_METRICS
 from fhn_automl.post.registry import card_markdown, model_card, physiology_tags
 
 METRICS = {f"final_full_val_{name}": float(i) + 0.5 for i, name in enumerate(PHYSIOLOGY_METRICS)}
@@ -40,8 +40,9 @@ def test_beat_card_has_physiology_units_and_scale_factor_inputs():
     assert beat["cell_model"] == "tp06_epi" and beat["scaled_parameters"] == ["gKr", "gKs", "gCaL", "gNa"]
     assert "scale factors of the tp06_epi parameters gKr, gKs, gCaL, gNa" in beat["inputs"]
     physiology = beat["physiology"]
-    for name in PHYSIOLOGY_METRICS:
+    for name in VOLTAGE_METRICS:
         assert physiology[name] == pytest.approx(METRICS[f"final_full_val_{name}"])
+    assert "other_rmse_pct" not in physiology and "other_rmse_pct" not in physiology["units"]  # V its only output
     assert physiology["units"]["v_rmse"] == physiology["units"]["rest_err"] == "mV"
     assert physiology["units"]["apd90_err_pct"] == "%"
     text = card_markdown(card)
@@ -70,3 +71,28 @@ def test_fhn_card_has_no_beat_section():
     assert [i["units"] for i in card["inputs"]][1:] == ["dimensionless", "dimensionless"]
     assert "Physiology" not in card_markdown(card)
     assert "validation error (mean / max of |du| + |dw|)" in card_markdown(card)
+
+
+def test_a_card_with_calcium_carries_its_share_of_range_error():
+    spec = {**_beat_spec(), "problem": "tp06_beat_ca", "outputs": ["V", "Ca_i"]}
+    tags = {**BASE_TAGS, **physiology_tags("tp06_beat_ca", METRICS)}
+    card = model_card(spec, tags, alias="smoke", version="1", problem="tp06_beat_ca")
+    assert card["outputs"] == [{"name": "V", "units": "mV"}, {"name": "Ca_i", "units": "mM"}]
+    physiology = card["beat"]["physiology"]
+    assert physiology["other_rmse_pct"] == pytest.approx(METRICS["final_full_val_other_rmse_pct"])
+    assert physiology["units"]["other_rmse_pct"] == "% of the output's range"
+
+
+def test_an_initial_state_card_names_its_units_and_error_over_trajectories():
+    spec = {"problem": "ms_state", "kind": "pinn", "layers": "tanh-8", "inputs": ["t", "u0", "h0"],
+            "outputs": ["u", "h"], "ranges": {"t": [0.0, 500.0], "u0": [0.0, 1.0], "h0": [0.0, 1.0]}}
+    card = model_card(spec, BASE_TAGS, alias="smoke", version="1", problem="ms_state")
+    inputs = {i["name"]: i["units"] for i in card["inputs"]}
+    assert inputs == {"t": "ms since the initial state", "u0": "dimensionless (initial value of u)",
+                      "h0": "dimensionless (initial value of h)"}
+    assert "FHN" not in str(card["inputs"])
+    assert card["validation"]["error_definition"].startswith("|u_pred - u_true| + |h_pred - h_true|")
+    assert "validation trajectory" in card["validation"]["error_definition"]
+    assert "beat" not in card  # no physiology section: not a beat
+    assert card["validation"]["point_error"] == "|du| + |dh|, dimensionless, dimensionless"
+    assert "mean / max of |du| + |dh|, dimensionless, dimensionless" in card_markdown(card)

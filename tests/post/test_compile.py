@@ -6,11 +6,12 @@ import torch
 from fhn_automl.post.compile import compile_surrogate, cuda_available, tensorrt_installed, tune_batch_size
 from fhn_automl.post.errors import BackendNotInstalledError
 from fhn_automl.learning.untrained import untrained_model
+from fhn_automl.physics.problems import get_problem
 
 
 @pytest.fixture()
 def model():
-    return untrained_model("problem_b_s", "silu-8,tanh-8", seed=0)
+    return untrained_model(get_problem("problem_b_s"), "silu-8,tanh-8", seed=0)
 
 
 def test_eager_backend_matches_the_module(model):

@@ -137,7 +137,8 @@ def test_bench_out_dot_twice_keeps_a_file_added_between(tmp_path, monkeypatch):
     """The issue's reproduction, with the timing itself replaced by a file write (speed is not tested here)."""
     import fhn_automl.bench as bench
 
-    monkeypatch.setattr(bench, "_run_benchmark", lambda args, device, staging: (staging / "benchmark.md").write_text("r"))
+    monkeypatch.setattr(bench, "_run_benchmark",
+                        lambda args, problem, device, staging: (staging / "benchmark.md").write_text("r"))
     monkeypatch.setattr(bench, "set_cpu_threads", lambda threads: None)
     folder = tmp_path / "cwd"
     folder.mkdir()

@@ -15,12 +15,13 @@ def test_the_post_stage_reads_only_trials_with_a_model(tiny_experiment, tmp_path
 
     from fhn_automl.learning.model_io import save_model
     from fhn_automl.learning.untrained import untrained_model
+    from fhn_automl.physics.problems import get_problem
 
     uri = tiny_experiment["uri"]  # the session's store (creating one costs seconds); experiments of our own
     client = MlflowClient(tracking_uri=uri)
     experiment_id = client.create_experiment("killed-smoke", artifact_location=(tmp_path / "artifacts").as_uri())
     parent = client.create_run(experiment_id, tags={"fhn_automl.role": "search"}).info.run_id
-    model_dir = save_model(untrained_model("problem_b_s", "silu-8", seed=0), tmp_path / "model")
+    model_dir = save_model(untrained_model(get_problem("problem_b_s"), "silu-8", seed=0), tmp_path / "model")
     metrics = {"val_mean_err": 0.1, "val_max_err": 0.5}
     with_model = log_trial(client, experiment_id, parent, "t0", "silu-8", "finished", metrics, model_dir)
     without = log_trial(client, experiment_id, parent, "t1", "tanh-8", "finished", metrics)

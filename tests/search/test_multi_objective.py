@@ -11,6 +11,7 @@ import pytest
 from fhn_automl.learning.multi_objective import (crowding_distances, hypervolume_2d, non_dominated_fronts,
                                                  pareto_front, pareto_order)
 from fhn_automl.learning.packed import Halving, ParetoHalving
+from fhn_automl.physics.problems import get_problem
 from fhn_automl.search.space import SearchSpaceError, parse_search_space
 
 BASE = {"problem": "problem_b_s", "kind": "ddnn",
@@ -115,7 +116,7 @@ def test_physiology_metrics_are_objectives_and_constraints_of_beat_problems_only
     assert [c.key for c in multi.constraints] == ["final_full_val_apd90_err_pct", "final_full_val_ap_mismatch_cells"]
     assert multi.constraint_values({"final_full_val_apd90_err_pct": 3.0, "final_full_val_ap_mismatch_cells": 0.0}) \
         == pytest.approx([2.0, -1.0])
-    assert len(BEAT_METRICS) == len(PHYSIOLOGY_METRICS) == 8
+    assert len(BEAT_METRICS) == len(PHYSIOLOGY_METRICS) == 9  # eight voltage figures and other_rmse_pct
     for name in PHYSIOLOGY_METRICS:  # every one by its short name, on a beat problem
         parse_search_space({**beat, "search": {"algorithm": "multi_objective", "num_samples": 4,
                                                "objectives": ["error", "latency"], "constraints": [f"{name} <= 5"]}},
@@ -196,15 +197,16 @@ def test_constraint_queries_and_front():
 def test_latency_is_measured_once_and_cached(tmp_path):
     from fhn_automl.search.latency import LatencyCache, LatencyTarget
 
+    problem = get_problem("problem_b_s")
     target = LatencyTarget(batch=64, repeats=3, warmup=1)
     cache = LatencyCache(tmp_path / "latency" / "b_s.json", target)
-    first = cache.get("problem_b_s", "silu-8,silu-8")
+    first = cache.get(problem, "silu-8,silu-8")
     assert first > 0 and cache.measured == 1
-    assert cache.get("problem_b_s", "silu-8,silu-8") == first and cache.measured == 1
+    assert cache.get(problem, "silu-8,silu-8") == first and cache.measured == 1
     again = LatencyCache(tmp_path / "latency" / "b_s.json", target)
-    assert again.get("problem_b_s", "silu-8,silu-8") == first and again.measured == 0
+    assert again.get(problem, "silu-8,silu-8") == first and again.measured == 0
     other = LatencyCache(tmp_path / "latency" / "b_s.json", LatencyTarget(batch=128, repeats=3, warmup=1))
-    other.get("problem_b_s", "silu-8,silu-8")
+    other.get(problem, "silu-8,silu-8")
     assert other.measured == 1  # another batch is another measurement
 
 

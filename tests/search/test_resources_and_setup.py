@@ -6,7 +6,7 @@ import pytest
 
 from fhn_automl.search.resources import UnsatisfiableResourcesError, plan_resources
 from fhn_automl.search.runner import tune_setup
-from fhn_automl.search.trial import trial_from_config
+from fhn_automl.search.trial import TrialPlan, trial_from_config
 from fhn_automl.search.space import Resources, load_search_space
 
 TWO_CPU_NODES = [{"CPU": 2.0, "memory": 1e9}, {"CPU": 2.0, "memory": 1e9}]
@@ -35,9 +35,8 @@ def test_use_gpu_always_on_a_cpu_cluster_is_refused():
         plan_resources(Resources(gpus_per_worker=1, use_gpu="always"), TWO_CPU_NODES)
 
 
-PLAN = {"data_dirs": {}, "train_fn": "x:y", "device": "cpu", "workers": 1,
-        "per_worker": {"CPU": 1}, "use_gpu": False, "train_storage": "/tmp/x", "max_failures": 1,
-        "threads": 1, "data_root": "/tmp/d"}
+PLAN = TrialPlan(data_dirs={}, train_fn="x:y", device="cpu", workers=1, per_worker={"CPU": 1}, use_gpu=False,
+                 train_storage="/tmp/x", max_failures=1, threads=1, data_root="/tmp/d")
 
 
 def _space(tmp_path, search: str, scheduler: str = "fifo"):

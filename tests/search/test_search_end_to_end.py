@@ -111,8 +111,9 @@ def test_interrupted_search_resumes_without_duplicates(local_ray, tmp_path, trac
     deadline = time.monotonic() + 150
     first_done = None
     while time.monotonic() < deadline and process.poll() is None:
+        # closed: the status tag is written just before the run's end, so wait for both
         runs = [r for r in iter_child_runs(tracking_uri, "resume_b_s-paper")
-                if STATUS_TAG in r.data.tags]
+                if STATUS_TAG in r.data.tags and r.info.end_time is not None]
         if runs:
             first_done = runs[0]
             break

@@ -18,8 +18,10 @@ from fhn_automl.search.tracking_tags import MODEL_ARTIFACT_PATH, STATUS_TAG
 def model_dir(tmp_path_factory) -> Path:
     from fhn_automl.learning.model_io import save_model
     from fhn_automl.learning.untrained import untrained_model
+    from fhn_automl.physics.problems import get_problem
 
-    return save_model(untrained_model("problem_b_s", "silu-8", seed=0), tmp_path_factory.mktemp("m") / "model")
+    model = untrained_model(get_problem("problem_b_s"), "silu-8", seed=0)
+    return save_model(model, tmp_path_factory.mktemp("m") / "model")
 
 
 class _Recorder:

@@ -17,8 +17,10 @@ from fhn_automl.search.tracking_tags import MODEL_ARTIFACT_PATH, MODEL_MISSING_T
 def model_dir(tmp_path_factory) -> Path:
     from fhn_automl.learning.model_io import save_model
     from fhn_automl.learning.untrained import untrained_model
+    from fhn_automl.physics.problems import get_problem
 
-    return save_model(untrained_model("problem_b_s", "silu-8", seed=0), tmp_path_factory.mktemp("m") / "model")
+    model = untrained_model(get_problem("problem_b_s"), "silu-8", seed=0)
+    return save_model(model, tmp_path_factory.mktemp("m") / "model")
 
 
 def _spec(make_search_file, folder: Path, sequences=("silu-8",)):
@@ -304,3 +306,60 @@ def test_sync_tracking_refills_points_lost_below_the_last_logged_step(make_searc
     for key, values in (("val_mean_err", [0.3 / s for s in (200, 400, 600)]), ("loss", [1.0 / s for s in (200, 400, 600)])):
         history = sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)
         assert [(m.step, m.value) for m in history] == list(zip((200, 400, 600), values))
+
+
+def test_a_trial_restored_from_a_checkpoint_reports_its_last_validation_again_first(tmp_path, monkeypatch):
+    """A driver stopped between Train taking a report and Tune / MLflow recording it lost that point;
+    the restored trial reports the checkpoint's record again (MLflow keeps a step once), then trains on."""
+    from fhn_automl.search import worker
+    from fhn_automl.search.worker import LAST_REPORT_FILE, train_and_report
+
+    def first_run(config, report, checkpoint=None):  # reports step 200 with its checkpoint, then is killed
+        folder = tmp_path / "ckpt"
+        folder.mkdir()
+        report({"step": 200, "val_mean_err": 0.5}, str(folder))
+        return {"step": 200, "status": "finished"}
+
+    def resumed_run(config, report, checkpoint=None):
+        assert checkpoint is not None
+        report({"step": 400, "val_mean_err": 0.25}, None)
+        return {"step": 400, "status": "finished"}
+
+    loop = {"train_config": {}, "static_metrics": {"depth": 2}, "train_fn": "x:y"}
+    sink = SimpleNamespace(from_directory=lambda path: path)
+    monkeypatch.setattr(worker, "_load_function", lambda path: first_run)
+    train_and_report(loop, rank=0, checkpoint=None, report_fn=lambda m, checkpoint=None: None, checkpoint_cls=sink,
+                     loop_started=0.0)
+    assert json.loads((tmp_path / "ckpt" / LAST_REPORT_FILE).read_text())["step"] == 200
+
+    class Restored:
+        def to_directory(self, path: str) -> None:
+            shutil.copytree(tmp_path / "ckpt", path)
+
+    reported = []
+    monkeypatch.setattr(worker, "_load_function", lambda path: resumed_run)
+    train_and_report(loop, rank=0, checkpoint=Restored(), report_fn=lambda m, checkpoint=None: reported.append(m),
+                     checkpoint_cls=sink, loop_started=0.0)
+    assert [(m["step"], m.get("repeated"), m.get("final")) for m in reported] == [(200, 1, None), (400, None, None),
+                                                                                 (400, None, 1)]
+    assert reported[0]["val_mean_err"] == 0.5 and reported[0]["resumed"] == 1 and reported[0]["depth"] == 2
+
+
+def test_resume_closes_a_trial_run_left_running_after_its_status_tag(tracking_uri):
+    """A driver stopped between ``finish_trial``'s status tag and closing the run: --resume closes it."""
+    from mlflow.tracking import MlflowClient
+
+    from fhn_automl.search.tracking import SearchTracker
+
+    tracker = _tracker(tracking_uri)
+    run_id = tracker.start_trial("t0000", {})
+    client = MlflowClient(tracking_uri)
+    client.set_tag(run_id, STATUS_TAG, "finished")  # the tag, then the stop: no set_terminated
+    assert client.get_run(run_id).info.status == "RUNNING"
+
+    resumed = SearchTracker(tracking_uri, "recover-paper")
+    resumed.start_search(search_name="recover", budget="paper", params={}, tags={}, search_file=None,
+                         resume_parent_run_id=tracker.parent_run_id)
+    assert resumed.closed == {"t0000": "finished"}
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED" and run.info.end_time is not None
