@@ -1,15 +1,16 @@
-"""Search efficiency of multi-objective search (error vs measured latency) on the B_S 252-model grid
-(issue 19; not a test).
+"""Search efficiency of multi-objective search (error vs measured latency) on the B_S 252-model grid or
+C's 576-model architecture grid (issue 19; not a test).
 
-    nice -n 10 python benchmarks/search_efficiency.py [--steps 400] [--val-every 50] [--seeds 5]
+    nice -n 10 python benchmarks/search_efficiency.py [--problem problem_b_s] [--steps 400] [--val-every 50] [--seeds 5]
 
 Ground truth: the whole grid (layer choices silu-8, silu-32, silu-64, tanh-32, tanh-64, elu-8 at depths 2
-and 3, 252 DDNNs, seed 0, ``--recipe``: the paper's by default, batch 128 and Adam 1e-3, or fast, batch
+and 3, 252 DDNNs; with ``--problem problem_c_code``: silu-8, silu-16, sin-8, tanh-8, tanh-16, sin-16,
+elu-8, elu-16 at depths 2 and 3, 576 DDNNs on the thesis code's C box, without the extra data term; seed 0, ``--recipe``: the paper's by default, batch 128 and Adam 1e-3, or fast, batch
 1024 and lr 2e-2 cosine) trained packed (``learning.packed.train_pack``, packs of 36) for
 ``--steps`` steps with a validation every ``--val-every`` steps; every member's validation curve is kept.
 Latency: ``search.latency`` (median of timed calls after warm-up, CPU, one thread, eager, batch
 ``--latency-batch``), one measurement per architecture. The true front is the
-non-dominated set of (final validation error, latency) over the 252.
+non-dominated set of (final validation error, latency) over the grid.
 
 The strategies are then *replayed on those curves* (a tabular benchmark, as NAS-Bench does): a member of
 a pack trains exactly as it would alone (``learning.packed``, tested to float tolerance; on a CPU it
@@ -48,7 +49,13 @@ import tempfile
 import time
 from pathlib import Path
 
-CHOICES = ("silu-8", "silu-32", "silu-64", "tanh-32", "tanh-64", "elu-8")
+#: problem -> the architecture grid's layer choices (depths 2 and 3): problem_b_s.yaml's and problem_c.yaml's
+GRIDS = {"problem_b_s": ("silu-8", "silu-32", "silu-64", "tanh-32", "tanh-64", "elu-8"),
+         "problem_c_code": ("silu-8", "silu-16", "sin-8", "tanh-8", "tanh-16", "sin-16", "elu-8", "elu-16")}
+
+
+def grid_layers(problem: str) -> list[str]:
+    return [",".join(c) for depth in (2, 3) for c in itertools.product(GRIDS[problem], repeat=depth)]
 
 
 def uptime() -> str:
@@ -60,10 +67,10 @@ def exhaustive(args: argparse.Namespace, root: Path) -> dict:
     from fhn_automl.learning.packed import plan_packs, train_pack
     from fhn_automl.physics.datasets import ensure_dataset
 
-    data_dir = str(ensure_dataset("problem_b_s", root=str(root / "data"), n_trajectories=args.n_trajectories,
+    data_dir = str(ensure_dataset(args.problem, root=str(root / "data"), n_trajectories=args.n_trajectories,
                                   seed=0, device="cpu"))
-    layers = [",".join(c) for depth in (2, 3) for c in itertools.product(CHOICES, repeat=depth)]
-    configs = [{"problem": "problem_b_s", "layers": layer, "seed": 0, "steps": args.steps,
+    layers = grid_layers(args.problem)
+    configs = [{"problem": args.problem, "layers": layer, "seed": 0, "steps": args.steps,
                 "val_every": args.val_every, "batch_size": args.batch_size, "recipe": args.recipe, "data_dir": data_dir,
                 "device": "cpu", "threads": 1, "val_max_points": 2_000, "write_torchscript": False,
                 "out_dir": None} for layer in layers]
@@ -157,9 +164,10 @@ def mo_tpe(curves: dict, latency: dict, args: argparse.Namespace, seed: int, bud
     from fhn_automl.search.mo_packed import PackSearcher, halving_from_pack, pack_halving, packed_mo_template
     from fhn_automl.search.space import parse_search_space
 
-    raw = {"problem": "problem_b_s", "kind": "ddnn", "steps": args.steps, "val_every": args.val_every,
-           "layers": {"choices": list(CHOICES), "depths": [2, 3]},
-           "search": {"algorithm": "multi_objective", "num_samples": 252, "seed": seed, "sampler": sampler,
+    n_grid = len(grid_layers(args.problem))
+    raw = {"problem": args.problem, "kind": "ddnn", "steps": args.steps, "val_every": args.val_every,
+           "layers": {"choices": list(GRIDS[args.problem]), "depths": [2, 3]},
+           "search": {"algorithm": "multi_objective", "num_samples": n_grid, "seed": seed, "sampler": sampler,
                       "objectives": ["error", "latency"], "constraints": [f"error <= {bound!r}"],
                       "query_fraction": query_fraction},
            "scheduler": {"type": "moasha", "grace_fraction": args.grace_fraction} if pareto else {"type": "fifo"},
@@ -170,7 +178,7 @@ def mo_tpe(curves: dict, latency: dict, args: argparse.Namespace, seed: int, bud
     # without halving a model costs the full steps: as many models as the budget pays for; with halving
     # packs are asked while the next one's cost (every member cut as early as the rule allows) still fits
     pack_cost = replay_cost(args.pack_size, args.steps, halving_from_pack({"halving": pack_halving(space, template)}))
-    n_models = min(252, args.pack_size * (budget // pack_cost)) if pareto else budget // args.steps
+    n_models = min(n_grid, args.pack_size * (budget // pack_cost)) if pareto else budget // args.steps
     searcher = PackSearcher(space=space, template=template, grid=grid, seeds=seeds, n_models=n_models,
                             pack_size=args.pack_size, halving=pack_halving(space, template), latency_cache=None)
     searcher._latency = _FixedLatency(latency)  # the latencies measured once for the whole benchmark
@@ -182,6 +190,8 @@ def mo_tpe(curves: dict, latency: dict, args: argparse.Namespace, seed: int, bud
         if not isinstance(suggestion, dict):
             break
         pack = suggestion["pack"]
+        if spent + replay_cost(len(pack["trials"]), args.steps, halving_from_pack(pack)) > budget:
+            break  # a pack without halving (the query phase's) costs more than pack_cost: never overspend
         layers_of = {spec["name"]: spec["layers"] for spec in pack["trials"]}
         done, stopped, steps = replay_pack(layers_of, curves, args.steps, halving_from_pack(pack))
         spent += steps
@@ -204,17 +214,37 @@ class _FixedLatency:
         return self.values[layers]
 
 
+GRID_DEFAULTS = {"problem": "problem_b_s", "steps": 400, "val_every": 50, "n_trajectories": 100, "latency_batch": 4096, "recipe": "paper"}
+
+
+def grid_settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Fill the grid's settings: from the --curves file's recorded args (its curves were trained with them),
+    else the defaults; a value given on the command line that disagrees with the file is a named error."""
+    recorded = json.loads(Path(args.curves).read_text()).get("args", {}) if args.curves else {}
+    for key in (*GRID_DEFAULTS, "batch_size"):
+        given, stored = getattr(args, key), recorded.get(key)
+        if given is not None and stored is not None and given != stored:
+            parser.error(f"--{key.replace('_', '-')} {given}: the curves in {args.curves} were trained with {stored}")
+        value = given if given is not None else stored
+        if value is None:
+            value = GRID_DEFAULTS.get(key)
+        setattr(args, key, value)
+    args.batch_size = args.batch_size or (128 if args.recipe == "paper" else 1024)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=400)
-    parser.add_argument("--val-every", type=int, default=50)
-    parser.add_argument("--n-trajectories", type=int, default=100)
-    parser.add_argument("--latency-batch", type=int, default=4096)
+    # the grid's settings; with --curves they come from that file (a different value given here is refused)
+    parser.add_argument("--problem", choices=sorted(GRIDS), default=None, help="the grid (default problem_b_s)")
+    parser.add_argument("--steps", type=int, default=None, help="default 400")
+    parser.add_argument("--val-every", type=int, default=None, help="default 50")
+    parser.add_argument("--n-trajectories", type=int, default=None, help="default 100")
+    parser.add_argument("--latency-batch", type=int, default=None, help="default 4096")
     parser.add_argument("--pack-size", type=int, default=16)
     parser.add_argument("--grace-fraction", type=float, default=0.1,
                         help="the first rung of ASHA and of Pareto halving, as a fraction of the steps (the "
                              "search files' scheduler.grace_fraction; default 0.1, theirs)")
-    parser.add_argument("--recipe", choices=("paper", "fast"), default="paper",
+    parser.add_argument("--recipe", choices=("paper", "fast"), default=None,
                         help="the grid's training recipe (default paper: Adam 1e-3, constant lr)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="default: the recipe's (paper 128, fast 1024)")
@@ -231,7 +261,7 @@ def main() -> None:
                         help="rounds of latency measurement; each architecture keeps its smallest median "
                              "(a load burst inflates a median, nothing deflates it)")
     args = parser.parse_args()
-    args.batch_size = args.batch_size or (128 if args.recipe == "paper" else 1024)
+    grid_settings(parser, args)
 
     import torch
 
@@ -261,7 +291,7 @@ def main() -> None:
         latency = {k: math.inf for k in curves}
         for _ in range(args.latency_rounds):  # round by round, so a load burst hits one round of each
             for k in curves:
-                latency[k] = min(latency[k], measure_latency(get_problem("problem_b_s"), k, target))
+                latency[k] = min(latency[k], measure_latency(get_problem(args.problem), k, target))
         report["latency_wall_s"] = time.perf_counter() - started
         report["load_after_latency"] = uptime()
     report["curves"] = curves

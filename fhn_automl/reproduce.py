@@ -345,9 +345,36 @@ def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
     return markdown_table(list(header), [[_fmt(v) for v in r] for r in rows])
 
 
+def _domain_sentence(plan: TablePlan, ours: "pd.DataFrame") -> str:
+    """Which box our models train and are measured on (only the thesis-code variants have one to name)."""
+    problems = sorted(set(ours["problem"])) if len(ours) else []
+    code = [p for p in problems if p.endswith("_code")]
+    if plan.domain != "code" or not problems:
+        return ""
+    if not code:  # Problem A: one fixed initial state, no box to vary
+        return (f"Our models train and are measured on `{'`, `'.join(problems)}`, which has one fixed initial state: "
+                "there is no domain variant.")
+    return (f"Our models train and are measured on the thesis code's domain (`{'`, `'.join(code)}`: U0 in [-0.1, "
+            "0.81], W0 in [0, 0.12]; problem C also t in [0, 20]; public code for C, an assumption for B_S, B_C and "
+            "the iterator).")
+
+
+def _budget_sentence(ours: "pd.DataFrame") -> str:
+    """The read experiment's training budget per model, from its trials' own steps and batch size."""
+    if not len(ours) or "steps" not in ours or "batch_size" not in ours:
+        return "**Budget.** Not recorded on these runs."
+    budgets = sorted({(int(s), int(b)) for s, b in zip(ours["steps"], ours["batch_size"])
+                      if s is not None and b is not None and s == s and b == b})
+    if not budgets:
+        return "**Budget.** Not recorded on these runs."
+    text = "; ".join(f"{s:,} steps x batch {b:,} ({s * b:.3g} samples)" for s, b in budgets)
+    return f"**Budget.** Per model, as the read experiment's trials recorded it: {text}."
+
+
 def report_markdown(plan: TablePlan, thesis: "ThesisTable", rows: list[dict[str, Any]], ours: "pd.DataFrame", *,
                     budget: str, experiment: str, mode: str, n_fresh: int, extra: str = "") -> str:
-    parts = [f"# Thesis Table {plan.table} reproduced ({budget} budget)", "",
+    read = mode == "read: --experiment"  # another search's trials: their own budget, not the --budget preset
+    parts = [f"# Thesis Table {plan.table} reproduced ({f'experiment {experiment}' if read else f'{budget} budget'})", "",
              f"{thesis.title}. Source: {thesis.source}.", "",
              f"Study: `search_spaces/{plan.search}.yaml`" + (f", study `{plan.study}`" if plan.study else "")
              + "".join(f", {k} = {v}" for k, v in plan.options.items())
@@ -366,11 +393,10 @@ def report_markdown(plan: TablePlan, thesis: "ThesisTable", rows: list[dict[str,
              "mean of |out - target| over points and both outputs (half of eq. 3.3's |dU| + |dW|), its max error the "
              "largest single component. So thesis rows are compared with ours in that measure (*code*; the rules "
              "and the ratio use it), with eq. 3.3 (*sum*) beside it. "
-             + ("Our models train and are measured on the thesis code's domain "
-                f"(`{'`, `'.join(sorted(set(ours['problem'])))}`" + "`: U0 in [-0.1, 0.81], W0 in [0, 0.12]; "
-                "problem C also t in [0, 20]; public code for C, an assumption for B_S, B_C and the iterator)."
-                if plan.domain == "code" and len(ours) else ""), ""]
-    if budget != "paper":
+             + _domain_sentence(plan, ours), ""]
+    if read:
+        parts += [_budget_sentence(ours), ""]
+    elif budget != "paper":
         parts += [f"At the {budget} budget the models train for a fraction of the thesis' steps on a few of its "
                   "architectures: the comparison checks the pipeline, not the thesis' accuracy.", ""]
     if plan.analysis == "notable":

@@ -26,6 +26,11 @@ Measured latency (``search.latency``) is measured here on the driver per propose
 it, so MLflow has it beside MACs / parameters / neurons) and ranks members in in-pack Pareto halving
 (``scheduler: moasha``). A member stopped by halving is told the error it had reached when stopped.
 
+The query phase (``search.query_fraction``, ``search.query_phase``): its proposals wait in buckets of
+their own and train in packs *without* halving. They are candidates for the constraint's answer, chosen
+because they are cheap and likely to meet it; a rung early in training would judge them by an error they
+have not reached yet (measured on the B_S grids: with halving on them the phase lost every answer).
+
 Resume: Tune checkpoints the searcher (``save`` / ``restore``: the study's trials, the buckets and the
 packs in flight), so ``--resume`` continues the same study (with a freshly seeded sampler); a pack
 restarted after a lost node is the same Tune trial and its members the same Optuna trials. (The
@@ -120,7 +125,8 @@ class PackSearcher(Searcher):
                                          sampler=make_sampler(multi.sampler, space.search.seed))
         self.seed = space.search.seed
         self.asked = 0  # members proposed so far (also the next member's index)
-        self.buckets: dict[int, list[tuple[dict[str, Any], int]]] = {}  # depth -> (spec, trial number)
+        # (depth, proposed by the query phase) -> [(spec, trial number)]
+        self.buckets: dict[tuple[int, bool], list[tuple[dict[str, Any], int]]] = {}
         self.packs: dict[str, dict[str, int]] = {}  # Tune trial id -> {member name: Optuna trial number}
         self.n_packs = 0
         self.by_layers: dict[str, str] = {}  # architecture|seed -> the member name that trains it
@@ -146,19 +152,19 @@ class PackSearcher(Searcher):
             if picked is None:
                 self.exhausted = True
                 break
-            spec, number = picked
-            self.buckets.setdefault(len(spec["layers"].split(",")), []).append((spec, number))
+            spec, number, from_query = picked
+            self.buckets.setdefault((len(spec["layers"].split(",")), from_query), []).append((spec, number))
         if not any(self.buckets.values()):
             return Searcher.FINISHED
-        depth = max(self.buckets, key=lambda d: len(self.buckets[d]))  # full if any is, else the largest
-        chosen, self.buckets[depth] = self.buckets[depth][:self.pack_size], self.buckets[depth][self.pack_size:]
+        key = max(self.buckets, key=lambda k: len(self.buckets[k]))  # full if any is, else the largest
+        chosen, self.buckets[key] = self.buckets[key][:self.pack_size], self.buckets[key][self.pack_size:]
         members = [spec for spec, _ in chosen]
         self.packs[trial_id] = {spec["name"]: number for spec, number in chosen}
         cache = self._cache()
         latency = {spec["name"]: cache.get(self._problem, spec["layers"]) for spec in members} \
             if self.multi.needs_latency else {}
         pack = {"name": f"pack{self.n_packs:03d}_{members[0]['name']}"[:120], "trials": members,
-                "halving": self.halving, "latency": latency}
+                "halving": None if key[1] else self.halving, "latency": latency}
         self.n_packs += 1
         return {"pack": pack}
 
@@ -192,6 +198,8 @@ class PackSearcher(Searcher):
         state = pickle.loads(Path(checkpoint_path).read_bytes())  # noqa: S301 (the searcher's own file)
         trials = state.pop("study_trials")
         self.__dict__.update(state)
+        # a checkpoint written before the query phase had buckets of its own keyed them by depth alone
+        self.buckets = {(k if isinstance(k, tuple) else (k, False)): v for k, v in self.buckets.items()}
         # seeded by the search seed and the history's length: a restored search samples reproducibly
         # (not the numbers an uninterrupted one would have drawn)
         self.study = optuna.create_study(directions=["minimize"] * len(self.multi.keys),
@@ -218,16 +226,20 @@ class PackSearcher(Searcher):
         for constraint, value in zip(self.multi.constraints, violations):
             trial.set_constraint(str(constraint), value if not math.isnan(value) else math.inf)
 
-    def _ask_one(self) -> tuple[dict[str, Any], int] | None:
+    def _ask_one(self) -> tuple[dict[str, Any], int, bool] | None:
+        """(member spec, Optuna trial number, proposed by the query phase) of the next proposal; None when
+        every architecture of the space is proposed."""
         import optuna
 
         rejected = 0
+        from_query = False
         while True:
             if rejected == 0 and self.asked >= self.query_after:
                 params = self._query_params()
                 if params is not None:
                     self.study.enqueue_trial(params)
                     self.query_proposals += 1
+                    from_query = True
             if rejected == FALLBACK_AFTER:  # the sampler keeps proposing what it cannot have: enqueue a
                 params = self._unseen_params()  # random architecture not tried yet (as a proposal of its own)
                 if params is None:
@@ -257,7 +269,7 @@ class PackSearcher(Searcher):
             self.asked += 1
             self.by_layers[key] = spec.name
             self.member_layers[spec.name] = layers
-            return spec.as_dict(), trial.number
+            return spec.as_dict(), trial.number, from_query
 
     def _query_params(self) -> dict[str, Any] | None:
         """Optuna parameters of the query phase's next architecture (``search.query_phase``), or None

@@ -107,9 +107,10 @@ class MultiObjective:
         """The constraint the query phase answers and the known-before-training objective its query
         minimises (as ``answer_queries`` reads it), or None when no query has such an objective."""
         for constraint in self.constraints:
-            others = [k for k in self.keys if k != constraint.key]
-            if others and others[0] in KNOWN_BEFORE_TRAINING and constraint.key not in KNOWN_BEFORE_TRAINING:
-                return constraint, others[0]
+            target = query_target(constraint, self.keys)
+            if target != constraint.key and target in KNOWN_BEFORE_TRAINING \
+                    and constraint.key not in KNOWN_BEFORE_TRAINING:
+                return constraint, target
         return None
 
     @property
@@ -281,12 +282,18 @@ def front(models: Sequence[Model], keys: Sequence[str]) -> list[Model]:
     return [usable[i] for i in pareto_front([[m.values[k] for k in keys] for m in usable])]
 
 
+def query_target(constraint: Constraint, keys: Sequence[str]) -> str:
+    """The objective a constraint's query minimises: the first objective other than the constrained one
+    (the constrained one itself when it is the only objective)."""
+    others = [k for k in keys if k != constraint.key] or list(keys)
+    return others[0]
+
+
 def answer_queries(models: Sequence[Model], spec: MultiObjective) -> list[tuple[Constraint, str, Model | None]]:
     """Per constraint: (constraint, the objective minimised under it, the best model or None)."""
     answers = []
     for constraint in spec.constraints:
-        others = [k for k in spec.keys if k != constraint.key] or list(spec.keys)
-        target = others[0]
+        target = query_target(constraint, spec.keys)
         meeting = [m for m in models if constraint.holds(_number(m.values.get(constraint.key)))
                    and math.isfinite(_number(m.values.get(target)))]
         best = min(meeting, key=lambda m: (m.values[target], m.name), default=None)

@@ -122,6 +122,11 @@ def test_table14_report_has_thesis_rows_beside_our_measured_rows(table14_report,
     assert "DOP853" in text and "no subset" in text
     assert "training end" in line  # model/ holds the network at training end, and the report says so
     assert "thesis t" in text and "7.42" in text
+    # a read experiment is titled by its name and states its trials' own budget, not the --budget preset's
+    assert text.startswith(f"# Thesis Table 14 reproduced (experiment {problem_a_experiment['experiment']})")
+    assert "**Budget.** Per model, as the read experiment's trials recorded it: 500 steps x batch 10 (5e+03 samples)" in text
+    assert "smoke budget" not in text
+    assert "one fixed initial state: there is no domain variant" in text and "U0 in [-0.1, 0.81]" not in text
     assert (table14_report["out"] / "reproduction.png").stat().st_size > 1000
 
 

@@ -62,17 +62,20 @@ def _space(**search):
     return parse_search_space(raw, Path("q.yaml"))
 
 
-def _run_searcher(query_fraction: float, seed: int) -> tuple[list[str], object]:
+def _run_searcher(query_fraction: float, seed: int, halving: dict | None = None,
+                  packs: list | None = None) -> tuple[list[str], object]:
     from fhn_automl.search.mo_packed import PackSearcher, packed_mo_template
 
     space = _space(query_fraction=query_fraction, seed=seed)
     template, grid, seeds = packed_mo_template(space, space.trials("paper"))
     searcher = PackSearcher(space=space, template=template, grid=grid, seeds=seeds, n_models=24, pack_size=4,
-                            halving=None)
+                            halving=halving)
     proposed: list[str] = []
     number = 0
     while isinstance(suggestion := searcher.suggest(f"p{number}"), dict):
         members = suggestion["pack"]["trials"]
+        if packs is not None:
+            packs.append(suggestion["pack"])
         proposed += [m["layers"] for m in members]
         searcher.on_trial_complete(f"p{number}", {"members": {
             m["name"]: {"val_mean_err": planted_error(m["layers"]), "n_neurons": _neurons(m["layers"]),
@@ -120,3 +123,22 @@ def test_query_fraction_field_defaults_and_named_errors():
     with pytest.raises(SearchSpaceError, match="'search.query_fraction'.*packed"):
         parse_search_space(raw, Path("q.yaml"))
 
+
+
+def test_query_phase_packs_train_without_halving():
+    """The query phase's candidates are judged at training end: their packs carry no halving rule, the
+    sampler's packs keep the search's; no pack mixes the two."""
+    pytest.importorskip("ray")
+    pytest.importorskip("optuna")
+    halving = {"grace_steps": 200, "reduction_factor": 3, "metric": "val_mean_err"}
+    packs: list[dict] = []
+    _, searcher = _run_searcher(0.5, 1, halving=halving, packs=packs)
+    assert searcher.query_proposals > 0
+    query_indices = set(range(searcher.query_after, 24))  # a member's index is its proposal's position
+    with_halving = [p for p in packs if p["halving"] == halving]
+    without = [p for p in packs if p["halving"] is None]
+    assert with_halving and without and len(with_halving) + len(without) == len(packs)
+    # (after query_after the sampler still proposes whenever the phase has no candidate: those keep halving)
+    assert any(m["index"] < searcher.query_after for p in with_halving for m in p["trials"])
+    assert sum(len(p["trials"]) for p in without) == searcher.query_proposals
+    assert all(m["index"] in query_indices for p in without for m in p["trials"])
