@@ -172,7 +172,7 @@ class PackSearcher(Searcher):
         import optuna
 
         numbers = self.packs.pop(trial_id, {})
-        members = (result or {}).get("members", {})
+        members = pack_members(result)
         for name, number in numbers.items():
             record = members.get(name)
             if record is not None and not error and self.multi.query and record.get("status") != "stopped_early":
@@ -292,9 +292,10 @@ class PackSearcher(Searcher):
         choice = pick({a: cost(a) for a in untried}, model.probability, min(meeting, default=None))
         if choice is None:
             return None
-        if self.query_proposals == 0:
-            logger.info("multi-objective search: query phase from proposal %d (%s, minimising %s)", self.asked,
-                        constraint, target)
+        if self.query_proposals == 0:  # on the console: a user sees where the search turns to the query
+            print(f"[search] query phase from proposal {self.asked + 1} of {self.n_models}: the untried "
+                  f"architectures most likely to answer '{constraint}' with a lower {target} (packs without "
+                  "halving)", flush=True)
         return self._params_of(choice, self.seeds[0])
 
     def _unseen_params(self) -> dict[str, Any] | None:
@@ -322,6 +323,22 @@ class PackSearcher(Searcher):
         if len(self.seeds) > 1:
             params["seed"] = seed
         return params
+
+
+def pack_members(result: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """{member name: its record} of a pack's result. Tune hands a searcher's ``on_trial_complete`` the
+    result *flattened* (``members/<name>/<metric>``); the replay benchmark and the tests pass it nested."""
+    if not result:
+        return {}
+    if isinstance(result.get("members"), Mapping):
+        return dict(result["members"])
+    members: dict[str, dict[str, Any]] = {}
+    for key, value in result.items():
+        head, _, rest = key.partition("/")
+        name, _, metric = rest.partition("/")
+        if head == "members" and name and metric:
+            members.setdefault(name, {})[metric] = value
+    return members
 
 
 def _value(record: Mapping[str, Any], key: str) -> float:

@@ -100,3 +100,50 @@ def test_moasha_scheduler_inside_tune_stops_dominated_trials(local_ray, tmp_path
     # (a single-metric ASHA would stop it), a had passed rung 60 alone before
     assert results == {"a": 90, "b": 30, "c": 90, "d": 30, "e": 90}
     assert scheduler.num_stopped == 2
+
+
+@pytest.mark.slow
+def test_query_phase_end_to_end_in_a_ray_search(local_ray, tmp_path, tracking_uri, data_root, make_search_file,
+                                                monkeypatch, capsys):
+    """The query phase inside Tune: after half the proposals the searcher proposes the architectures most
+    likely to give a smaller answer to 'error <= 1' (every model meets it, so: fewer neurons); the answer
+    at the end is the smallest architecture of the space, which the sampler had not proposed. Packs of one,
+    trained one at a time, so each proposal sees every earlier result (the same run as the offline searcher:
+    TPE's first ten proposals are its seeded random start-up). Query packs without halving: unit-tested."""
+    from mlflow.tracking import MlflowClient
+
+    from fhn_automl.search import mo_packed
+    from fhn_automl.search.options import SearchOptions
+    from fhn_automl.search.runner import run_search
+    from fhn_automl.search.tracking import TRIAL_NAME_TAG, iter_child_runs
+
+    monkeypatch.setattr(mo_packed, "MIN_OBSERVED", 2)  # the driver's searcher; 8 would need a larger search
+    path = make_search_file(
+        tmp_path, ["silu-8"], name="tiny_query", steps=300, val_every=100,
+        search="{algorithm: multi_objective, num_samples: 8, seed: 5, objectives: [error, neurons], "
+               "constraints: ['error <= 1.0'], sampler: tpe, query_fraction: 0.5}",
+        scheduler="{type: fifo}", resources="{workers: 1, cpus_per_worker: 1, executor: packed, pack_size: 1}")
+    path.write_text(path.read_text().replace('  sequences: ["silu-8"]',
+                                             "  {choices: [silu-8, silu-16, silu-32], depths: [1, 2, 3]}")
+                    .replace("layers:\n  {", "layers: {"))
+    space = load_search_space(path)
+    assert space.search.multi.query_fraction == 0.5
+    options = SearchOptions(space=space, budget=space.budget("paper"), tracking_uri=tracking_uri,
+                            storage=str(tmp_path / "ray"), data_root=str(data_root), quiet=False, max_concurrent=1)
+    summary = run_search(options)
+    assert not summary.interrupted and len(summary.statuses) == 8
+    out = capsys.readouterr().out
+    assert "[search] query phase from proposal" in out
+    start = int(out.split("[search] query phase from proposal ", 1)[1].split(" ", 1)[0])
+    assert start == 5  # the second half of the 8 proposals, from the first
+
+    runs = {run.data.tags[TRIAL_NAME_TAG]: run for run in iter_child_runs(tracking_uri, "tiny_query-paper")}
+    assert len(runs) == 8
+    by_index = [runs[name] for name in sorted(runs)]  # t0000-..., t0001-...: the proposal order
+    layers = [r.data.params["layers"] for r in by_index]
+    assert len(set(layers)) == 8
+    # every model meets 'error <= 1', so the answer is the fewest neurons seen: the space's smallest (8)
+    parent = MlflowClient(tracking_uri).get_run(summary.parent_run_id)
+    answer = parent.data.tags["fhn.query.0"]
+    assert answer.startswith("least ") and "model with error <= 1: t0" in answer and "(silu-8)" in answer, answer
+    assert "silu-8" not in layers[:start - 1] and layers[start - 1] == "silu-8"  # the query phase's first pick

@@ -142,3 +142,32 @@ def test_query_phase_packs_train_without_halving():
     assert any(m["index"] < searcher.query_after for p in with_halving for m in p["trials"])
     assert sum(len(p["trials"]) for p in without) == searcher.query_proposals
     assert all(m["index"] in query_indices for p in without for m in p["trials"])
+
+
+def test_searcher_reads_the_flattened_result_tune_hands_it():
+    """Tune calls ``Searcher.on_trial_complete`` with ``flatten_dict(last_result)``: the members' values must
+    reach the study as COMPLETE trials (they were all told FAIL before this was caught end to end)."""
+    pytest.importorskip("ray")
+    optuna = pytest.importorskip("optuna")
+    from ray.tune.utils import flatten_dict
+
+    from fhn_automl.search.mo_packed import PackSearcher, pack_members, packed_mo_template
+
+    nested = {"members": {"t0000-a": {"val_mean_err": 1e-3, "status": "finished"}}, "step": 600}
+    assert pack_members(flatten_dict(nested)) == pack_members(nested) == nested["members"]
+    assert pack_members(None) == {} and pack_members({"step": 1}) == {}
+
+    space = _space(query_fraction=0.0)
+    template, grid, seeds = packed_mo_template(space, space.trials("paper"))
+    searcher = PackSearcher(space=space, template=template, grid=grid, seeds=seeds, n_models=8, pack_size=4,
+                            halving=None)
+    suggestion = searcher.suggest("p0")
+    members = suggestion["pack"]["trials"]
+    result = {"members": {m["name"]: {"val_mean_err": planted_error(m["layers"]), "n_neurons": _neurons(m["layers"]),
+                                      "status": "finished"} for m in members}, "final": 1}
+    numbers = set(searcher.packs["p0"].values())
+    searcher.on_trial_complete("p0", flatten_dict(result))
+    states = {t.number: t.state for t in searcher.study.get_trials(deepcopy=False)}
+    assert len(numbers) == len(members)
+    assert all(states[n] == optuna.trial.TrialState.COMPLETE for n in numbers)
+    assert set(searcher.told) == {m["name"] for m in members}
