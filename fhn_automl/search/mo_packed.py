@@ -233,8 +233,8 @@ class PackSearcher(Searcher):
         import optuna
 
         rejected = 0
-        from_query = False
         while True:
+            from_query = False  # only the first ask may be the query phase's; a rejected one is not retried as it
             if rejected == 0 and self.asked >= self.query_after:
                 params = self._query_params()
                 if params is not None:
